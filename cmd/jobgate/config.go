@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is jobgate's whole configuration, read once from JOBGATE_*
+// environment variables. The README lists every variable.
+type Config struct {
+	// Role is all (API and worker in one process), api or worker.
+	Role string `envconfig:"ROLE" default:"all"`
+	// HTTPAddr is where the API listens (roles all and api).
+	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
+	// TemporalAddress is the Temporal frontend host:port. Empty with role
+	// all starts the embedded server.
+	TemporalAddress string `envconfig:"TEMPORAL_ADDRESS"`
+	// TemporalNamespace is the namespace jobs live in.
+	TemporalNamespace string `envconfig:"TEMPORAL_NAMESPACE" default:"default"`
+	// TaskQueue is the Temporal task queue API and workers share.
+	TaskQueue string `envconfig:"TASK_QUEUE" default:"jobgate"`
+	// TemporalCallTimeout bounds every call the API makes to Temporal; a
+	// slower answer is a 503.
+	TemporalCallTimeout time.Duration `envconfig:"TEMPORAL_CALL_TIMEOUT" default:"5s"`
+	// DataDir holds the embedded server's SQLite file.
+	DataDir string `envconfig:"DATA_DIR" default:"./jobgate-data"`
+	// EmbeddedTemporalPort is the embedded server's gRPC port.
+	EmbeddedTemporalPort int `envconfig:"EMBEDDED_TEMPORAL_PORT" default:"7233"`
+	// EmbeddedUIPort is the embedded Web UI's port; 0 disables the UI.
+	EmbeddedUIPort int `envconfig:"EMBEDDED_UI_PORT" default:"8233"`
+	// EmbeddedLogLevel is the embedded server's own log level (debug, info,
+	// warn, error, none).
+	EmbeddedLogLevel string `envconfig:"EMBEDDED_LOG_LEVEL" default:"error"`
+	// PublicURL is the base of absolute URLs in Location headers and links;
+	// empty gives absolute paths.
+	PublicURL string `envconfig:"PUBLIC_URL"`
+	// ResultTTL is how long finished jobs stay readable before 410 Gone.
+	ResultTTL time.Duration `envconfig:"RESULT_TTL" default:"24h"`
+	// MaxBodyBytes caps a request body (413 beyond).
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// RequireIdempotencyKey makes the Idempotency-Key header mandatory.
+	RequireIdempotencyKey bool `envconfig:"REQUIRE_IDEMPOTENCY_KEY" default:"false"`
+	// AllowPrivateTargets lets outbound requests reach private, loopback
+	// and link-local addresses.
+	AllowPrivateTargets bool `envconfig:"ALLOW_PRIVATE_TARGETS" default:"false"`
+	// MaxResponseBytes caps the response body an http.request job reads.
+	MaxResponseBytes int64 `envconfig:"MAX_RESPONSE_BYTES" default:"1048576"`
+	// WorkerConcurrency bounds the jobs one worker runs at once.
+	WorkerConcurrency int `envconfig:"WORKER_CONCURRENCY" default:"200"`
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// LogLevel is jobgate's log level (debug, info, warn, error).
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+}
+
+// loadConfig reads and checks the configuration.
+func loadConfig() (Config, error) {
+	var cfg Config
+	if err := envconfig.Process("jobgate", &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	switch cfg.Role {
+	case "all":
+	case "api", "worker":
+		if cfg.TemporalAddress == "" {
+			return cfg, fmt.Errorf("configuration: JOBGATE_ROLE=%s needs JOBGATE_TEMPORAL_ADDRESS (only role all embeds a Temporal server)", cfg.Role)
+		}
+	default:
+		return cfg, fmt.Errorf("configuration: JOBGATE_ROLE must be all, api or worker, not %q", cfg.Role)
+	}
+	if cfg.ResultTTL <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)
+	}
+	if cfg.TemporalCallTimeout <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)
+	}
+	return cfg, nil
+}
+
+func (c Config) runsAPI() bool    { return c.Role == "all" || c.Role == "api" }
+func (c Config) runsWorker() bool { return c.Role == "all" || c.Role == "worker" }
+func (c Config) embedded() bool   { return c.Role == "all" && c.TemporalAddress == "" }

@@ -1,0 +1,326 @@
+// Package devserver runs a real Temporal server, and optionally its Web UI,
+// inside the jobgate process: the one-command local default (on a SQLite
+// file that survives restarts) and the test suite's server (in memory). It
+// links the whole Temporal server, so only the binary and the end-to-end
+// tests import it.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Options configures an embedded server. Zero values take the defaults
+// shown.
+type Options struct {
+	// DatabaseFile is the SQLite file that holds all state; its directory
+	// must exist. Empty keeps everything in memory (lost on exit).
+	DatabaseFile string
+	// IP is the address every service binds to (default 127.0.0.1).
+	IP string
+	// Port is the frontend's gRPC port (0 picks a free one).
+	Port int
+	// UIPort is the Web UI's port; 0 runs no UI.
+	UIPort int
+	// Namespace is created if missing (default "default").
+	Namespace string
+	// Retention is how long closed workflows are kept in a namespace this
+	// server creates (default 24h).
+	Retention time.Duration
+	// SearchAttributes are added to the namespace when it is created.
+	SearchAttributes map[string]enumspb.IndexedValueType
+	// LogLevel of the server's own log, written as JSON to standard error
+	// (default "warn"; "none" silences it).
+	LogLevel string
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	server   temporal.Server
+	ui       *uiserver.Server
+	frontend string
+	uiAddr   string
+	opts     Options
+}
+
+// Start starts the server and, if asked, the Web UI, and returns once the
+// frontend accepts connections. Errors name what failed: the database file,
+// a port in use, the server's own start.
+func Start(opts Options) (*Server, error) {
+	if opts.IP == "" {
+		opts.IP = "127.0.0.1"
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = "default"
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	if opts.LogLevel == "" {
+		opts.LogLevel = "warn"
+	}
+	if opts.Port == 0 {
+		p, err := freePort(opts.IP)
+		if err != nil {
+			return nil, err
+		}
+		opts.Port = p
+	} else if err := portFree(opts.IP, opts.Port); err != nil {
+		return nil, fmt.Errorf("embedded Temporal frontend: %w", err)
+	}
+	httpPort, err := freePort(opts.IP)
+	if err != nil {
+		return nil, err
+	}
+
+	sqlConf, err := sqlConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := serverConfig(opts, sqlConf, httpPort)
+	if err != nil {
+		return nil, err
+	}
+
+	logger := log.Logger(log.NewNoopLogger())
+	if opts.LogLevel != "none" {
+		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "json"}))
+	}
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("embedded Temporal authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("embedded Temporal claim mapper: %w", err)
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for name, svc := range conf.Services {
+		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.IP, strconv.Itoa(svc.RPC.GRPCPort)))
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			// A search attribute added at start-up is usable at once.
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key():      true,
+			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
+			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+			dynamicconfig.EnableEagerWorkflowStart.Key():                     true,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create embedded Temporal server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("start embedded Temporal server: %w", err)
+	}
+	s := &Server{server: srv, frontend: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts}
+	if err := s.waitReady(30 * time.Second); err != nil {
+		_ = srv.Stop()
+		return nil, err
+	}
+	if opts.UIPort != 0 {
+		if err := s.startUI(); err != nil {
+			_ = srv.Stop()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// FrontendAddress is the host:port clients dial.
+func (s *Server) FrontendAddress() string { return s.frontend }
+
+// UIAddress is the Web UI's URL, or empty when it is not running.
+func (s *Server) UIAddress() string { return s.uiAddr }
+
+// Namespace is the namespace the server created.
+func (s *Server) Namespace() string { return s.opts.Namespace }
+
+// Stop stops the UI and then the server.
+func (s *Server) Stop() error {
+	if s.ui != nil {
+		s.ui.Stop()
+	}
+	return s.server.Stop()
+}
+
+// waitReady dials the frontend until it answers a health check.
+func (s *Server) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		c, err := client.DialContext(ctx, client.Options{HostPort: s.frontend, Namespace: s.opts.Namespace, Logger: quietLogger{}})
+		if err == nil {
+			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			c.Close()
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("embedded Temporal server at %s not ready after %s: %w", s.frontend, limit, lastErr)
+}
+
+func (s *Server) startUI() error {
+	if err := portFree(s.opts.IP, s.opts.UIPort); err != nil {
+		return fmt.Errorf("embedded Temporal Web UI: %w (set JOBGATE_EMBEDDED_UI_PORT to another port, or 0 to disable the UI)", err)
+	}
+	s.ui = uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		Host:                s.opts.IP,
+		Port:                s.opts.UIPort,
+		TemporalGRPCAddress: s.frontend,
+		EnableUI:            true,
+		DefaultNamespace:    s.opts.Namespace,
+		CORS:                uiconfig.CORS{CookieInsecure: true},
+		HideLogs:            true,
+		DisableNewsFetch:    true,
+	}))
+	go func() { _ = s.ui.Start() }()
+	s.uiAddr = "http://" + net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort))
+	return nil
+}
+
+func sqlConfig(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
+	if opts.DatabaseFile == "" {
+		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
+		conf.DatabaseName = strconv.Itoa(rand.IntN(1_000_000_000))
+	} else {
+		// WAL with synchronous=NORMAL: a commit survives the process being
+		// killed (it is in the WAL, in the OS), at a fraction of the cost
+		// of a full sync per transaction.
+		conf.ConnectAttributes = map[string]string{
+			"mode":         "rwc",
+			"journal_mode": "wal",
+			"synchronous":  "normal",
+			"busy_timeout": "10000",
+		}
+		conf.DatabaseName = opts.DatabaseFile
+		if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Dir(opts.DatabaseFile)); err != nil {
+				return nil, fmt.Errorf("embedded Temporal database directory: %w", err)
+			}
+			if err := sqliteschema.SetupSchema(conf); err != nil {
+				return nil, fmt.Errorf("create embedded Temporal schema in %s: %w", opts.DatabaseFile, err)
+			}
+		}
+	}
+	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("embedded Temporal namespace %q: %w", opts.Namespace, err)
+	}
+	ns.Detail.Config.Retention = durationpb.New(opts.Retention)
+	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
+		return nil, fmt.Errorf("create embedded Temporal namespace %q: %w", opts.Namespace, err)
+	}
+	return conf, nil
+}
+
+func serverConfig(opts Options, sqlConf *config.SQL, httpPort int) (*config.Config, error) {
+	var conf config.Config
+	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
+	conf.Global.Membership.BroadcastAddress = opts.IP
+	conf.Persistence.DefaultStore = "sqlite-default"
+	conf.Persistence.VisibilityStore = "sqlite-default"
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: sqlConf}}
+	addr := net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port))
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        "active",
+		CurrentClusterName:       "active",
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			"active": {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             addr,
+				HTTPAddress:            net.JoinHostPort(opts.IP, strconv.Itoa(httpPort)),
+				ClusterID:              "jobgate-embedded",
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	conf.Services = map[string]config.Service{}
+	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+		svc := config.Service{}
+		svc.RPC.BindOnIP = opts.IP
+		if name == "frontend" {
+			svc.RPC.GRPCPort = opts.Port
+			svc.RPC.HTTPPort = httpPort
+		} else {
+			p, err := freePort(opts.IP)
+			if err != nil {
+				return nil, err
+			}
+			svc.RPC.GRPCPort = p
+		}
+		conf.Services[name] = svc
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = addr
+	return &conf, nil
+}
+
+// freePort asks the kernel for a free TCP port on ip.
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portFree reports an error if ip:port cannot be listened on.
+func portFree(ip string, port int) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("port %d on %s is not free: %w", port, ip, err)
+	}
+	return l.Close()
+}
+
+// quietLogger drops the SDK client's log lines while waiting for readiness.
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

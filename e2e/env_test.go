@@ -1,0 +1,219 @@
+// Package e2e tests jobgate end to end: real HTTP against the API, backed by
+// a real Temporal server running in this process (the project's devserver
+// on in-memory SQLite), with real workers.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/devserver"
+	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/httpapi"
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// temporalServer is the one in-process Temporal server of this test binary;
+// each env gets its own task queue on it, so tests do not see each other's
+// workers.
+var temporalServer *devserver.Server
+
+func TestMain(m *testing.M) {
+	srv, err := devserver.Start(devserver.Options{
+		LogLevel: "none",
+		SearchAttributes: map[string]enumspb.IndexedValueType{
+			workflows.TenantKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+			workflows.KindKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+			workflows.StateKey.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start Temporal:", err)
+		os.Exit(1)
+	}
+	temporalServer = srv
+	code := m.Run()
+	_ = srv.Stop()
+	os.Exit(code)
+}
+
+// env is one jobgate deployment under test: an API on a real HTTP server
+// and, unless asked otherwise, a worker.
+type env struct {
+	t         testing.TB
+	URL       string
+	HTTP      *http.Client
+	Temporal  client.Client
+	TaskQueue string
+}
+
+type envOptions struct {
+	noWorker     bool
+	allowPrivate bool
+	resultTTL    time.Duration
+	maxBody      int64
+}
+
+var queueSeq atomic.Int64
+
+// mustStartEnv starts an env and stops it when the test ends.
+func mustStartEnv(tb testing.TB, opts envOptions) *env {
+	tb.Helper()
+	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
+	require.NoError(tb, err)
+	tb.Cleanup(c.Close)
+	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, temporalServer.Namespace()))
+
+	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{AllowPrivate: opts.allowPrivate})...)
+	require.NoError(tb, err)
+	queue := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
+	if !opts.noWorker {
+		w := engine.NewWorker(c, queue, kinds, engine.WorkerOptions{})
+		require.NoError(tb, w.Start())
+		tb.Cleanup(w.Stop)
+	}
+	jobs := engine.New(c, kinds, engine.Config{TaskQueue: queue, EagerStart: !opts.noWorker, ResultTTL: opts.resultTTL})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	api := httpapi.New(jobs, kinds, httpapi.Config{MaxBodyBytes: opts.maxBody}, logger)
+	ts := httptest.NewServer(api)
+	tb.Cleanup(ts.Close)
+	return &env{
+		t:   tb,
+		URL: ts.URL,
+		HTTP: &http.Client{
+			Timeout:       30 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		Temporal:  c,
+		TaskQueue: queue,
+	}
+}
+
+// response is a finished HTTP exchange.
+type response struct {
+	*http.Response
+	Body []byte
+}
+
+// JSON decodes the body into a map.
+func (r response) JSON(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	require.NoError(tb, json.Unmarshal(r.Body, &m), "body: %s", r.Body)
+	return m
+}
+
+// do sends a request; header is name, value pairs.
+func (e *env) do(method, path string, body string, header ...string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	require.NoError(e.t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := e.HTTP.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	return response{Response: resp, Body: data}
+}
+
+// submit POSTs a job and requires a 202; it returns the job's id.
+func (e *env) submit(body string, header ...string) (string, response) {
+	e.t.Helper()
+	resp := e.do(http.MethodPost, "/v1/jobs", body, header...)
+	require.Equal(e.t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
+	id, _ := resp.JSON(e.t)["id"].(string)
+	require.NotEmpty(e.t, id)
+	return id, resp
+}
+
+// waitState polls a job's status until state, failing after limit.
+func (e *env) waitState(id string, state job.State, limit time.Duration) response {
+	e.t.Helper()
+	var last response
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		last = e.do(http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "")
+		if last.StatusCode == http.StatusOK && last.JSON(e.t)["state"] == string(state) {
+			return last
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.t.Fatalf("job %s did not reach %s in %s; last answer %d %s", id, state, limit, last.StatusCode, last.Body)
+	return last
+}
+
+// eventually polls cond every 50ms until it holds, failing after limit.
+func eventually(tb testing.TB, limit time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not true after %s", what, limit)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// countWorkflows counts the workflows Temporal's visibility holds for query.
+func (e *env) countWorkflows(query string) int64 {
+	e.t.Helper()
+	resp, err := e.Temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+	require.NoError(e.t, err)
+	return resp.GetCount()
+}
+
+// requireProblem checks that resp is a problem+json answer of the given
+// status and type name, and returns it.
+func requireProblem(tb testing.TB, resp response, status int, name string) map[string]any {
+	tb.Helper()
+	require.Equal(tb, status, resp.StatusCode, "body: %s", resp.Body)
+	require.Equal(tb, "application/problem+json", resp.Header.Get("Content-Type"))
+	p := resp.JSON(tb)
+	require.Equal(tb, httpapi.ProblemBase+name, p["type"], "problem: %s", resp.Body)
+	require.EqualValues(tb, status, p["status"])
+	require.NotEmpty(tb, p["title"])
+	require.NotEmpty(tb, p["detail"])
+	return p
+}
+
+func mustJSON(tb testing.TB, v any) string {
+	tb.Helper()
+	var buf bytes.Buffer
+	require.NoError(tb, json.NewEncoder(&buf).Encode(v))
+	return buf.String()
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Debug(string, ...any) {}
+func (quietLogger) Info(string, ...any)  {}
+func (quietLogger) Warn(string, ...any)  {}
+func (quietLogger) Error(string, ...any) {}

@@ -1,0 +1,273 @@
+// Package engine implements the job service over Temporal: every job is a
+// workflow whose ID is the job's ID, status comes from Temporal's own record
+// of the workflow (so it answers with no worker running), cancellation is
+// workflow cancellation, and Temporal's errors are translated into job's
+// errors here, at the boundary.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// Config is how a Service uses Temporal. Zero values take the defaults
+// shown.
+type Config struct {
+	// TaskQueue is the task queue jobs run on (default "jobgate").
+	TaskQueue string
+	// CallTimeout bounds every call to Temporal (default 5s); a call that
+	// takes longer fails with job.ErrUnavailable.
+	CallTimeout time.Duration
+	// EagerStart asks Temporal to hand a new job's first workflow task
+	// straight to a worker in this process, when there is one.
+	EagerStart bool
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// NewID returns a random job ID (default a UUID v4).
+	NewID func() string
+	// ResultTTL is how long a finished job stays readable; after it the job
+	// answers job.ErrExpired (default 24h).
+	ResultTTL time.Duration
+	// FinishedCacheSize bounds how many finished jobs' statuses are kept
+	// in memory; they never change (default 10000, negative disables).
+	FinishedCacheSize int
+}
+
+// Service is the job service over a Temporal client. It is safe for
+// concurrent use.
+type Service struct {
+	c        client.Client
+	kinds    *job.Registry
+	cfg      Config
+	finished *finishedCache
+}
+
+// New returns a Service that runs jobs of kinds on the Temporal namespace c
+// is connected to.
+func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
+	if cfg.TaskQueue == "" {
+		cfg.TaskQueue = "jobgate"
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = func() string { return uuid.NewString() }
+	}
+	if cfg.ResultTTL <= 0 {
+		cfg.ResultTTL = 24 * time.Hour
+	}
+	if cfg.FinishedCacheSize == 0 {
+		cfg.FinishedCacheSize = 10000
+	}
+	return &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize)}
+}
+
+// Kinds returns the registry of kinds the service runs.
+func (s *Service) Kinds() *job.Registry { return s.kinds }
+
+// Memo keys stored with every job's workflow.
+const (
+	memoTenant      = "tenant"
+	memoFingerprint = "fingerprint"
+	memoCreatedAt   = "createdAt"
+	memoExpected    = "expectedMillis"
+)
+
+// keyNamespace is the UUID namespace of job IDs derived from keys.
+var keyNamespace = uuid.MustParse("6f1b5a52-3c0e-4d8a-9b6a-2f1e0c7d9a41")
+
+// KeyedID is the job ID for tenant's Idempotency-Key: a name-based UUID, so
+// that every API instance derives the same workflow ID and Temporal itself
+// makes one key one job.
+func KeyedID(tenant, key string) string {
+	return uuid.NewSHA1(keyNamespace, []byte(tenant+"\x00"+key)).String()
+}
+
+// Submit implements job.Service.
+func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, bool, error) {
+	kind, err := s.kinds.Check(req.Kind, req.Input)
+	if err != nil {
+		return nil, false, err
+	}
+	fp, err := Fingerprint(req)
+	if err != nil {
+		return nil, false, err
+	}
+	id := s.cfg.NewID()
+	if req.IdempotencyKey != "" {
+		id = KeyedID(req.Tenant, req.IdempotencyKey)
+	}
+	plan := kind.Plan(req.Input)
+	timeout := plan.Timeout
+	if timeout <= 0 {
+		timeout = plan.Expected + time.Minute
+	}
+	now := s.cfg.Now().UTC()
+	opts := client.StartWorkflowOptions{
+		ID:        id,
+		TaskQueue: s.cfg.TaskQueue,
+		// A finished job keeps its key until Temporal's retention removes it.
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		EnableEagerStart:                         s.cfg.EagerStart,
+		Memo: map[string]any{
+			memoTenant:      req.Tenant,
+			memoFingerprint: fp,
+			memoCreatedAt:   now.Format(time.RFC3339Nano),
+			memoExpected:    plan.Expected.Milliseconds(),
+		},
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.TenantKey.ValueSet(req.Tenant),
+			workflows.KindKey.ValueSet(req.Kind),
+			workflows.StateKey.ValueSet(string(job.StateQueued)),
+		),
+		StaticSummary: fmt.Sprintf("%s job of tenant %s", req.Kind, req.Tenant),
+	}
+	in := workflows.Input{
+		Tenant:      req.Tenant,
+		Kind:        req.Kind,
+		Input:       req.Input,
+		CallbackURL: req.CallbackURL,
+		Timeout:     timeout,
+		Retry:       plan.Retry,
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	_, err = s.c.ExecuteWorkflow(cctx, opts, workflows.JobWorkflowName, in)
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	switch {
+	case errors.As(err, &started):
+		existing, err := s.Get(ctx, req.Tenant, id)
+		if err != nil {
+			return nil, false, err
+		}
+		if existing.Fingerprint != fp {
+			return nil, false, job.ErrKeyReused
+		}
+		return existing, false, nil
+	case err != nil:
+		return nil, false, translate("start job", err)
+	}
+	return &job.Job{
+		ID:                  id,
+		Tenant:              req.Tenant,
+		Kind:                req.Kind,
+		State:               job.StateQueued,
+		Attempt:             1,
+		CreatedAt:           now,
+		UpdatedAt:           now,
+		EstimatedCompletion: now.Add(plan.Expected),
+		Fingerprint:         fp,
+	}, true, nil
+}
+
+// Fingerprint identifies a submission by its kind, input (canonical JSON:
+// key order and spacing do not matter) and callback URL.
+func Fingerprint(req job.SubmitRequest) (string, error) {
+	var input any
+	if len(req.Input) > 0 {
+		if err := json.Unmarshal(req.Input, &input); err != nil {
+			return "", &job.ValidationError{Kind: req.Kind, Fields: []job.FieldError{{Field: "/input", Message: "must be valid JSON"}}}
+		}
+	}
+	canonical, err := json.Marshal([]any{req.Kind, input, req.CallbackURL})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint request: %w", err)
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Get implements job.Service.
+func (s *Service) Get(ctx context.Context, tenant, id string) (*job.Job, error) {
+	v, err := s.load(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return v.job, nil
+}
+
+// Result implements job.Service.
+func (s *Service) Result(ctx context.Context, tenant, id string) (json.RawMessage, *job.Job, error) {
+	v, err := s.load(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if v.job.State != job.StateSucceeded {
+		return nil, v.job, &job.NotFinishedError{Job: v.job}
+	}
+	return v.result, v.job, nil
+}
+
+// Cancel implements job.Service.
+func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, error) {
+	v, err := s.load(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	j := v.job
+	switch j.State {
+	case job.StateCanceled, job.StateCanceling:
+		return j, nil
+	case job.StateSucceeded, job.StateFailed:
+		return j, &job.FinishedError{Job: j}
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	if err := s.c.CancelWorkflow(cctx, id, ""); err != nil {
+		var notFound *serviceerror.NotFound
+		if !errors.As(err, &notFound) {
+			return nil, translate("cancel job", err)
+		}
+		// The workflow finished between the look-up and the cancel.
+		v, err := s.load(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		if v.job.State == job.StateCanceled {
+			return v.job, nil
+		}
+		return v.job, &job.FinishedError{Job: v.job}
+	}
+	canceling := *j
+	canceling.State = job.StateCanceling
+	canceling.UpdatedAt = s.cfg.Now().UTC()
+	return &canceling, nil
+}
+
+// translate turns a Temporal error into a job error: unreachable, slow or
+// overloaded Temporal is job.ErrUnavailable; anything else is returned
+// wrapped, for the caller to log and answer 500.
+func translate(op string, err error) error {
+	var (
+		unavailable *serviceerror.Unavailable
+		deadline    *serviceerror.DeadlineExceeded
+		exhausted   *serviceerror.ResourceExhausted
+		canceled    *serviceerror.Canceled
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted), errors.As(err, &canceled):
+		return fmt.Errorf("%s: %w (%v)", op, job.ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}

@@ -1,0 +1,280 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// view is what the service knows of a job: its status and, once it
+// succeeded, its result.
+type view struct {
+	job    *job.Job
+	result json.RawMessage
+}
+
+// load reads a job from Temporal's record of its workflow. A finished job
+// is read once, from its history, and then served from memory until it
+// expires.
+func (s *Service) load(ctx context.Context, tenant, id string) (*view, error) {
+	v, err := s.read(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if exp := v.job.ExpiresAt; !exp.IsZero() && !s.cfg.Now().Before(exp) {
+		return nil, job.ErrExpired
+	}
+	return v, nil
+}
+
+func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, job.ErrNotFound
+	}
+	if v, ok := s.finished.get(id); ok {
+		if v.job.Tenant != tenant {
+			return nil, job.ErrNotFound
+		}
+		return v, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	desc, err := s.c.DescribeWorkflowExecution(cctx, id, "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil, job.ErrNotFound
+	case err != nil:
+		return nil, translate("describe job", err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetType().GetName() != workflows.JobWorkflowName {
+		return nil, job.ErrNotFound
+	}
+	j, err := jobFromMemo(id, info.GetMemo())
+	if err != nil {
+		return nil, err
+	}
+	if j.Tenant != tenant {
+		return nil, job.ErrNotFound
+	}
+	j.UpdatedAt = j.CreatedAt
+	j.Kind, _ = searchKeyword(info.GetSearchAttributes(), workflows.KindKey.GetName())
+
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		runningState(j, desc)
+		return &view{job: j}, nil
+	}
+	v, err := s.finishedView(cctx, j, info.GetExecution().GetRunId(), info.GetStatus())
+	if err != nil {
+		return nil, err
+	}
+	if t := info.GetCloseTime(); t != nil {
+		v.job.CompletedAt = t.AsTime()
+		v.job.UpdatedAt = v.job.CompletedAt
+		v.job.ExpiresAt = v.job.CompletedAt.Add(s.cfg.ResultTTL)
+	}
+	s.finished.put(id, v)
+	return v, nil
+}
+
+// jobFromMemo reads the fields the API stored with the workflow at start.
+func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
+	fields := memo.GetFields()
+	j := &job.Job{ID: id, Attempt: 1}
+	var created string
+	var expectedMillis int64
+	dc := converter.GetDefaultDataConverter()
+	for key, dst := range map[string]any{
+		memoTenant:      &j.Tenant,
+		memoFingerprint: &j.Fingerprint,
+		memoCreatedAt:   &created,
+		memoExpected:    &expectedMillis,
+	} {
+		p, ok := fields[key]
+		if !ok {
+			return nil, fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, key)
+		}
+		if err := dc.FromPayload(p, dst); err != nil {
+			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
+		}
+	}
+	t, err := time.Parse(time.RFC3339Nano, created)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: memo createdAt %q: %w", id, created, err)
+	}
+	j.CreatedAt = t
+	j.EstimatedCompletion = t.Add(time.Duration(expectedMillis) * time.Millisecond)
+	return j, nil
+}
+
+// runningState fills a running workflow's state, attempt and progress from
+// its pending activity, which Temporal keeps whether or not a worker is up.
+func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionResponse) {
+	j.State = job.StateQueued
+	for _, pa := range desc.GetPendingActivities() {
+		j.Attempt = int(max(pa.GetAttempt(), 1))
+		if t := pa.GetLastStartedTime(); t != nil {
+			j.StartedAt = t.AsTime()
+			j.UpdatedAt = laterOf(j.UpdatedAt, j.StartedAt)
+		}
+		if t := pa.GetLastHeartbeatTime(); t != nil {
+			j.UpdatedAt = laterOf(j.UpdatedAt, t.AsTime())
+		}
+		switch {
+		case pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
+			j.State = job.StateCanceling
+		case pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED || pa.GetAttempt() > 1:
+			j.State = job.StateRunning
+		}
+		if details := pa.GetHeartbeatDetails(); details != nil && len(details.GetPayloads()) > 0 {
+			var p job.Progress
+			if converter.GetDefaultDataConverter().FromPayloads(details, &p) == nil {
+				j.Progress = &p
+			}
+		}
+	}
+	if desc.GetWorkflowExtendedInfo().GetCancelRequested() {
+		j.State = job.StateCanceling
+	}
+}
+
+// finishedView reads a closed workflow's history for the job's outcome, the
+// start and attempt of its last try, and its result.
+func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus) (*view, error) {
+	v := &view{job: j}
+	dc := converter.GetDefaultDataConverter()
+	it := s.c.GetWorkflowHistory(ctx, j.ID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, translate("read job history", err)
+		}
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			j.StartedAt = ev.GetEventTime().AsTime()
+			j.Attempt = int(max(ev.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			var out workflows.Output
+			if err := dc.FromPayloads(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &out); err != nil {
+				return nil, fmt.Errorf("job %s: decode result: %w", j.ID, err)
+			}
+			v.result = out.Result
+			j.Progress = out.Progress
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+			j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+			reason := ev.GetWorkflowExecutionTerminatedEventAttributes().GetReason()
+			j.Error = &job.Failure{Type: "canceled", Message: "the job was terminated by an operator" + suffix(reason)}
+		}
+	}
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		j.State = job.StateSucceeded
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		j.State = job.StateCanceled
+		j.Error = &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		j.State = job.StateCanceled
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		j.State = job.StateFailed
+		j.Error = &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}
+	default:
+		j.State = job.StateFailed
+		if j.Error == nil {
+			j.Error = &job.Failure{Type: "failed", Message: "the job failed"}
+		}
+	}
+	return v, nil
+}
+
+func failure(attrs *historypb.WorkflowExecutionFailedEventAttributes) *job.Failure {
+	f := attrs.GetFailure()
+	typ := f.GetApplicationFailureInfo().GetType()
+	if typ == "" {
+		typ = "failed"
+	}
+	return &job.Failure{Type: typ, Message: f.GetMessage()}
+}
+
+func suffix(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return ": " + reason
+}
+
+func searchKeyword(sa *commonpb.SearchAttributes, name string) (string, bool) {
+	p, ok := sa.GetIndexedFields()[name]
+	if !ok {
+		return "", false
+	}
+	var v string
+	if converter.GetDefaultDataConverter().FromPayload(p, &v) != nil {
+		return "", false
+	}
+	return v, true
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// finishedCache keeps finished jobs' views, which never change, so reading
+// a finished job costs no Temporal call after the first. It forgets the
+// oldest entries first beyond its size.
+type finishedCache struct {
+	mu    sync.Mutex
+	size  int
+	views map[string]*view
+	order []string
+	next  int
+}
+
+func newFinishedCache(size int) *finishedCache {
+	if size < 0 {
+		size = 0
+	}
+	return &finishedCache{size: size, views: make(map[string]*view, size), order: make([]string, size)}
+}
+
+func (c *finishedCache) get(id string) (*view, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.views[id]
+	return v, ok
+}
+
+func (c *finishedCache) put(id string, v *view) {
+	if c.size == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.views[id]; ok {
+		return
+	}
+	if old := c.order[c.next]; old != "" {
+		delete(c.views, old)
+	}
+	c.order[c.next] = id
+	c.next = (c.next + 1) % c.size
+	c.views[id] = v
+}

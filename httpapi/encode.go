@@ -1,0 +1,107 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// decodeJSON reads r's body into dst: JSON only (415 otherwise), at most
+// MaxBodyBytes (413), one value with no unknown fields and nothing after it
+// (400).
+func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+			return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+				fmt.Sprintf("The body must be JSON (Content-Type: application/json), not %q.", ct))
+		}
+	}
+	tooLarge := problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
+		fmt.Sprintf("The body must be at most %d bytes.", s.cfg.MaxBodyBytes))
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var maxErr *http.MaxBytesError
+	switch {
+	case errors.As(err, &maxErr):
+		return tooLarge
+	case err != nil:
+		return badRequest("malformed-body", "Unreadable request body", "The request body could not be read completely.")
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("malformed-json", "Malformed JSON", "The request body is empty; send a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequest("malformed-json", "Malformed JSON", describeJSONError(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("malformed-json", "Malformed JSON", "The body holds data after its JSON object; send exactly one object.")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var (
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+		fieldErr = "json: unknown field "
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("The body is not valid JSON: %s (at byte %d).", syntax.Error(), syntax.Offset)
+	case errors.As(err, &typeErr):
+		if typeErr.Field != "" {
+			return fmt.Sprintf("Field %q must be %s, not %s.", typeErr.Field, typeErr.Type.String(), typeErr.Value)
+		}
+		return fmt.Sprintf("The body must be a JSON object, not %s.", typeErr.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "The body ends in the middle of a JSON value."
+	case len(err.Error()) > len(fieldErr) && err.Error()[:len(fieldErr)] == fieldErr:
+		return fmt.Sprintf("Unknown field %s; the body accepts kind, input and callbackUrl.", err.Error()[len(fieldErr):])
+	}
+	return "The body is not valid JSON."
+}
+
+// writeJSON writes v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	writeBody(w, r, status, "application/json", v)
+}
+
+// writeBody encodes v as JSON with the given content type. HEAD requests
+// get the headers only.
+func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are encoded here; this is a programming error.
+		http.Error(w, `{"title":"Internal server error","status":500}`, http.StatusInternalServerError)
+		return
+	}
+	data = append(data, '\n')
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(data)
+	}
+}
+
+type requestIDKey struct{}
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

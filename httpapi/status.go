@@ -1,0 +1,105 @@
+package httpapi
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// statusBody is a job's status as the contract shows it.
+type statusBody struct {
+	ID                  string        `json:"id"`
+	Kind                string        `json:"kind"`
+	State               job.State     `json:"state"`
+	Progress            *progressBody `json:"progress"`
+	CreatedAt           time.Time     `json:"createdAt"`
+	StartedAt           *time.Time    `json:"startedAt"`
+	UpdatedAt           time.Time     `json:"updatedAt"`
+	CompletedAt         *time.Time    `json:"completedAt"`
+	Attempt             int           `json:"attempt"`
+	EstimatedCompletion *time.Time    `json:"estimatedCompletion"`
+	StatusURL           string        `json:"statusUrl"`
+	ResultURL           *string       `json:"resultUrl"`
+	Error               *Problem      `json:"error"`
+	Callback            any           `json:"callback"`
+}
+
+type progressBody struct {
+	Percent *int   `json:"percent"`
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+	Message string `json:"message,omitempty"`
+}
+
+func statusPath(id string) string { return "/v1/jobs/" + id }
+func resultPath(id string) string { return "/v1/jobs/" + id + "/result" }
+
+// status renders j for clients.
+func (s *Server) status(j *job.Job) statusBody {
+	b := statusBody{
+		ID:        j.ID,
+		Kind:      j.Kind,
+		State:     j.State,
+		CreatedAt: j.CreatedAt.UTC(),
+		UpdatedAt: j.UpdatedAt.UTC(),
+		Attempt:   j.Attempt,
+		StatusURL: s.url(statusPath(j.ID)),
+		StartedAt: timeOrNil(j.StartedAt),
+		Error:     failureProblem(j),
+	}
+	if !j.State.Terminal() {
+		b.EstimatedCompletion = timeOrNil(j.EstimatedCompletion)
+	} else {
+		b.CompletedAt = timeOrNil(j.CompletedAt)
+	}
+	if j.Progress != nil {
+		b.Progress = &progressBody{Current: j.Progress.Current, Total: j.Progress.Total, Message: j.Progress.Message}
+		pct := j.Progress.Percent()
+		if j.State == job.StateSucceeded {
+			pct = 100
+		}
+		if pct >= 0 {
+			b.Progress.Percent = &pct
+		}
+	}
+	if j.State == job.StateSucceeded {
+		u := s.url(resultPath(j.ID))
+		b.ResultURL = &u
+	}
+	return b
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// retryAfter is how many seconds a client should wait before polling j
+// again: until its estimated completion, at least 1 and at most 60.
+func (s *Server) retryAfter(j *job.Job) string {
+	secs := math.Ceil(j.EstimatedCompletion.Sub(s.cfg.Now()).Seconds())
+	return strconv.Itoa(int(min(max(secs, 1), 60)))
+}
+
+// writeStatus answers with j's status: 303 to the result once it succeeded
+// (unless redirect is false), 200 otherwise, with Retry-After while it runs.
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, code int, j *job.Job) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if !j.State.Terminal() {
+		h.Set("Retry-After", s.retryAfter(j))
+	}
+	if !j.ExpiresAt.IsZero() {
+		h.Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
+	}
+	if j.State == job.StateSucceeded && code == http.StatusSeeOther {
+		h.Set("Location", s.url(resultPath(j.ID)))
+	}
+	writeJSON(w, r, code, s.status(j))
+}

@@ -1,0 +1,75 @@
+package job
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+var (
+	// ErrNotFound means there is no such job for this tenant. Another
+	// tenant's job is not found either.
+	ErrNotFound = errors.New("job not found")
+	// ErrKeyReused means an Idempotency-Key was sent again with a different
+	// request than the one that created its job.
+	ErrKeyReused = errors.New("idempotency key already used for a different request")
+	// ErrExpired means the job finished longer ago than the result TTL: its
+	// status and result are gone, though its id is still known.
+	ErrExpired = errors.New("job expired")
+	// ErrUnavailable means the job engine cannot be reached or did not
+	// answer in time; the client should retry later.
+	ErrUnavailable = errors.New("job engine unavailable")
+)
+
+// UnknownKindError is returned for a kind that is not registered.
+type UnknownKindError struct {
+	Kind  string
+	Known []string
+}
+
+func (e *UnknownKindError) Error() string {
+	return fmt.Sprintf("unknown job kind %q; registered kinds: %s", e.Kind, strings.Join(e.Known, ", "))
+}
+
+// FieldError is one problem with one field of a job's input.
+type FieldError struct {
+	// Field is a JSON pointer into the request body ("/input/seconds").
+	Field string `json:"field"`
+	// Message says what is wrong and what is expected.
+	Message string `json:"message"`
+}
+
+// ValidationError is returned when a job's input fails its kind's rules.
+type ValidationError struct {
+	Kind   string
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	msgs := make([]string, len(e.Fields))
+	for i, f := range e.Fields {
+		msgs[i] = f.Field + ": " + f.Message
+	}
+	sort.Strings(msgs)
+	return fmt.Sprintf("invalid input for kind %q: %s", e.Kind, strings.Join(msgs, "; "))
+}
+
+// NotFinishedError is returned when a job's result is asked for before the
+// job succeeded: it is still running, or it failed or was canceled.
+type NotFinishedError struct {
+	Job *Job
+}
+
+func (e *NotFinishedError) Error() string {
+	return fmt.Sprintf("job %s has no result: it is %s", e.Job.ID, e.Job.State)
+}
+
+// FinishedError is returned when finished work is asked to cancel.
+type FinishedError struct {
+	Job *Job
+}
+
+func (e *FinishedError) Error() string {
+	return fmt.Sprintf("job %s already %s and cannot be canceled", e.Job.ID, e.Job.State)
+}

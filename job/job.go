@@ -1,0 +1,116 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Job is a job's status as clients see it. The service fills it from the
+// durable record of the job, so it is the same whichever API instance
+// answers and whether or not a worker is running.
+type Job struct {
+	// ID is the job's identity: an unguessable UUID, derived from the tenant
+	// and the Idempotency-Key when the client sent one.
+	ID string
+	// Tenant owns the job; every read and write is scoped to it.
+	Tenant string
+	// Kind names the registered kind of work.
+	Kind string
+	// State is where the job is in its life.
+	State State
+	// Progress is the last progress the work reported, if any.
+	Progress *Progress
+	// Attempt counts the tries of the current work, starting at 1.
+	Attempt int
+	// CreatedAt is when the job was accepted.
+	CreatedAt time.Time
+	// StartedAt is when a worker first started the work; zero before.
+	StartedAt time.Time
+	// UpdatedAt is when anything about the job last changed.
+	UpdatedAt time.Time
+	// CompletedAt is when the job reached a terminal state; zero before.
+	CompletedAt time.Time
+	// ExpiresAt is when a finished job's status and result stop being
+	// readable (CompletedAt plus the result TTL); zero before it finishes.
+	ExpiresAt time.Time
+	// EstimatedCompletion is CreatedAt plus the kind's expected duration.
+	EstimatedCompletion time.Time
+	// Error says why a failed or canceled job ended; nil otherwise.
+	Error *Failure
+	// Fingerprint identifies the request that created the job (kind, input
+	// and callback), so a replayed Idempotency-Key can be told apart from a
+	// reused one.
+	Fingerprint string
+}
+
+// Progress is what a running job last reported about itself.
+type Progress struct {
+	// Current counts units done; Total the units expected (0 if unknown).
+	Current int64 `json:"current"`
+	Total   int64 `json:"total"`
+	// Message is a short human-readable description of the progress.
+	Message string `json:"message,omitempty"`
+}
+
+// Percent is Current as a whole percentage of Total, or -1 when the total is
+// unknown.
+func (p Progress) Percent() int {
+	if p.Total <= 0 {
+		return -1
+	}
+	pct := p.Current * 100 / p.Total
+	switch {
+	case pct < 0:
+		return 0
+	case pct > 100:
+		return 100
+	}
+	return int(pct)
+}
+
+// Failure says why a job did not succeed, in words fit for the client: the
+// work's own error message, never an engine's internals.
+type Failure struct {
+	// Type is a short machine-readable reason ("canceled", "timeout", or the
+	// kind's own error type).
+	Type string
+	// Message is the human-readable explanation.
+	Message string
+}
+
+// SubmitRequest is a request to run a job.
+type SubmitRequest struct {
+	// Tenant owns the job.
+	Tenant string
+	// IdempotencyKey, when not empty, makes the submission safe to retry:
+	// one key is one job per tenant.
+	IdempotencyKey string
+	// Kind names a registered kind; Input is validated against it.
+	Kind  string
+	Input json.RawMessage
+	// CallbackURL, when not empty, is notified when the job ends.
+	CallbackURL string
+}
+
+// Service runs jobs durably. Its implementations translate their engine's
+// errors into this package's errors at their boundary.
+type Service interface {
+	// Submit validates and accepts a job. created is false when the
+	// Idempotency-Key named an existing job with the same request, which is
+	// then returned. Errors: *UnknownKindError, *ValidationError,
+	// ErrKeyReused, ErrUnavailable.
+	Submit(ctx context.Context, req SubmitRequest) (j *Job, created bool, err error)
+	// Get returns the job's current status. Errors: ErrNotFound,
+	// ErrExpired, ErrUnavailable.
+	Get(ctx context.Context, tenant, id string) (*Job, error)
+	// Result returns a succeeded job's result. Errors: ErrNotFound,
+	// ErrExpired, *NotFinishedError, ErrUnavailable.
+	Result(ctx context.Context, tenant, id string) (json.RawMessage, *Job, error)
+	// Cancel requests cancellation of a queued or running job and returns
+	// its status after the request. Errors: ErrNotFound, ErrExpired,
+	// *FinishedError, ErrUnavailable.
+	Cancel(ctx context.Context, tenant, id string) (*Job, error)
+	// Ready reports whether the service can accept and run jobs now.
+	Ready(ctx context.Context) error
+}

@@ -1,0 +1,233 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind is a kind of work jobgate runs: a name, a description, rules for its
+// input, a plan for how long it takes and how it is retried, and the Go code
+// that does it. Built-in kinds and users' own kinds are all Kinds; build one
+// with Define.
+type Kind struct {
+	// Name identifies the kind in requests ("sleep", "http.request").
+	Name string
+	// Description says in one sentence what the kind does.
+	Description string
+	// InputSchema is the JSON Schema of the kind's input, published to
+	// clients. Validate is what enforces it.
+	InputSchema json.RawMessage
+	// Validate checks an input before a job is accepted; it returns the
+	// problems found, none when the input is valid.
+	Validate func(input json.RawMessage) []FieldError
+	// Plan says, for a valid input, how long the work is expected to take,
+	// how long one attempt may take at most, and how failures are retried.
+	Plan func(input json.RawMessage) Plan
+	// Run does the work. It must return promptly once ctx is done (that is
+	// how cancellation reaches it), report progress through report, and
+	// return a JSON-encodable result. Errors are retried per the plan unless
+	// wrapped with Permanent.
+	Run func(ctx context.Context, input json.RawMessage, report Reporter) (any, error)
+}
+
+// Plan is how a job of some kind is run.
+type Plan struct {
+	// Expected is how long the work usually takes; it feeds Retry-After and
+	// estimatedCompletion. Zero means "a moment".
+	Expected time.Duration
+	// Timeout bounds one attempt of the work. Zero means Expected plus a
+	// minute.
+	Timeout time.Duration
+	// Retry says how failed attempts are retried.
+	Retry RetryPolicy
+}
+
+// RetryPolicy says how failed attempts of work are retried, with
+// exponential backoff. Zero fields take the defaults shown.
+type RetryPolicy struct {
+	// InitialInterval is the wait before the first retry (default 1s).
+	InitialInterval time.Duration
+	// BackoffCoefficient multiplies the wait after each retry (default 2).
+	BackoffCoefficient float64
+	// MaximumInterval caps the wait between retries (default 1m).
+	MaximumInterval time.Duration
+	// MaximumAttempts caps the attempts, the first included (default 1: no
+	// retry).
+	MaximumAttempts int
+}
+
+// Reporter receives a running job's progress. It is cheap to call often:
+// progress is sent to the job's record at most about once a second.
+type Reporter func(Progress)
+
+// PermanentError marks an error that no retry can fix (a bad URL, a refused
+// destination), so the job fails at once.
+type PermanentError struct {
+	// Type is a short machine-readable reason, such as "invalid-url".
+	Type string
+	Err  error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent wraps err so that the job fails without further attempts.
+func Permanent(typ string, err error) error {
+	return &PermanentError{Type: typ, Err: err}
+}
+
+// KindSpec is the typed description of a kind, turned into a Kind by
+// Define. In is the kind's input type, decoded strictly from JSON (unknown
+// fields are errors).
+type KindSpec[In any] struct {
+	Name        string
+	Description string
+	InputSchema string
+	// Validate checks the decoded input; nil means every decoded value is
+	// valid.
+	Validate func(in In) []FieldError
+	// Plan derives the plan from the decoded input.
+	Plan func(in In) Plan
+	// Run does the work on the decoded input.
+	Run func(ctx context.Context, in In, report Reporter) (any, error)
+}
+
+// Define builds a Kind from a typed spec: it decodes the input into In
+// (rejecting unknown fields and trailing data) before Validate, Plan and
+// Run see it.
+func Define[In any](spec KindSpec[In]) Kind {
+	decode := func(raw json.RawMessage) (In, error) {
+		var in In
+		if len(bytes.TrimSpace(raw)) == 0 {
+			raw = json.RawMessage("{}")
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return in, err
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return in, errors.New("unexpected data after the input object")
+		}
+		return in, nil
+	}
+	return Kind{
+		Name:        spec.Name,
+		Description: spec.Description,
+		InputSchema: json.RawMessage(spec.InputSchema),
+		Validate: func(raw json.RawMessage) []FieldError {
+			in, err := decode(raw)
+			if err != nil {
+				return []FieldError{decodeFieldError(err)}
+			}
+			if spec.Validate == nil {
+				return nil
+			}
+			return spec.Validate(in)
+		},
+		Plan: func(raw json.RawMessage) Plan {
+			in, _ := decode(raw)
+			if spec.Plan == nil {
+				return Plan{}
+			}
+			return spec.Plan(in)
+		},
+		Run: func(ctx context.Context, raw json.RawMessage, report Reporter) (any, error) {
+			in, err := decode(raw)
+			if err != nil {
+				return nil, Permanent("invalid-input", fmt.Errorf("decode input: %w", err))
+			}
+			return spec.Run(ctx, in, report)
+		},
+	}
+}
+
+// decodeFieldError turns a JSON decoding error into a field error pointing
+// at the offending field where the decoder says which one it is.
+func decodeFieldError(err error) FieldError {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := "/input"
+		if typeErr.Field != "" {
+			field += "/" + strings.ReplaceAll(typeErr.Field, ".", "/")
+		}
+		return FieldError{Field: field, Message: fmt.Sprintf("must be %s, not %s", jsonTypeName(typeErr.Type.Kind().String()), typeErr.Value)}
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return FieldError{Field: "/input/" + strings.Trim(name, `"`), Message: "unknown field"}
+	}
+	return FieldError{Field: "/input", Message: strings.TrimPrefix(msg, "json: ")}
+}
+
+func jsonTypeName(goKind string) string {
+	switch goKind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64", "float32", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "a boolean"
+	case "slice", "array":
+		return "an array"
+	}
+	return "an object"
+}
+
+// Registry is the set of kinds a deployment runs.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry of the given kinds. It returns an error for
+// a kind without a name or Run function, or a name used twice.
+func NewRegistry(kinds ...Kind) (*Registry, error) {
+	r := &Registry{kinds: make(map[string]Kind, len(kinds))}
+	for _, k := range kinds {
+		switch {
+		case k.Name == "":
+			return nil, errors.New("job kind without a name")
+		case k.Run == nil || k.Validate == nil || k.Plan == nil:
+			return nil, fmt.Errorf("job kind %q: build it with job.Define", k.Name)
+		}
+		if _, dup := r.kinds[k.Name]; dup {
+			return nil, fmt.Errorf("job kind %q registered twice", k.Name)
+		}
+		r.kinds[k.Name] = k
+	}
+	return r, nil
+}
+
+// Kinds returns the registered kinds, sorted by name.
+func (r *Registry) Kinds() []Kind {
+	out := make([]Kind, 0, len(r.kinds))
+	for _, k := range r.kinds {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Check returns the kind named name after validating input against it.
+// Errors: *UnknownKindError, *ValidationError.
+func (r *Registry) Check(name string, input json.RawMessage) (Kind, error) {
+	k, ok := r.kinds[name]
+	if !ok {
+		known := make([]string, 0, len(r.kinds))
+		for _, k := range r.Kinds() {
+			known = append(known, k.Name)
+		}
+		return Kind{}, &UnknownKindError{Kind: name, Known: known}
+	}
+	if errs := k.Validate(input); len(errs) > 0 {
+		return Kind{}, &ValidationError{Kind: name, Fields: errs}
+	}
+	return k, nil
+}

@@ -1,0 +1,125 @@
+// Package workflows holds jobgate's deterministic workflow code: every job is
+// one Job workflow that runs its kind's work as an activity, keeps the job's
+// state in search attributes for operators, and returns the result.
+package workflows
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// JobWorkflowName is the workflow type of every job.
+const JobWorkflowName = "Job"
+
+// HeartbeatTimeout is how long a running activity may go without a
+// heartbeat before Temporal considers its worker dead and retries it
+// elsewhere. Activities heartbeat about once a second.
+const HeartbeatTimeout = 10 * time.Second
+
+// Search attributes every job carries, so operators can find jobs in the
+// Temporal Web UI (JobTenant = "acme") and listings can filter on them.
+var (
+	TenantKey = temporal.NewSearchAttributeKeyKeyword("JobTenant")
+	KindKey   = temporal.NewSearchAttributeKeyKeyword("JobKind")
+	StateKey  = temporal.NewSearchAttributeKeyKeyword("JobState")
+)
+
+// Input is what a Job workflow is started with. The API fills it from the
+// kind's plan at submission, so a running job keeps the plan it was accepted
+// with even if the kind's code changes later.
+type Input struct {
+	Tenant      string          `json:"tenant"`
+	Kind        string          `json:"kind"`
+	Input       json.RawMessage `json:"input"`
+	CallbackURL string          `json:"callbackUrl,omitempty"`
+	// Timeout bounds one attempt of the activity.
+	Timeout time.Duration   `json:"timeout"`
+	Retry   job.RetryPolicy `json:"retry"`
+}
+
+// Output is what a succeeded job returns: the kind's result and the last
+// progress its work reported.
+type Output struct {
+	Result   json.RawMessage `json:"result"`
+	Progress *job.Progress   `json:"progress,omitempty"`
+}
+
+// Job runs one job: it executes the activity named after the job's kind and
+// returns its output. A cancellation (DELETE, or from the Temporal UI/CLI)
+// is passed to the activity, waited for, and ends the workflow canceled;
+// a job canceled before its activity starts never starts it.
+func Job(ctx workflow.Context, in Input) (Output, error) {
+	setState := func(ctx workflow.Context, s job.State) {
+		// Visibility only: a failure here must not fail the job.
+		_ = workflow.UpsertTypedSearchAttributes(ctx, StateKey.ValueSet(string(s)))
+	}
+	if ctx.Err() != nil {
+		setState(ctx, job.StateCanceled)
+		return Output{}, workflow.ErrCanceled
+	}
+	setState(ctx, job.StateRunning)
+
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: in.Timeout,
+		HeartbeatTimeout:    HeartbeatTimeout,
+		WaitForCancellation: true,
+		RetryPolicy:         retryPolicy(in.Retry),
+		Summary:             in.Kind,
+	})
+	var out Output
+	err := workflow.ExecuteActivity(actx, in.Kind, in.Input).Get(actx, &out)
+	switch {
+	case err == nil:
+		setState(ctx, job.StateSucceeded)
+		return out, nil
+	case ctx.Err() != nil || temporal.IsCanceledError(err):
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		setState(dctx, job.StateCanceled)
+		return Output{}, workflow.ErrCanceled
+	default:
+		setState(ctx, job.StateFailed)
+		return Output{}, jobFailure(err)
+	}
+}
+
+// jobFailure turns an activity's error into the job's failure: the work's
+// own message and type, without the engine's wrapping.
+func jobFailure(err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
+	}
+	var timeoutErr *temporal.TimeoutError
+	if errors.As(err, &timeoutErr) {
+		return temporal.NewNonRetryableApplicationError("the job's work timed out ("+timeoutErr.TimeoutType().String()+")", "timeout", nil)
+	}
+	return temporal.NewNonRetryableApplicationError("the job's work failed", "failed", nil)
+}
+
+func retryPolicy(p job.RetryPolicy) *temporal.RetryPolicy {
+	rp := &temporal.RetryPolicy{
+		InitialInterval:    p.InitialInterval,
+		BackoffCoefficient: p.BackoffCoefficient,
+		MaximumInterval:    p.MaximumInterval,
+		MaximumAttempts:    int32(p.MaximumAttempts),
+	}
+	if rp.InitialInterval <= 0 {
+		rp.InitialInterval = time.Second
+	}
+	if rp.BackoffCoefficient < 1 {
+		rp.BackoffCoefficient = 2
+	}
+	if rp.MaximumInterval <= 0 {
+		rp.MaximumInterval = time.Minute
+	}
+	if rp.MaximumAttempts <= 0 {
+		rp.MaximumAttempts = 1
+	}
+	return rp
+}
