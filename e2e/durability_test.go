@@ -1,0 +1,191 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// mustBuildBinary builds cmd/jobgate once per test run.
+func mustBuildBinary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "jobgate-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "jobgate")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/jobgate/jobgate/cmd/jobgate").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(tb, buildErr)
+	return binPath
+}
+
+// process is the jobgate binary running as a subprocess in the all-in-one
+// default: embedded Temporal on a SQLite file, worker and API.
+type process struct {
+	cmd    *exec.Cmd
+	output *bytes.Buffer
+	done   chan error
+}
+
+type processPorts struct{ http, temporal int }
+
+func freeLoopbackPort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startProcess runs the binary on dataDir and waits until it is ready.
+func startProcess(tb testing.TB, dataDir string, ports processPorts) *process {
+	tb.Helper()
+	cmd := exec.Command(mustBuildBinary(tb))
+	cmd.Env = append(os.Environ(),
+		"JOBGATE_DATA_DIR="+dataDir,
+		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports.http),
+		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(ports.temporal),
+		"JOBGATE_EMBEDDED_UI_PORT=0",
+	)
+	p := &process{cmd: cmd, output: &bytes.Buffer{}, done: make(chan error, 1)}
+	w := &lockedWriter{buf: p.output}
+	cmd.Stdout, cmd.Stderr = w, w
+	require.NoError(tb, cmd.Start())
+	go func() { p.done <- cmd.Wait() }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+		if tb.Failed() {
+			tb.Logf("jobgate output:\n%s", w.String())
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d/readyz", ports.http)
+	eventually(tb, 90*time.Second, "jobgate ready", func() bool {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			tb.Fatalf("jobgate exited: %v\n%s", err, w.String())
+		default:
+		}
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return p
+}
+
+type lockedWriter struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(b)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// The built binary accepts 20 jobs, is killed with SIGKILL mid-way, starts
+// again on the same data directory, and every job still succeeds, each one
+// workflow. A SIGTERM then shuts it down cleanly.
+func TestDurabilityAcrossKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	dataDir := t.TempDir()
+	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
+	first := startProcess(t, dataDir, ports)
+	api := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", ports.http), HTTP: &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+
+	const n = 20
+	ids := make([]string, n)
+	for i := range n {
+		ids[i], _ = api.submit(`{"kind":"sleep","input":{"seconds":3}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
+	}
+	eventually(t, 10*time.Second, "a job running", func() bool {
+		return api.do(http.MethodGet, "/v1/jobs/"+ids[0], "").JSON(t)["state"] == "running"
+	})
+	succeeded := 0
+	for _, id := range ids {
+		if api.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusSeeOther {
+			succeeded++
+		}
+	}
+	require.Less(t, succeeded, n, "killed mid-way")
+	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
+	<-first.done
+	first.done <- nil
+
+	second := startProcess(t, dataDir, ports)
+	for _, id := range ids {
+		eventually(t, 90*time.Second, "job "+id+" succeeded after the restart", func() bool {
+			return api.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusSeeOther
+		})
+		require.JSONEq(t, `{"slept":3}`, string(api.do(http.MethodGet, "/v1/jobs/"+id+"/result", "").Body))
+	}
+	for i, id := range ids {
+		replay := api.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":3}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
+		require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+		require.Equal(t, id, replay.JSON(t)["id"])
+	}
+
+	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", ports.temporal), Logger: quietLogger{}})
+	require.NoError(t, err)
+	defer c.Close()
+	count := func(q string) int64 {
+		resp, err := c.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: q})
+		require.NoError(t, err)
+		return resp.GetCount()
+	}
+	require.EqualValues(t, n, count(`WorkflowType = 'Job'`), "one workflow per job, none lost or duplicated")
+	require.EqualValues(t, n, count(`WorkflowType = 'Job' AND ExecutionStatus = 'Completed'`))
+
+	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-second.done:
+		second.done <- err
+		require.NoError(t, err, "clean exit on SIGTERM")
+	case <-time.After(60 * time.Second):
+		t.Fatal("jobgate did not exit within 60s of SIGTERM")
+	}
+	require.Contains(t, second.output.String(), "jobgate stopped")
+}
