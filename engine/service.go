@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -98,7 +99,8 @@ var keyNamespace = uuid.MustParse("6f1b5a52-3c0e-4d8a-9b6a-2f1e0c7d9a41")
 // that every API instance derives the same workflow ID and Temporal itself
 // makes one key one job.
 func KeyedID(tenant, key string) string {
-	return uuid.NewSHA1(keyNamespace, []byte(tenant+"\x00"+key)).String()
+	// Length-prefixed, so no tenant/key pair can collide with another.
+	return uuid.NewSHA1(keyNamespace, []byte(strconv.Itoa(len(tenant))+":"+tenant+":"+key)).String()
 }
 
 // Submit implements job.Service.
