@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -241,4 +243,46 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		})
 	}
 	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "no bad request became a workflow")
+}
+
+// A job canceled while queued ends canceled without its work ever being
+// scheduled, once a worker comes.
+func TestCancelWhileQueuedNeverStarts(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true})
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
+	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
+
+	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{})...)
+	require.NoError(t, err)
+	w := engine.NewWorker(e.Temporal, e.TaskQueue, kinds, engine.WorkerOptions{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	e.waitState(id, job.StateCanceled, 10*time.Second)
+	it := e.Temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		require.NotEqual(t, enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, ev.GetEventType(), "the work was never scheduled")
+	}
+}
+
+// Operators' actions in the Temporal UI or CLI show in jobgate: a
+// cancellation and a termination both read as canceled.
+func TestOperatorCancelAndTerminateShowAsCanceled(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{})
+	canceled, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
+	terminated, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
+	e.waitState(canceled, job.StateRunning, 10*time.Second)
+	e.waitState(terminated, job.StateRunning, 10*time.Second)
+
+	require.NoError(t, e.Temporal.CancelWorkflow(context.Background(), canceled, ""))
+	require.NoError(t, e.Temporal.TerminateWorkflow(context.Background(), terminated, "", "stuck, says the on-call"))
+
+	e.waitState(canceled, job.StateCanceled, 10*time.Second)
+	body := e.waitState(terminated, job.StateCanceled, 10*time.Second).JSON(t)
+	require.Contains(t, body["error"].(map[string]any)["detail"], "terminated by an operator: stuck, says the on-call")
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, "/v1/jobs/"+terminated, "").StatusCode)
 }
