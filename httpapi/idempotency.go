@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/jobgate/jobgate/job"
 )
 
 // maxKeyLength is the longest Idempotency-Key accepted.
@@ -50,8 +48,4 @@ func idempotencyKey(r *http.Request, required bool) (string, error) {
 		return "", badRequest("idempotency-key-invalid", "Invalid Idempotency-Key", err.Error()+".")
 	}
 	return key, nil
-}
-
-func readinessReason(err error) string {
-	return strings.TrimPrefix(err.Error(), job.ErrUnavailable.Error()+": ")
 }

@@ -130,22 +130,3 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", s.url(statusPath(j.ID)))
 	s.writeStatus(w, r, http.StatusAccepted, j)
 }
-
-// handleHealthz answers 200 while the process serves HTTP.
-func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// handleReadyz answers 200 when Temporal is reachable and a worker polls
-// for jobs, 503 with the reason otherwise.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.jobs.Ready(r.Context()); err != nil {
-		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "jobgate cannot run jobs right now: "+readinessReason(err))
-		p.retryAfter = 5
-		s.Error(w, r, p)
-		return
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
-}

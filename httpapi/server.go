@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
@@ -41,6 +42,7 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	router *mux.Router
+	ready  func(context.Context) error
 }
 
 // New returns the API over jobs, which runs the given kinds.
@@ -55,7 +57,7 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 		cfg.Now = time.Now
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter()}
+	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
 	s.routes()
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)

@@ -104,6 +104,7 @@ func run() error {
 		fmt.Printf("jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(kinds))
 	}
 
+	var handler http.Handler
 	if cfg.runsAPI() {
 		jobs := engine.New(c, kinds, engine.Config{
 			TaskQueue:   cfg.TaskQueue,
@@ -111,29 +112,43 @@ func run() error {
 			EagerStart:  cfg.runsWorker(),
 			ResultTTL:   cfg.ResultTTL,
 		})
-		api := httpapi.New(jobs, kinds, httpapi.Config{
+		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,
 			PublicURL:             cfg.PublicURL,
 			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
 		}, logger)
-		srv, ln, err := listen(cfg.HTTPAddr, api)
-		if err != nil {
-			return err
-		}
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				logger.Error("HTTP server failed", "error", err)
-				stop()
-			}
-		}()
-		shutdown = append(shutdown, func(ctx context.Context) {
-			if err := srv.Shutdown(ctx); err != nil {
-				logger.Warn("HTTP server did not drain in time", "error", err)
-			}
-		})
-		fmt.Printf("jobgate: API at http://%s (try: curl http://%s/readyz)\n", displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 		logger.Warn("no API keys configured: single-tenant local mode, every request acts for tenant \"default\"")
+	} else {
+		// A worker serves only its probes.
+		handler = httpapi.Health(func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, cfg.TemporalCallTimeout)
+			defer cancel()
+			if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return fmt.Errorf("%w: Temporal health check: %v", job.ErrUnavailable, err)
+			}
+			return nil
+		}, logger)
 	}
+	srv, ln, err := listen(cfg.HTTPAddr, handler)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed", "error", err)
+			stop()
+		}
+	}()
+	shutdown = append(shutdown, func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			logger.Warn("HTTP server did not drain in time", "error", err)
+		}
+	})
+	what := "API"
+	if !cfg.runsAPI() {
+		what = "health probes"
+	}
+	fmt.Printf("jobgate: %s at http://%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), displayAddr(ln.Addr()))
 
 	logger.Info("jobgate started", "role", cfg.Role, "temporal", address, "namespace", cfg.TemporalNamespace)
 	<-ctx.Done()

@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// Health serves /healthz and /readyz alone, for processes that run no API
+// (role worker), so that orchestrators can probe them too. ready reports
+// why the process cannot do its work, or nil.
+func Health(ready func(context.Context) error, logger *slog.Logger) http.Handler {
+	s := &Server{log: logger, router: mux.NewRouter(), ready: ready}
+	s.router.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
+	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
+	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
+	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
+	return s
+}
+
+// handleHealthz answers 200 while the process serves HTTP.
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz answers 200 when the process can do its work (for the API:
+// Temporal is reachable and a worker polls for jobs), 503 with the reason
+// otherwise.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := s.ready(r.Context()); err != nil {
+		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "jobgate cannot run jobs right now: "+readinessReason(err))
+		p.retryAfter = 5
+		s.Error(w, r, p)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func readinessReason(err error) string {
+	return strings.TrimPrefix(err.Error(), job.ErrUnavailable.Error()+": ")
+}
