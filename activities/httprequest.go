@@ -61,8 +61,9 @@ const (
 func HTTPRequest(out Outbound) job.Kind {
 	client := out.client()
 	return job.Define(job.KindSpec[HTTPRequestInput]{
-		Name:        "http.request",
-		Description: "Sends one HTTP request, retrying network errors, 5xx and 429 with backoff; the result is the response.",
+		Name:             "http.request",
+		Description:      "Sends one HTTP request, retrying network errors, 5xx and 429 with backoff; the result is the response.",
+		ExpectedDuration: "about 2 seconds; longer while the target fails and the call is retried",
 		InputSchema: `{"type":"object","additionalProperties":false,"required":["url"],"properties":{` +
 			`"method":{"type":"string","pattern":"^[A-Z]+$","default":"GET"},` +
 			`"url":{"type":"string","format":"uri","pattern":"^https?://"},` +

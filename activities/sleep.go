@@ -27,8 +27,9 @@ const maxSleepSeconds = 86400
 // for demos, tests and benchmarks.
 func Sleep() job.Kind {
 	return job.Define(job.KindSpec[SleepInput]{
-		Name:        "sleep",
-		Description: "Waits the given number of seconds, reporting progress every second.",
+		Name:             "sleep",
+		Description:      "Waits the given number of seconds, reporting progress every second.",
+		ExpectedDuration: "the requested number of seconds",
 		InputSchema: `{"type":"object","additionalProperties":false,"required":["seconds"],` +
 			`"properties":{"seconds":{"type":"integer","minimum":0,"maximum":86400}}}`,
 		Validate: func(in SleepInput) []job.FieldError {

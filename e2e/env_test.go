@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/devserver"
@@ -63,6 +65,8 @@ type env struct {
 	HTTP      *http.Client
 	Temporal  client.Client
 	TaskQueue string
+	// Tenant is this env's own tenant, so listings see only its jobs.
+	Tenant string
 }
 
 type envOptions struct {
@@ -70,6 +74,9 @@ type envOptions struct {
 	allowPrivate bool
 	resultTTL    time.Duration
 	maxBody      int64
+	publicURL    string
+	proxies      []netip.Prefix
+	dialOptions  []grpc.DialOption
 }
 
 var queueSeq atomic.Int64
@@ -77,7 +84,12 @@ var queueSeq atomic.Int64
 // mustStartEnv starts an env and stops it when the test ends.
 func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	tb.Helper()
-	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
+	c, err := client.Dial(client.Options{
+		HostPort:          temporalServer.FrontendAddress(),
+		Namespace:         temporalServer.Namespace(),
+		Logger:            quietLogger{},
+		ConnectionOptions: client.ConnectionOptions{DialOptions: opts.dialOptions},
+	})
 	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
 	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, temporalServer.Namespace()))
@@ -92,7 +104,13 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	}
 	jobs := engine.New(c, kinds, engine.Config{TaskQueue: queue, EagerStart: !opts.noWorker, ResultTTL: opts.resultTTL})
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	api := httpapi.New(jobs, kinds, httpapi.Config{MaxBodyBytes: opts.maxBody}, logger)
+	api := httpapi.New(jobs, kinds, httpapi.Config{
+		MaxBodyBytes:    opts.maxBody,
+		Tenant:          queue,
+		PublicURL:       opts.publicURL,
+		TrustedProxies:  opts.proxies,
+		EventsKeepAlive: time.Second,
+	}, logger)
 	ts := httptest.NewServer(api)
 	tb.Cleanup(ts.Close)
 	return &env{
@@ -104,6 +122,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		},
 		Temporal:  c,
 		TaskQueue: queue,
+		Tenant:    queue,
 	}
 }
 
@@ -217,3 +236,5 @@ func (quietLogger) Debug(string, ...any) {}
 func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

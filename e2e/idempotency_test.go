@@ -21,7 +21,7 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 	body := `{"kind":"sleep","input":{"seconds":1}}`
 
 	id, first := e.submit(body, "Idempotency-Key", key)
-	require.Equal(t, engine.KeyedID("default", key), id, "the job id is derived from tenant and key")
+	require.Equal(t, engine.KeyedID(e.Tenant, key), id, "the job id is derived from tenant and key")
 
 	// Same request with other spacing and key order: a replay.
 	replay := e.do(http.MethodPost, "/v1/jobs", `{ "input": {"seconds": 1}, "kind": "sleep" }`, "Idempotency-Key", key)
@@ -87,7 +87,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	require.Equal(t, map[int]int{http.StatusAccepted: n}, statuses)
 	require.Len(t, ids, 1, "every request got the same job")
 	require.Equal(t, 1, fresh, "exactly one request created the job")
-	id := engine.KeyedID("default", key)
+	id := engine.KeyedID(e.Tenant, key)
 	require.Equal(t, n, ids[id])
 	eventually(t, 5*time.Second, "visible in visibility", func() bool { return e.countWorkflows(`WorkflowId = '`+id+`'`) > 0 })
 	require.EqualValues(t, 1, e.countWorkflows(`WorkflowId = '`+id+`'`))

@@ -43,6 +43,9 @@ type Config struct {
 	// ResultTTL is how long a finished job stays readable; after it the job
 	// answers job.ErrExpired (default 24h).
 	ResultTTL time.Duration
+	// WatchInterval is how often a watched job is looked up, once for all
+	// its watchers (default 250ms).
+	WatchInterval time.Duration
 	// FinishedCacheSize bounds how many finished jobs' statuses are kept
 	// in memory; they never change (default 10000, negative disables).
 	FinishedCacheSize int
@@ -55,6 +58,7 @@ type Service struct {
 	kinds    *job.Registry
 	cfg      Config
 	finished *finishedCache
+	watches  *watchHub
 }
 
 // New returns a Service that runs jobs of kinds on the Temporal namespace c
@@ -75,10 +79,15 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.ResultTTL <= 0 {
 		cfg.ResultTTL = 24 * time.Hour
 	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = 250 * time.Millisecond
+	}
 	if cfg.FinishedCacheSize == 0 {
 		cfg.FinishedCacheSize = 10000
 	}
-	return &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize)}
+	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize)}
+	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
+	return s
 }
 
 // Kinds returns the registry of kinds the service runs.

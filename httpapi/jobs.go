@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -20,6 +22,9 @@ type submitBody struct {
 
 // handleSubmit accepts a job: 202 with Location and the job's status, or
 // the same job again (Idempotent-Replayed) for a repeated Idempotency-Key.
+// With Prefer: wait=N it holds the answer up to N seconds: 303 to the
+// result if the job succeeds in time, 200 with the status if it fails or is
+// canceled.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	key, err := idempotencyKey(r, s.cfg.RequireIdempotencyKey)
 	if err != nil {
@@ -49,10 +54,39 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	w.Header().Set("Location", s.url(statusPath(j.ID)))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Retry-After", s.retryAfter(j))
-	writeJSON(w, r, http.StatusAccepted, s.status(j))
+	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
+
+	prefs := ParsePrefer(r.Header.Values("Prefer"))
+	if prefs.RespondAsync {
+		w.Header().Set("Preference-Applied", "respond-async")
+	} else if wait := min(prefs.Wait, s.cfg.MaxWait); wait > 0 {
+		j = s.waitTerminal(r.Context(), s.tenant(r), j, wait)
+		if j.State.Terminal() {
+			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+			code := http.StatusOK
+			if j.State == job.StateSucceeded {
+				code = http.StatusSeeOther
+			}
+			s.writeStatus(w, r, code, j)
+			return
+		}
+	}
+	s.writeStatus(w, r, http.StatusAccepted, j)
+}
+
+// waitTerminal waits up to wait for j to finish and returns its latest
+// status; on any error it returns what it knew.
+func (s *Server) waitTerminal(ctx context.Context, tenant string, j *job.Job, wait time.Duration) *job.Job {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for !j.State.Terminal() && ctx.Err() == nil {
+		next, err := s.jobs.Watch(ctx, tenant, j.ID, j.Version())
+		if err != nil {
+			return j
+		}
+		j = next
+	}
+	return j
 }
 
 // validateSubmit checks the envelope of a submission; the kind checks its
@@ -79,7 +113,10 @@ func validateSubmit(b submitBody) error {
 }
 
 // handleGet answers a job's status: 303 to the result once it succeeded
-// (200 with ?redirect=false), 200 otherwise.
+// (200 with ?redirect=false), 200 otherwise, 304 for a matching
+// If-None-Match. With Prefer: wait=N it long-polls: it answers as soon as
+// the job changes (from the If-None-Match version if given, else from now),
+// or after N seconds.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	redirect := true
 	switch v := r.URL.Query().Get("redirect"); v {
@@ -90,9 +127,29 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "redirect must be true or false, not "+strconv.Quote(v)+"."))
 		return
 	}
-	j, err := s.jobs.Get(r.Context(), s.tenant(r), mux.Vars(r)["id"])
+	tenant, id := s.tenant(r), mux.Vars(r)["id"]
+	j, err := s.jobs.Get(r.Context(), tenant, id)
 	if err != nil {
 		s.Error(w, r, err)
+		return
+	}
+	ifNoneMatch := r.Header.Get("If-None-Match")
+	wait := min(ParsePrefer(r.Header.Values("Prefer")).Wait, s.cfg.MaxWait)
+	// A client whose copy is already stale gets the news at once.
+	if wait > 0 && !j.State.Terminal() && (ifNoneMatch == "" || etagMatches(ifNoneMatch, etag(j))) {
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		next, err := s.jobs.Watch(ctx, tenant, id, j.Version())
+		cancel()
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		j = next
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+	}
+	if etagMatches(ifNoneMatch, etag(j)) {
+		s.statusHeaders(w, j)
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	code := http.StatusOK
@@ -127,6 +184,6 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	w.Header().Set("Location", s.url(statusPath(j.ID)))
+	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
 	s.writeStatus(w, r, http.StatusAccepted, j)
 }

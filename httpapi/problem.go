@@ -76,12 +76,15 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		invalid     *job.ValidationError
 		notFinished *job.NotFinishedError
 		finished    *job.FinishedError
+		badCursor   *job.InvalidCursorError
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
 	case errors.Is(err, job.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "No such job", "There is no job with this id for your tenant.")
+	case errors.As(err, &badCursor):
+		return badRequest("invalid-cursor", "Invalid cursor", "The cursor cannot be used: "+badCursor.Reason+".")
 	case errors.Is(err, job.ErrExpired):
 		return problem(http.StatusGone, "expired", "Job expired", "The job finished longer ago than this deployment keeps results; submit it again if you still need it.")
 	case errors.As(err, &unknownKind):
@@ -105,12 +108,12 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		} else {
 			p.Detail = fmt.Sprintf("The job is %s; follow statusUrl until it succeeds.", j.State)
 		}
-		p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(statusPath(j.ID))
+		p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(r, statusPath(j.ID))
 		return p
 	case errors.As(err, &finished):
 		j := finished.Job
 		p := problem(http.StatusConflict, "job-finished", "The job already finished", fmt.Sprintf("The job already %s; finished work cannot be canceled.", j.State))
-		p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(statusPath(j.ID))
+		p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(r, statusPath(j.ID))
 		return p
 	case errors.Is(err, job.ErrUnavailable):
 		s.log.WarnContext(r.Context(), "job engine unavailable", "requestId", requestID(r.Context()), "path", r.URL.Path, "error", err)

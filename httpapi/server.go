@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -31,6 +32,16 @@ type Config struct {
 	// Tenant is the single tenant every request belongs to in local,
 	// unauthenticated mode (default "default").
 	Tenant string
+	// MaxWait caps Prefer: wait=N on submissions and long-polls (default
+	// 60s).
+	MaxWait time.Duration
+	// TrustedProxies are the networks whose X-Forwarded-Proto and
+	// X-Forwarded-Host are believed when building absolute URLs (unless
+	// PublicURL is set). Empty trusts nobody.
+	TrustedProxies []netip.Prefix
+	// EventsKeepAlive is how often an event stream sends a comment so that
+	// proxies keep it open (default 15s).
+	EventsKeepAlive time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -56,6 +67,12 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = time.Minute
+	}
+	if cfg.EventsKeepAlive <= 0 {
+		cfg.EventsKeepAlive = 15 * time.Second
+	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
 	s.routes()
@@ -79,8 +96,56 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // tenant returns the tenant a request acts for.
 func (s *Server) tenant(*http.Request) string { return s.cfg.Tenant }
 
-// url returns the client-facing URL of path.
-func (s *Server) url(path string) string { return s.cfg.PublicURL + path }
+// url returns the client-facing URL of path: under PublicURL when set,
+// else under the scheme and host a trusted proxy forwarded, else the path
+// alone.
+func (s *Server) url(r *http.Request, path string) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL + path
+	}
+	if base := s.forwardedBase(r); base != "" {
+		return base + path
+	}
+	return path
+}
+
+// forwardedBase is "proto://host" from X-Forwarded-Proto and
+// X-Forwarded-Host when the direct peer is a trusted proxy.
+func (s *Server) forwardedBase(r *http.Request) string {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return ""
+	}
+	host := firstValue(r.Header.Get("X-Forwarded-Host"))
+	if host == "" || strings.ContainsAny(host, "/\\@ ") {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	trusted := false
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ap.Addr().Unmap()) {
+			trusted = true
+			break
+		}
+	}
+	if !trusted {
+		return ""
+	}
+	proto := strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto")))
+	if proto != "https" {
+		proto = "http"
+	}
+	return proto + "://" + host
+}
+
+// firstValue is the first of a comma-separated header's values: the one
+// the proxy nearest the client set.
+func firstValue(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return strings.TrimSpace(first)
+}
 
 func validRequestID(id string) bool {
 	if id == "" || len(id) > 128 {

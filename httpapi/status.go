@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jobgate/jobgate/job"
@@ -38,7 +39,7 @@ func statusPath(id string) string { return "/v1/jobs/" + id }
 func resultPath(id string) string { return "/v1/jobs/" + id + "/result" }
 
 // status renders j for clients.
-func (s *Server) status(j *job.Job) statusBody {
+func (s *Server) status(r *http.Request, j *job.Job) statusBody {
 	b := statusBody{
 		ID:        j.ID,
 		Kind:      j.Kind,
@@ -46,7 +47,7 @@ func (s *Server) status(j *job.Job) statusBody {
 		CreatedAt: j.CreatedAt.UTC(),
 		UpdatedAt: j.UpdatedAt.UTC(),
 		Attempt:   j.Attempt,
-		StatusURL: s.url(statusPath(j.ID)),
+		StatusURL: s.url(r, statusPath(j.ID)),
 		StartedAt: timeOrNil(j.StartedAt),
 		Error:     failureProblem(j),
 	}
@@ -66,7 +67,7 @@ func (s *Server) status(j *job.Job) statusBody {
 		}
 	}
 	if j.State == job.StateSucceeded {
-		u := s.url(resultPath(j.ID))
+		u := s.url(r, resultPath(j.ID))
 		b.ResultURL = &u
 	}
 	return b
@@ -87,19 +88,42 @@ func (s *Server) retryAfter(j *job.Job) string {
 	return strconv.Itoa(int(min(max(secs, 1), 60)))
 }
 
-// writeStatus answers with j's status: 303 to the result once it succeeded
-// (unless redirect is false), 200 otherwise, with Retry-After while it runs.
-func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, code int, j *job.Job) {
+// etag is the job's entity tag: weak, since the status body's updatedAt may
+// move while nothing a client acts on changes.
+func etag(j *job.Job) string { return `W/"` + j.Version() + `"` }
+
+// etagMatches reports whether an If-None-Match value names tag.
+func etagMatches(ifNoneMatch, tag string) bool {
+	if ifNoneMatch == "" {
+		return false
+	}
+	for _, candidate := range strings.Split(ifNoneMatch, ",") {
+		candidate = strings.TrimSpace(candidate)
+		if candidate == "*" || strings.TrimPrefix(candidate, "W/") == strings.TrimPrefix(tag, "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+// statusHeaders sets the headers every status answer carries.
+func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
+	h.Set("ETag", etag(j))
 	if !j.State.Terminal() {
 		h.Set("Retry-After", s.retryAfter(j))
 	}
 	if !j.ExpiresAt.IsZero() {
 		h.Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
 	}
-	if j.State == job.StateSucceeded && code == http.StatusSeeOther {
-		h.Set("Location", s.url(resultPath(j.ID)))
+}
+
+// writeStatus answers with j's status and code; a 303 points at the result.
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, code int, j *job.Job) {
+	s.statusHeaders(w, j)
+	if code == http.StatusSeeOther {
+		w.Header().Set("Location", s.url(r, resultPath(j.ID)))
 	}
-	writeJSON(w, r, code, s.status(j))
+	writeJSON(w, r, code, s.status(r, j))
 }

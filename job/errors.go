@@ -73,3 +73,11 @@ type FinishedError struct {
 func (e *FinishedError) Error() string {
 	return fmt.Sprintf("job %s already %s and cannot be canceled", e.Job.ID, e.Job.State)
 }
+
+// InvalidCursorError is returned for a listing cursor that is malformed or
+// was issued for other filters.
+type InvalidCursorError struct {
+	Reason string
+}
+
+func (e *InvalidCursorError) Error() string { return "invalid cursor: " + e.Reason }

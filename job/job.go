@@ -3,6 +3,9 @@ package job
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"strconv"
 	"time"
 )
 
@@ -111,6 +114,49 @@ type Service interface {
 	// its status after the request. Errors: ErrNotFound, ErrExpired,
 	// *FinishedError, ErrUnavailable.
 	Cancel(ctx context.Context, tenant, id string) (*Job, error)
+	// Watch returns the job as soon as its Version differs from version,
+	// or when ctx ends (then with its current status and no error). A
+	// finished job is returned at once. Many watchers of one job share one
+	// look-up loop. Errors: as Get.
+	Watch(ctx context.Context, tenant, id, version string) (*Job, error)
+	// List returns the tenant's jobs matching filter, a page at a time.
+	// Errors: *InvalidCursorError, ErrUnavailable.
+	List(ctx context.Context, tenant string, filter ListFilter) (*Page, error)
 	// Ready reports whether the service can accept and run jobs now.
 	Ready(ctx context.Context) error
+}
+
+// Version identifies what a client can see change in a job: its state,
+// progress, attempt, start, completion and error. It is stable while
+// nothing of that changes (the time of the last heartbeat is left out), so
+// it serves as an ETag and as the cursor of long-polls and event streams.
+func (j *Job) Version() string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%d|%d|%d|", j.State, j.Attempt, j.StartedAt.UnixNano(), j.CompletedAt.UnixNano())
+	if j.Progress != nil {
+		fmt.Fprintf(h, "%d|%d|%s|", j.Progress.Current, j.Progress.Total, j.Progress.Message)
+	}
+	if j.Error != nil {
+		fmt.Fprintf(h, "%s|%s", j.Error.Type, j.Error.Message)
+	}
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// ListFilter selects the jobs a listing returns.
+type ListFilter struct {
+	// State, when set, keeps jobs in that state.
+	State State
+	// Kind, when set, keeps jobs of that kind.
+	Kind string
+	// Limit is the page size.
+	Limit int
+	// Cursor continues a previous listing; it came from its NextCursor.
+	Cursor string
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Jobs []*Job
+	// NextCursor continues the listing; empty on the last page.
+	NextCursor string
 }

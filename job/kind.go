@@ -24,6 +24,9 @@ type Kind struct {
 	// InputSchema is the JSON Schema of the kind's input, published to
 	// clients. Validate is what enforces it.
 	InputSchema json.RawMessage
+	// ExpectedDuration tells clients, in words, how long a job of this kind
+	// takes ("the requested seconds", "about 2 s").
+	ExpectedDuration string
 	// Validate checks an input before a job is accepted; it returns the
 	// problems found, none when the input is valid.
 	Validate func(input json.RawMessage) []FieldError
@@ -87,9 +90,10 @@ func Permanent(typ string, err error) error {
 // Define. In is the kind's input type, decoded strictly from JSON (unknown
 // fields are errors).
 type KindSpec[In any] struct {
-	Name        string
-	Description string
-	InputSchema string
+	Name             string
+	Description      string
+	InputSchema      string
+	ExpectedDuration string
 	// Validate checks the decoded input; nil means every decoded value is
 	// valid.
 	Validate func(in In) []FieldError
@@ -119,9 +123,10 @@ func Define[In any](spec KindSpec[In]) Kind {
 		return in, nil
 	}
 	return Kind{
-		Name:        spec.Name,
-		Description: spec.Description,
-		InputSchema: json.RawMessage(spec.InputSchema),
+		Name:             spec.Name,
+		Description:      spec.Description,
+		InputSchema:      json.RawMessage(spec.InputSchema),
+		ExpectedDuration: spec.ExpectedDuration,
 		Validate: func(raw json.RawMessage) []FieldError {
 			in, err := decode(raw)
 			if err != nil {
@@ -213,6 +218,12 @@ func (r *Registry) Kinds() []Kind {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Lookup returns the kind named name.
+func (r *Registry) Lookup(name string) (Kind, bool) {
+	k, ok := r.kinds[name]
+	return k, ok
 }
 
 // Check returns the kind named name after validating input against it.

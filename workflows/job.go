@@ -55,7 +55,12 @@ type Output struct {
 // is passed to the activity, waited for, and ends the workflow canceled;
 // a job canceled before its activity starts never starts it.
 func Job(ctx workflow.Context, in Input) (Output, error) {
+	finished := false
 	setState := func(ctx workflow.Context, s job.State) {
+		if finished {
+			return
+		}
+		finished = s.Terminal()
 		// Visibility only: a failure here must not fail the job.
 		_ = workflow.UpsertTypedSearchAttributes(ctx, StateKey.ValueSet(string(s)))
 	}
@@ -64,6 +69,12 @@ func Job(ctx workflow.Context, in Input) (Output, error) {
 		return Output{}, workflow.ErrCanceled
 	}
 	setState(ctx, job.StateRunning)
+	// Listings can then tell a job that is cleaning up after a cancel.
+	workflow.Go(ctx, func(gctx workflow.Context) {
+		gctx.Done().Receive(gctx, nil)
+		dctx, _ := workflow.NewDisconnectedContext(gctx)
+		setState(dctx, job.StateCanceling)
+	})
 
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: in.Timeout,

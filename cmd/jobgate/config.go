@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -36,6 +38,11 @@ type Config struct {
 	// PublicURL is the base of absolute URLs in Location headers and links;
 	// empty gives absolute paths.
 	PublicURL string `envconfig:"PUBLIC_URL"`
+	// TrustedProxies are comma-separated CIDRs whose X-Forwarded-Proto and
+	// X-Forwarded-Host build absolute URLs when PublicURL is empty.
+	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
+	// MaxWait caps Prefer: wait=N on submissions and long-polls.
+	MaxWait time.Duration `envconfig:"MAX_WAIT" default:"60s"`
 	// ResultTTL is how long finished jobs stay readable before 410 Gone.
 	ResultTTL time.Duration `envconfig:"RESULT_TTL" default:"24h"`
 	// MaxBodyBytes caps a request body (413 beyond).
@@ -53,6 +60,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	// LogLevel is jobgate's log level (debug, info, warn, error).
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+
+	trustedProxies []netip.Prefix
 }
 
 // loadConfig reads and checks the configuration.
@@ -72,6 +81,16 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.ResultTTL <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)
+	}
+	for _, p := range cfg.TrustedProxies {
+		prefix, err := netip.ParsePrefix(strings.TrimSpace(p))
+		if err != nil {
+			return cfg, fmt.Errorf("configuration: JOBGATE_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8: %w", p, err)
+		}
+		cfg.trustedProxies = append(cfg.trustedProxies, prefix)
+	}
+	if cfg.MaxWait <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_WAIT must be positive, not %s", cfg.MaxWait)
 	}
 	if cfg.TemporalCallTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)

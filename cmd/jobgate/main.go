@@ -116,6 +116,8 @@ func run() error {
 			MaxBodyBytes:          cfg.MaxBodyBytes,
 			PublicURL:             cfg.PublicURL,
 			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
+			MaxWait:               cfg.MaxWait,
+			TrustedProxies:        cfg.trustedProxies,
 		}, logger)
 		logger.Warn("no API keys configured: single-tenant local mode, every request acts for tenant \"default\"")
 	} else {
@@ -129,7 +131,7 @@ func run() error {
 			return nil
 		}, logger)
 	}
-	srv, ln, err := listen(cfg.HTTPAddr, handler)
+	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.MaxWait+time.Minute)
 	if err != nil {
 		return err
 	}
@@ -186,7 +188,7 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 
 // listen binds addr first, so that a port in use fails start-up with a
 // clear error, and returns a server with timeouts against slow clients.
-func listen(addr string, h http.Handler) (*http.Server, net.Listener, error) {
+func listen(addr string, h http.Handler, writeTimeout time.Duration) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("API listen on %s: %w (set JOBGATE_HTTP_ADDR to another address)", addr, err)
@@ -195,9 +197,11 @@ func listen(addr string, h http.Handler) (*http.Server, net.Listener, error) {
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      2 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		// Long-polls last up to JOBGATE_MAX_WAIT; event streams lift the
+		// write deadline themselves.
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
 	}, ln, nil
 }
 

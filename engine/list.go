@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// cursor is what a listing's opaque cursor carries: Temporal's page token
+// and a digest of the filters it belongs to.
+type cursor struct {
+	Token  []byte `json:"t"`
+	Filter string `json:"f"`
+}
+
+// List implements job.Service from Temporal's visibility store: running
+// jobs first, then finished ones by completion, newest first (the order
+// Temporal's visibility returns). Listed jobs carry no progress; get a job
+// for it.
+func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {
+	query, err := listQuery(tenant, f)
+	if err != nil {
+		return nil, err
+	}
+	digest := sha256.Sum256([]byte(query))
+	filterID := base64.RawURLEncoding.EncodeToString(digest[:12])
+	var token []byte
+	if f.Cursor != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		var c cursor
+		if err != nil || json.Unmarshal(raw, &c) != nil {
+			return nil, &job.InvalidCursorError{Reason: "it is not a cursor this API issued"}
+		}
+		if c.Filter != filterID {
+			return nil, &job.InvalidCursorError{Reason: "it was issued for other filters; keep state and kind as they were"}
+		}
+		token = c.Token
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	resp, err := s.c.ListWorkflow(cctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Query:         query,
+		PageSize:      int32(f.Limit),
+		NextPageToken: token,
+	})
+	if err != nil {
+		return nil, translate("list jobs", err)
+	}
+	page := &job.Page{}
+	for _, info := range resp.GetExecutions() {
+		j, err := jobFromMemo(info.GetExecution().GetWorkflowId(), info.GetMemo())
+		if err != nil {
+			continue // not a job jobgate started
+		}
+		j.Kind, _ = searchKeyword(info.GetSearchAttributes(), workflows.KindKey.GetName())
+		j.UpdatedAt = j.CreatedAt
+		j.State = listedState(info.GetStatus(), info.GetSearchAttributes())
+		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
+			j.CompletedAt = t.AsTime()
+			j.UpdatedAt = j.CompletedAt
+			j.ExpiresAt = j.CompletedAt.Add(s.cfg.ResultTTL)
+			if !s.cfg.Now().Before(j.ExpiresAt) {
+				continue
+			}
+		}
+		page.Jobs = append(page.Jobs, j)
+	}
+	if next := resp.GetNextPageToken(); len(next) > 0 {
+		raw, _ := json.Marshal(cursor{Token: next, Filter: filterID})
+		page.NextCursor = base64.RawURLEncoding.EncodeToString(raw)
+	}
+	return page, nil
+}
+
+// listQuery is the visibility query for a tenant's jobs under f. Values are
+// checked to be plain words, so nothing a client sends can change the
+// query's shape.
+func listQuery(tenant string, f job.ListFilter) (string, error) {
+	if !plainWord(tenant) {
+		return "", fmt.Errorf("tenant %q cannot be listed: unexpected characters", tenant)
+	}
+	q := []string{
+		fmt.Sprintf("WorkflowType = '%s'", workflows.JobWorkflowName),
+		fmt.Sprintf("%s = '%s'", workflows.TenantKey.GetName(), tenant),
+	}
+	if f.Kind != "" {
+		if !plainWord(f.Kind) {
+			return "", &job.ValidationError{Kind: f.Kind, Fields: []job.FieldError{{Field: "kind", Message: "is not a kind name"}}}
+		}
+		q = append(q, fmt.Sprintf("%s = '%s'", workflows.KindKey.GetName(), f.Kind))
+	}
+	switch f.State {
+	case "":
+	case job.StateQueued, job.StateRunning:
+		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("%s = '%s'", workflows.StateKey.GetName(), f.State))
+	case job.StateCanceling:
+		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("%s = '%s'", workflows.StateKey.GetName(), job.StateCanceling))
+	case job.StateSucceeded:
+		q = append(q, "ExecutionStatus = 'Completed'")
+	case job.StateFailed:
+		q = append(q, "ExecutionStatus IN ('Failed', 'TimedOut')")
+	case job.StateCanceled:
+		q = append(q, "ExecutionStatus IN ('Canceled', 'Terminated')")
+	default:
+		return "", &job.ValidationError{Fields: []job.FieldError{{Field: "state", Message: "is not a job state"}}}
+	}
+	return strings.Join(q, " AND "), nil
+}
+
+func plainWord(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:~", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// listedState maps a visibility record onto a state; a running workflow's
+// JobState search attribute tells queued from running.
+func listedState(status enumspb.WorkflowExecutionStatus, sa *commonpb.SearchAttributes) job.State {
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return job.StateSucceeded
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return job.StateFailed
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		return job.StateCanceled
+	}
+	if st, ok := searchKeyword(sa, workflows.StateKey.GetName()); ok && st == string(job.StateQueued) {
+		return job.StateQueued
+	}
+	return job.StateRunning
+}

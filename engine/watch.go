@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// watchHub shares one look-up loop per watched job among all who wait on
+// it, so a thousand long-polls of one job cost one Temporal call per
+// interval, not a thousand.
+type watchHub struct {
+	load     func(ctx context.Context, tenant, id string) (*job.Job, error)
+	interval time.Duration
+	timeout  time.Duration
+
+	mu      sync.Mutex
+	watches map[string]*watch
+}
+
+// watch is one job's shared loop and its latest look-up.
+type watch struct {
+	refs int
+
+	mu      sync.Mutex
+	cur     *job.Job
+	err     error
+	changed chan struct{} // closed when cur or err changes
+}
+
+func newWatchHub(load func(ctx context.Context, tenant, id string) (*job.Job, error), interval, timeout time.Duration) *watchHub {
+	return &watchHub{load: load, interval: interval, timeout: timeout, watches: map[string]*watch{}}
+}
+
+// acquire returns the job's watch, starting its loop if nobody watches it
+// yet; release must follow.
+func (h *watchHub) acquire(tenant, id string) *watch {
+	key := tenant + "\x00" + id
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w, ok := h.watches[key]
+	if !ok {
+		w = &watch{changed: make(chan struct{})}
+		h.watches[key] = w
+		go h.run(key, tenant, id, w)
+	}
+	w.refs++
+	return w
+}
+
+func (h *watchHub) release(w *watch) {
+	h.mu.Lock()
+	w.refs--
+	h.mu.Unlock()
+}
+
+// run looks the job up every interval while anyone watches it, publishing
+// each change, and stops when the last watcher leaves, the job finishes or
+// the look-up fails.
+func (h *watchHub) run(key, tenant, id string, w *watch) {
+	t := time.NewTicker(h.interval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		j, err := h.load(ctx, tenant, id)
+		cancel()
+		done := w.publish(j, err)
+
+		h.mu.Lock()
+		if done || w.refs == 0 {
+			// Later watchers start a fresh loop; current ones hold the
+			// final answer.
+			delete(h.watches, key)
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+		<-t.C
+	}
+}
+
+// publish records a look-up and wakes the watchers if it changed anything.
+// It reports whether the loop can stop: the job finished or is gone.
+func (w *watch) publish(j *job.Job, err error) (done bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	changed := w.cur == nil && w.err == nil ||
+		err != nil ||
+		j != nil && w.cur != nil && j.Version() != w.cur.Version()
+	if err == nil {
+		w.cur, w.err = j, nil
+	} else {
+		w.err = err
+	}
+	if changed {
+		close(w.changed)
+		w.changed = make(chan struct{})
+	}
+	return err != nil || j.State.Terminal()
+}
+
+func (w *watch) snapshot() (*job.Job, error, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur, w.err, w.changed
+}
+
+// Watch implements job.Service.
+func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.Job, error) {
+	w := s.watches.acquire(tenant, id)
+	defer s.watches.release(w)
+	for {
+		cur, err, changed := w.snapshot()
+		switch {
+		case err != nil:
+			return nil, err
+		case cur != nil && (cur.Version() != version || cur.State.Terminal()):
+			return cur, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			if cur != nil {
+				return cur, nil
+			}
+			return s.Get(context.WithoutCancel(ctx), tenant, id)
+		}
+	}
+}

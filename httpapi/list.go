@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// listBody is the body of GET /v1/jobs.
+type listBody struct {
+	Jobs       []statusBody `json:"jobs"`
+	NextCursor *string      `json:"nextCursor"`
+}
+
+const (
+	defaultListLimit = 20
+	maxListLimit     = 100
+)
+
+// handleList answers the caller's jobs, filtered by state and kind, a page
+// at a time; the next page's cursor is in nextCursor and a Link header.
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := job.ListFilter{State: job.State(q.Get("state")), Kind: q.Get("kind"), Limit: defaultListLimit, Cursor: q.Get("cursor")}
+	switch f.State {
+	case "", job.StateQueued, job.StateRunning, job.StateCanceling, job.StateSucceeded, job.StateFailed, job.StateCanceled:
+	default:
+		s.Error(w, r, badRequest("invalid-query", "Invalid query parameter",
+			"state must be one of queued, running, canceling, succeeded, failed, canceled; not "+strconv.Quote(string(f.State))+"."))
+		return
+	}
+	if f.Kind != "" {
+		if _, ok := s.kinds.Lookup(f.Kind); !ok {
+			s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "kind "+strconv.Quote(f.Kind)+" is not a kind of this deployment; GET /v1/kinds lists them."))
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "limit must be a whole number from 1 to 100, not "+strconv.Quote(v)+"."))
+			return
+		}
+		f.Limit = n
+	}
+	page, err := s.jobs.List(r.Context(), s.tenant(r), f)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	body := listBody{Jobs: make([]statusBody, 0, len(page.Jobs))}
+	for _, j := range page.Jobs {
+		body.Jobs = append(body.Jobs, s.status(r, j))
+	}
+	if page.NextCursor != "" {
+		body.NextCursor = &page.NextCursor
+		next := url.Values{}
+		for _, k := range []string{"state", "kind", "limit"} {
+			if v := q.Get(k); v != "" {
+				next.Set(k, v)
+			}
+		}
+		next.Set("cursor", page.NextCursor)
+		w.Header().Set("Link", "<"+s.url(r, "/v1/jobs?"+next.Encode())+`>; rel="next"`)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, r, http.StatusOK, body)
+}
