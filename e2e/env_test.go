@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -77,6 +78,16 @@ type envOptions struct {
 	publicURL    string
 	proxies      []netip.Prefix
 	dialOptions  []grpc.DialOption
+	// apiKeys maps tenants to their API keys; empty is local mode.
+	apiKeys     map[string]string
+	limits      httpapi.Limits
+	maxBacklog  int64
+	callTimeout time.Duration
+	// temporalAddress points the env at another Temporal server than the
+	// shared one.
+	temporalAddress string
+	namespace       string
+	logs            io.Writer
 }
 
 var queueSeq atomic.Int64
@@ -84,15 +95,19 @@ var queueSeq atomic.Int64
 // mustStartEnv starts an env and stops it when the test ends.
 func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	tb.Helper()
+	address, namespace := temporalServer.FrontendAddress(), temporalServer.Namespace()
+	if opts.temporalAddress != "" {
+		address, namespace = opts.temporalAddress, opts.namespace
+	}
 	c, err := client.Dial(client.Options{
-		HostPort:          temporalServer.FrontendAddress(),
-		Namespace:         temporalServer.Namespace(),
+		HostPort:          address,
+		Namespace:         namespace,
 		Logger:            quietLogger{},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: opts.dialOptions},
 	})
 	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
-	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, temporalServer.Namespace()))
+	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, namespace))
 
 	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{AllowPrivate: opts.allowPrivate})...)
 	require.NoError(tb, err)
@@ -102,14 +117,30 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		require.NoError(tb, w.Start())
 		tb.Cleanup(w.Stop)
 	}
-	jobs := engine.New(c, kinds, engine.Config{TaskQueue: queue, EagerStart: !opts.noWorker, ResultTTL: opts.resultTTL})
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	jobs := engine.New(c, kinds, engine.Config{
+		TaskQueue:   queue,
+		Namespace:   namespace,
+		EagerStart:  !opts.noWorker,
+		ResultTTL:   opts.resultTTL,
+		MaxBacklog:  opts.maxBacklog,
+		CallTimeout: opts.callTimeout,
+	})
+	if opts.logs == nil {
+		opts.logs = io.Discard
+	}
+	logger := slog.New(slog.NewJSONHandler(opts.logs, nil))
+	var keys []httpapi.APIKey
+	for tenant, key := range opts.apiKeys {
+		keys = append(keys, httpapi.APIKey{Tenant: tenant, Hash: sha256.Sum256([]byte(key))})
+	}
 	api := httpapi.New(jobs, kinds, httpapi.Config{
 		MaxBodyBytes:    opts.maxBody,
 		Tenant:          queue,
 		PublicURL:       opts.publicURL,
 		TrustedProxies:  opts.proxies,
 		EventsKeepAlive: time.Second,
+		APIKeys:         keys,
+		Limits:          opts.limits,
 	}, logger)
 	ts := httptest.NewServer(api)
 	tb.Cleanup(ts.Close)
@@ -238,3 +269,11 @@ func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// waitStateAs is waitState for an authenticated tenant.
+func (e *env) waitStateAs(id string, state job.State, auth []string) {
+	e.t.Helper()
+	eventually(e.t, 15*time.Second, "job "+id+" "+string(state), func() bool {
+		return e.do(http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", auth...).JSON(e.t)["state"] == string(state)
+	})
+}

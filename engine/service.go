@@ -30,6 +30,12 @@ import (
 type Config struct {
 	// TaskQueue is the task queue jobs run on (default "jobgate").
 	TaskQueue string
+	// Namespace is the Temporal namespace of the client (default
+	// "default"); the backlog check needs it.
+	Namespace string
+	// MaxBacklog is the task queue backlog over which submissions are
+	// refused with job.ErrOverloaded; 0 disables the check.
+	MaxBacklog int64
 	// CallTimeout bounds every call to Temporal (default 5s); a call that
 	// takes longer fails with job.ErrUnavailable.
 	CallTimeout time.Duration
@@ -59,6 +65,8 @@ type Service struct {
 	cfg      Config
 	finished *finishedCache
 	watches  *watchHub
+	active   activeCounts
+	backlog  backlog
 }
 
 // New returns a Service that runs jobs of kinds on the Temporal namespace c
@@ -66,6 +74,9 @@ type Service struct {
 func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.TaskQueue == "" {
 		cfg.TaskQueue = "jobgate"
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = "default"
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 5 * time.Second
@@ -85,7 +96,7 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.FinishedCacheSize == 0 {
 		cfg.FinishedCacheSize = 10000
 	}
-	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize)}
+	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}}}
 	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
 	return s
 }
@@ -120,6 +131,9 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	}
 	fp, err := Fingerprint(req)
 	if err != nil {
+		return nil, false, err
+	}
+	if err := s.checkBacklog(ctx); err != nil {
 		return nil, false, err
 	}
 	id := s.cfg.NewID()
@@ -178,6 +192,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	case err != nil:
 		return nil, false, translate("start job", err)
 	}
+	s.accepted(req.Tenant)
 	return &job.Job{
 		ID:                  id,
 		Tenant:              req.Tenant,

@@ -96,12 +96,14 @@ func (s *Service) Ready(ctx context.Context) error {
 		return translate("describe task queue", err)
 	}
 	cutoff := s.cfg.Now().Add(-pollerFreshness)
+	polled := false
 	for _, p := range resp.GetPollers() {
-		if p.GetLastAccessTime().AsTime().After(cutoff) {
-			return nil
-		}
+		polled = polled || p.GetLastAccessTime().AsTime().After(cutoff)
 	}
-	return fmt.Errorf("%w: no worker is polling task queue %q", job.ErrUnavailable, s.cfg.TaskQueue)
+	if !polled {
+		return fmt.Errorf("%w: task queue %q", job.ErrNoWorker, s.cfg.TaskQueue)
+	}
+	return s.checkBacklog(ctx)
 }
 
 // pollerFreshness is how recently a worker must have polled to count as

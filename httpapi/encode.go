@@ -39,6 +39,9 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) err
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("malformed-json", "Malformed JSON", "The request body is empty; send a JSON object.")
 	}
+	if depth := jsonDepth(body); depth > maxJSONDepth {
+		return badRequest("malformed-json", "JSON too deep", fmt.Sprintf("The body nests %d levels deep; at most %d are accepted.", depth, maxJSONDepth))
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -48,6 +51,34 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) err
 		return badRequest("malformed-json", "Malformed JSON", "The body holds data after its JSON object; send exactly one object.")
 	}
 	return nil
+}
+
+// maxJSONDepth bounds the nesting of a request body, so no input can make
+// decoding (here or in a kind) recurse without end.
+const maxJSONDepth = 32
+
+// jsonDepth returns the deepest nesting of objects and arrays in data,
+// ignoring brackets inside strings. It does not validate data.
+func jsonDepth(data []byte) int {
+	depth, deepest := 0, 0
+	inString, escaped := false, false
+	for _, c := range data {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func describeJSONError(err error) string {
@@ -83,7 +114,9 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType s
 	data, err := json.Marshal(v)
 	if err != nil {
 		// Only our own types are encoded here; this is a programming error.
-		http.Error(w, `{"title":"Internal server error","status":500}`, http.StatusInternalServerError)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"type":"` + ProblemBase + `internal","title":"Internal server error","status":500}`))
 		return
 	}
 	data = append(data, '\n')

@@ -2,9 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -34,6 +34,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // otherwise.
 func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.ready(r.Context()); err != nil {
+		s.log.WarnContext(r.Context(), "not ready", "error", err)
 		p := problem(http.StatusServiceUnavailable, "not-ready", "Not ready", "jobgate cannot run jobs right now: "+readinessReason(err))
 		p.retryAfter = 5
 		s.Error(w, r, p)
@@ -43,6 +44,14 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// readinessReason says why the process is not ready in words fit for a
+// client: never the engine's own error text.
 func readinessReason(err error) string {
-	return strings.TrimPrefix(err.Error(), job.ErrUnavailable.Error()+": ")
+	switch {
+	case errors.Is(err, job.ErrOverloaded):
+		return "more work is queued than the deployment accepts"
+	case errors.Is(err, job.ErrNoWorker):
+		return "no worker is polling for jobs"
+	}
+	return "Temporal is unreachable or too slow"
 }

@@ -36,8 +36,9 @@ type Problem struct {
 	// RequestID identifies the request in jobgate's logs.
 	RequestID string `json:"requestId,omitempty"`
 
-	retryAfter int
-	allow      []string
+	retryAfter   int
+	allow        []string
+	authenticate bool
 }
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
@@ -61,6 +62,9 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	p.RequestID = requestID(r.Context())
 	if p.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	if p.authenticate {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jobgate"`)
 	}
 	if len(p.allow) > 0 {
 		w.Header().Set("Allow", strings.Join(p.allow, ", "))
@@ -114,6 +118,11 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		j := finished.Job
 		p := problem(http.StatusConflict, "job-finished", "The job already finished", fmt.Sprintf("The job already %s; finished work cannot be canceled.", j.State))
 		p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(r, statusPath(j.ID))
+		return p
+	case errors.Is(err, job.ErrOverloaded):
+		s.log.WarnContext(r.Context(), "overloaded", "requestId", requestID(r.Context()), "error", err)
+		p := problem(http.StatusServiceUnavailable, "overloaded", "Overloaded", "More work is queued than this deployment accepts; retry after the indicated delay.")
+		p.retryAfter = 10
 		return p
 	case errors.Is(err, job.ErrUnavailable):
 		s.log.WarnContext(r.Context(), "job engine unavailable", "requestId", requestID(r.Context()), "path", r.URL.Path, "error", err)

@@ -30,8 +30,16 @@ type Config struct {
 	// 400.
 	RequireIdempotencyKey bool
 	// Tenant is the single tenant every request belongs to in local,
-	// unauthenticated mode (default "default").
+	// unauthenticated mode, when APIKeys is empty (default "default").
 	Tenant string
+	// APIKeys authenticate requests to /v1/ and name their tenant. Empty
+	// means single-tenant local mode.
+	APIKeys []APIKey
+	// Limits are every tenant's rate and active-job limits, unless
+	// TenantLimits has the tenant's own.
+	Limits Limits
+	// TenantLimits are per-tenant limits, by tenant.
+	TenantLimits map[string]Limits
 	// MaxWait caps Prefer: wait=N on submissions and long-polls (default
 	// 60s).
 	MaxWait time.Duration
@@ -48,12 +56,13 @@ type Config struct {
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	jobs   job.Service
-	kinds  *job.Registry
-	cfg    Config
-	log    *slog.Logger
-	router *mux.Router
-	ready  func(context.Context) error
+	jobs    job.Service
+	kinds   *job.Registry
+	cfg     Config
+	log     *slog.Logger
+	router  *mux.Router
+	ready   func(context.Context) error
+	limiter *limiter
 }
 
 // New returns the API over jobs, which runs the given kinds.
@@ -75,6 +84,7 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
+	s.limiter = newLimiter(cfg.Limits, cfg.TenantLimits, cfg.Now)
 	s.routes()
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
@@ -82,7 +92,8 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 }
 
 // ServeHTTP implements http.Handler: it tags the request with a request id
-// (echoing a sane X-Request-Id) and routes it.
+// (echoing a sane X-Request-Id); for /v1/ it authenticates the caller and
+// applies the tenant's rate limit; then it routes the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
@@ -90,11 +101,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(withRequestID(r.Context(), id))
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		tenant, err := s.authenticate(r)
+		if err != nil {
+			s.Error(w, r, err)
+			return
+		}
+		r = r.WithContext(withTenant(r.Context(), tenant))
+		if s.limiter != nil {
+			if err := s.limiter.allow(w, tenant); err != nil {
+				s.Error(w, r, err)
+				return
+			}
+		}
+	}
 	s.router.ServeHTTP(w, r)
 }
-
-// tenant returns the tenant a request acts for.
-func (s *Server) tenant(*http.Request) string { return s.cfg.Tenant }
 
 // url returns the client-facing URL of path: under PublicURL when set,
 // else under the scheme and host a trusted proxy forwarded, else the path

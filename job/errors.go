@@ -17,6 +17,11 @@ var (
 	// ErrExpired means the job finished longer ago than the result TTL: its
 	// status and result are gone, though its id is still known.
 	ErrExpired = errors.New("job expired")
+	// ErrOverloaded means more work waits for workers than the deployment
+	// accepts; the client should retry later.
+	ErrOverloaded = errors.New("too much work queued")
+	// ErrNoWorker means no worker polls for jobs: accepted jobs wait.
+	ErrNoWorker = errors.New("no worker polling")
 	// ErrUnavailable means the job engine cannot be reached or did not
 	// answer in time; the client should retry later.
 	ErrUnavailable = errors.New("job engine unavailable")

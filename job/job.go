@@ -102,7 +102,7 @@ type Service interface {
 	// Submit validates and accepts a job. created is false when the
 	// Idempotency-Key named an existing job with the same request, which is
 	// then returned. Errors: *UnknownKindError, *ValidationError,
-	// ErrKeyReused, ErrUnavailable.
+	// ErrKeyReused, ErrOverloaded, ErrUnavailable.
 	Submit(ctx context.Context, req SubmitRequest) (j *Job, created bool, err error)
 	// Get returns the job's current status. Errors: ErrNotFound,
 	// ErrExpired, ErrUnavailable.
@@ -122,6 +122,9 @@ type Service interface {
 	// List returns the tenant's jobs matching filter, a page at a time.
 	// Errors: *InvalidCursorError, ErrUnavailable.
 	List(ctx context.Context, tenant string, filter ListFilter) (*Page, error)
+	// CountActive returns how many of the tenant's jobs are queued or
+	// running, as of at most a second ago. Errors: ErrUnavailable.
+	CountActive(ctx context.Context, tenant string) (int, error)
 	// Ready reports whether the service can accept and run jobs now.
 	Ready(ctx context.Context) error
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/jobgate/jobgate/httpapi"
 )
 
 // Config is jobgate's whole configuration, read once from JOBGATE_*
@@ -43,6 +45,22 @@ type Config struct {
 	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
 	// MaxWait caps Prefer: wait=N on submissions and long-polls.
 	MaxWait time.Duration `envconfig:"MAX_WAIT" default:"60s"`
+	// APIKeys are comma-separated tenant:sha256-hex-of-key entries; empty
+	// is single-tenant local mode (tenant "default").
+	APIKeys []string `envconfig:"API_KEYS"`
+	// RateLimit is each tenant's average requests per second to /v1/ (0:
+	// unlimited).
+	RateLimit float64 `envconfig:"RATE_LIMIT" default:"100"`
+	// RateBurst is each tenant's burst of requests (0: twice RateLimit).
+	RateBurst int `envconfig:"RATE_BURST" default:"0"`
+	// MaxActiveJobs caps each tenant's queued and running jobs (0: no cap).
+	MaxActiveJobs int `envconfig:"MAX_ACTIVE_JOBS" default:"10000"`
+	// TenantLimits are per-tenant overrides, comma-separated
+	// tenant:rate=R:burst=B:active=N entries.
+	TenantLimits []string `envconfig:"TENANT_LIMITS"`
+	// MaxBacklog is the task queue backlog over which submissions get 503
+	// (0: no check).
+	MaxBacklog int64 `envconfig:"MAX_BACKLOG" default:"10000"`
 	// ResultTTL is how long finished jobs stay readable before 410 Gone.
 	ResultTTL time.Duration `envconfig:"RESULT_TTL" default:"24h"`
 	// MaxBodyBytes caps a request body (413 beyond).
@@ -62,6 +80,9 @@ type Config struct {
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	trustedProxies []netip.Prefix
+	apiKeys        []httpapi.APIKey
+	limits         httpapi.Limits
+	tenantLimits   map[string]httpapi.Limits
 }
 
 // loadConfig reads and checks the configuration.
@@ -88,6 +109,17 @@ func loadConfig() (Config, error) {
 			return cfg, fmt.Errorf("configuration: JOBGATE_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8: %w", p, err)
 		}
 		cfg.trustedProxies = append(cfg.trustedProxies, prefix)
+	}
+	var err error
+	if cfg.apiKeys, err = httpapi.ParseAPIKeys(cfg.APIKeys); err != nil {
+		return cfg, fmt.Errorf("configuration: JOBGATE_API_KEYS: %w", err)
+	}
+	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.MaxActiveJobs < 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_RATE_LIMIT, JOBGATE_RATE_BURST and JOBGATE_MAX_ACTIVE_JOBS must not be negative")
+	}
+	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs}
+	if cfg.tenantLimits, err = httpapi.ParseTenantLimits(cfg.TenantLimits, cfg.limits); err != nil {
+		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_LIMITS: %w", err)
 	}
 	if cfg.MaxWait <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_WAIT must be positive, not %s", cfg.MaxWait)

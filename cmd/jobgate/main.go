@@ -111,6 +111,8 @@ func run() error {
 			CallTimeout: cfg.TemporalCallTimeout,
 			EagerStart:  cfg.runsWorker(),
 			ResultTTL:   cfg.ResultTTL,
+			Namespace:   cfg.TemporalNamespace,
+			MaxBacklog:  cfg.MaxBacklog,
 		})
 		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,
@@ -118,8 +120,16 @@ func run() error {
 			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
 			MaxWait:               cfg.MaxWait,
 			TrustedProxies:        cfg.trustedProxies,
+			APIKeys:               cfg.apiKeys,
+			Limits:                cfg.limits,
+			TenantLimits:          cfg.tenantLimits,
 		}, logger)
-		logger.Warn("no API keys configured: single-tenant local mode, every request acts for tenant \"default\"")
+		if len(cfg.apiKeys) == 0 {
+			logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
+			fmt.Println("jobgate: WARNING: no API keys configured (JOBGATE_API_KEYS): single-tenant local mode, no authentication")
+		} else {
+			logger.Info("API keys configured", "tenants", tenantsOf(cfg.apiKeys))
+		}
 	} else {
 		// A worker serves only its probes.
 		handler = httpapi.Health(func(ctx context.Context) error {
@@ -211,6 +221,19 @@ func displayAddr(a net.Addr) string {
 		return a.String()
 	}
 	return net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
+}
+
+// tenantsOf lists the tenants that have keys: names only, never hashes.
+func tenantsOf(keys []httpapi.APIKey) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		if !seen[k.Tenant] {
+			seen[k.Tenant] = true
+			out = append(out, k.Tenant)
+		}
+	}
+	return out
 }
 
 func kindNames(r *job.Registry) []string {

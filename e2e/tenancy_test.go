@@ -1,0 +1,281 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/httpapi"
+	"github.com/jobgate/jobgate/job"
+)
+
+const (
+	keyA = "ak_live_alpha_5f1c2b7e9d"
+	keyB = "ak_live_bravo_8e3d4a6c1f"
+)
+
+func bearer(key string) []string { return []string{"Authorization", "Bearer " + key} }
+
+// Tenant A cannot read, cancel, list or fetch the result of tenant B's
+// jobs: each is a 404. One Idempotency-Key in two tenants is two jobs.
+func TestTenantIsolation(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{apiKeys: map[string]string{"alpha": keyA, "bravo": keyB}})
+
+	idB, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`, bearer(keyB)...)
+	e.waitStateAs(idB, job.StateSucceeded, bearer(keyB))
+	for _, req := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/jobs/" + idB},
+		{http.MethodGet, "/v1/jobs/" + idB + "/result"},
+		{http.MethodDelete, "/v1/jobs/" + idB},
+		{http.MethodGet, "/v1/jobs/" + idB + "/events"},
+	} {
+		requireProblem(t, e.do(req.method, req.path, "", bearer(keyA)...), http.StatusNotFound, "not-found")
+	}
+	eventually(t, 5*time.Second, "B lists its job", func() bool {
+		return strings.Contains(string(e.do(http.MethodGet, "/v1/jobs", "", bearer(keyB)...).Body), idB)
+	})
+	require.NotContains(t, string(e.do(http.MethodGet, "/v1/jobs", "", bearer(keyA)...).Body), idB)
+
+	body := `{"kind":"sleep","input":{"seconds":0}}`
+	a, _ := e.submit(body, append(bearer(keyA), "Idempotency-Key", "shared-key")...)
+	b, _ := e.submit(body, append(bearer(keyB), "Idempotency-Key", "shared-key")...)
+	require.NotEqual(t, a, b, "the same key in two tenants makes two jobs")
+	require.Equal(t, engine.KeyedID("alpha", "shared-key"), a)
+	// And B's replay of the key finds B's job, not A's.
+	replay := e.do(http.MethodPost, "/v1/jobs", body, append(bearer(keyB), "Idempotency-Key", "shared-key")...)
+	require.Equal(t, b, replay.JSON(t)["id"])
+}
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, apiKeys: map[string]string{"alpha": keyA}})
+	for name, header := range map[string][]string{
+		"no key":       nil,
+		"unknown key":  bearer("ak_live_nobody"),
+		"other scheme": {"Authorization", "Basic " + keyA},
+		"empty bearer": {"Authorization", "Bearer "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := e.do(http.MethodGet, "/v1/kinds", "", header...)
+			requireProblem(t, resp, http.StatusUnauthorized, "unauthorized")
+			require.Equal(t, `Bearer realm="jobgate"`, resp.Header.Get("WWW-Authenticate"))
+		})
+	}
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/kinds", "", bearer(keyA)...).StatusCode)
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/healthz", "").StatusCode, "probes need no key")
+	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`), http.StatusUnauthorized, "unauthorized")
+	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "an unauthenticated submission creates nothing")
+}
+
+// A flood of 1,000 requests from one tenant gets 429s with the rate-limit
+// headers, while another tenant's requests still succeed.
+func TestRateLimitFlood(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, apiKeys: map[string]string{"alpha": keyA, "bravo": keyB}, limits: httpapi.Limits{Rate: 50, Burst: 50}})
+	var (
+		wg           sync.WaitGroup
+		ok, limited  atomic.Int32
+		other        atomic.Int32
+		sawHeaders   atomic.Bool
+		otherFailure atomic.Value
+	)
+	sem := make(chan struct{}, 32)
+	for i := range 1000 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp := e.do(http.MethodGet, "/v1/kinds", "", bearer(keyA)...)
+			switch resp.StatusCode {
+			case http.StatusOK:
+				ok.Add(1)
+			case http.StatusTooManyRequests:
+				limited.Add(1)
+				if resp.Header.Get("Retry-After") != "" && strings.HasPrefix(resp.Header.Get("RateLimit-Policy"), `"tenant";q=50;w=1`) &&
+					strings.HasPrefix(resp.Header.Get("RateLimit"), `"tenant";r=0;t=`) {
+					sawHeaders.Store(true)
+				}
+			}
+			if i%50 == 0 {
+				r := e.do(http.MethodGet, "/v1/kinds", "", bearer(keyB)...)
+				if r.StatusCode == http.StatusOK {
+					other.Add(1)
+				} else {
+					otherFailure.Store(r.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("tenant alpha: %d ok, %d limited; tenant bravo: %d of 20 ok", ok.Load(), limited.Load(), other.Load())
+	require.Positive(t, limited.Load(), "the flood was limited")
+	require.Positive(t, ok.Load())
+	require.EqualValues(t, 1000, ok.Load()+limited.Load())
+	require.True(t, sawHeaders.Load(), "429s carry Retry-After, RateLimit-Policy and RateLimit")
+	require.EqualValues(t, 20, other.Load(), "bravo was never limited (last failure %v)", otherFailure.Load())
+}
+
+// A tenant at its cap of active jobs gets 429 for the next submission.
+func TestActiveJobCap(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 2}})
+	e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
+	e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
+	resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`)
+	requireProblem(t, resp, http.StatusTooManyRequests, "too-many-active-jobs")
+	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.EqualValues(t, 2, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`))
+}
+
+// Over the configured backlog, submissions get 503 with Retry-After and
+// /readyz says not ready.
+func TestBacklogOverload(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, maxBacklog: 3})
+	var last response
+	eventually(t, 20*time.Second, "503 once the backlog is over 3", func() bool {
+		last = e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`)
+		return last.StatusCode == http.StatusServiceUnavailable
+	})
+	requireProblem(t, last, http.StatusServiceUnavailable, "overloaded")
+	require.NotEmpty(t, last.Header.Get("Retry-After"))
+	requireProblem(t, e.do(http.MethodGet, "/readyz", ""), http.StatusServiceUnavailable, "not-ready")
+}
+
+// Concurrent duplicate submissions against two API processes sharing one
+// Temporal server make exactly one job.
+func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	queue := "two-apis-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	var urls []string
+	for range 2 {
+		port := freeLoopbackPort(t)
+		startAPIProcess(t, port, queue)
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ids  = map[string]int{}
+		news int
+	)
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			api := &env{t: t, URL: urls[i%2], HTTP: &http.Client{Timeout: 10 * time.Second}}
+			resp := api.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "two-apis-one-job")
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
+			ids[resp.JSON(t)["id"].(string)]++
+			if resp.Header.Get("Idempotent-Replayed") == "" {
+				news++
+			}
+		}()
+	}
+	wg.Wait()
+	require.Len(t, ids, 1)
+	require.Equal(t, 1, news)
+	probe := &env{t: t, Temporal: mustStartEnv(t, envOptions{noWorker: true}).Temporal}
+	eventually(t, 5*time.Second, "visible", func() bool { return probe.countWorkflows(`TaskQueue = '`+queue+`'`) > 0 })
+	require.EqualValues(t, 1, probe.countWorkflows(`TaskQueue = '`+queue+`'`))
+}
+
+// startAPIProcess runs the binary in role api against the shared Temporal
+// server and waits for /healthz. It returns the process and its output.
+func startAPIProcess(t *testing.T, port int, queue string, env ...string) (*exec.Cmd, *lockedWriter) {
+	t.Helper()
+	cmd := exec.Command(mustBuildBinary(t))
+	cmd.Env = append(os.Environ(),
+		"JOBGATE_ROLE=api",
+		"JOBGATE_TEMPORAL_ADDRESS="+temporalServer.FrontendAddress(),
+		"JOBGATE_TEMPORAL_NAMESPACE="+temporalServer.Namespace(),
+		"JOBGATE_TASK_QUEUE="+queue,
+		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+	)
+	cmd.Env = append(cmd.Env, env...)
+	w := &lockedWriter{buf: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = w, w
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("jobgate api output:\n%s", w.String())
+		}
+	})
+	eventually(t, 60*time.Second, "api process serving", func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return cmd, w
+}
+
+// No API key, key hash or other secret appears in logs or answers, whether
+// the key was right or wrong.
+func TestNoSecretsInLogsOrAnswers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	sum := sha256.Sum256([]byte(keyA))
+	hash := hex.EncodeToString(sum[:])
+	port := freeLoopbackPort(t)
+	cmd, out := startAPIProcess(t, port, "secrets-"+strconv.FormatInt(time.Now().UnixNano(), 36),
+		"JOBGATE_API_KEYS=alpha:"+hash, "JOBGATE_LOG_LEVEL=debug")
+	api := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), HTTP: &http.Client{Timeout: 10 * time.Second}}
+	var answers []byte
+	for _, key := range []string{keyA, keyA + "x", "wrong-" + keyA} {
+		for _, req := range []struct{ method, path, body string }{
+			{http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":0}}`},
+			{http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":"x"}}`},
+			{http.MethodGet, "/v1/jobs/not-a-job", ""},
+			{http.MethodGet, "/v1/jobs?cursor=zzz", ""},
+		} {
+			resp := api.do(req.method, req.path, req.body, bearer(key)...)
+			answers = append(answers, resp.Body...)
+			for _, vs := range resp.Header {
+				answers = append(answers, strings.Join(vs, " ")...)
+			}
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	eventually(t, 20*time.Second, "stopped", func() bool { return strings.Contains(out.String(), "jobgate stopped") })
+	logs := out.String()
+	require.Contains(t, logs, "API keys configured", "the log was captured")
+	for _, secret := range []string{keyA, hash, "ak_live"} {
+		require.NotContains(t, logs, secret)
+		require.NotContains(t, string(answers), secret)
+	}
+}

@@ -1,0 +1,98 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// APIKey binds the SHA-256 hash of an API key to its tenant. jobgate never
+// holds keys in clear.
+type APIKey struct {
+	Tenant string
+	Hash   [sha256.Size]byte
+}
+
+// ParseAPIKeys reads JOBGATE_API_KEYS entries, each "tenant:sha256-hex".
+// Errors name the entry's position, never its content.
+func ParseAPIKeys(entries []string) ([]APIKey, error) {
+	var keys []APIKey
+	for i, e := range entries {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		tenant, hexHash, ok := strings.Cut(e, ":")
+		if !ok || !validTenant(tenant) {
+			return nil, fmt.Errorf("API key entry %d: want tenant:sha256-hex with a tenant of letters, digits, - _ . (the hash of a key is: printf %%s KEY | sha256sum)", i+1)
+		}
+		raw, err := hex.DecodeString(hexHash)
+		if err != nil || len(raw) != sha256.Size {
+			return nil, fmt.Errorf("API key entry %d (tenant %s): the hash must be 64 hex digits of SHA-256", i+1, tenant)
+		}
+		k := APIKey{Tenant: tenant}
+		copy(k.Hash[:], raw)
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func validTenant(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+type tenantKey struct{}
+
+// authenticate resolves the request's tenant from its bearer key, or the
+// local tenant when no keys are configured. It compares the key's hash with
+// every configured hash in constant time, so timing tells nothing about
+// which keys exist.
+func (s *Server) authenticate(r *http.Request) (string, error) {
+	if len(s.cfg.APIKeys) == 0 {
+		return s.cfg.Tenant, nil
+	}
+	unauthorized := func(detail string) error {
+		p := problem(http.StatusUnauthorized, "unauthorized", "Unauthorized", detail)
+		p.authenticate = true
+		return p
+	}
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+		return "", unauthorized("Send your API key as Authorization: Bearer <key>.")
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(key)))
+	tenant, found := "", 0
+	for _, k := range s.cfg.APIKeys {
+		if subtle.ConstantTimeCompare(sum[:], k.Hash[:]) == 1 {
+			tenant, found = k.Tenant, 1
+		}
+	}
+	if found == 0 {
+		return "", unauthorized("The API key is not valid.")
+	}
+	return tenant, nil
+}
+
+// tenant returns the tenant a request acts for, set by ServeHTTP.
+func (s *Server) tenant(r *http.Request) string {
+	if t, ok := r.Context().Value(tenantKey{}).(string); ok {
+		return t
+	}
+	return s.cfg.Tenant
+}
+
+func withTenant(ctx context.Context, tenant string) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
