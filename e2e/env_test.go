@@ -87,6 +87,7 @@ type envOptions struct {
 	// shared one.
 	temporalAddress string
 	namespace       string
+	taskQueue       string
 	logs            io.Writer
 }
 
@@ -112,6 +113,9 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{AllowPrivate: opts.allowPrivate})...)
 	require.NoError(tb, err)
 	queue := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
+	if opts.taskQueue != "" {
+		queue = opts.taskQueue
+	}
 	if !opts.noWorker {
 		w := engine.NewWorker(c, queue, kinds, engine.WorkerOptions{})
 		require.NoError(tb, w.Start())
@@ -148,6 +152,8 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		t:   tb,
 		URL: ts.URL,
 		HTTP: &http.Client{
+			// Every exchange is held to httpapi/openapi.json (openapi_test.go).
+			Transport:     conformTo(tb, nil),
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
