@@ -238,7 +238,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 				require.NotEmpty(t, p["errors"], "field errors: %s", resp.Body)
 			}
 			if tc.status == 405 {
-				require.Equal(t, "POST", resp.Header.Get("Allow"))
+				require.Equal(t, "GET, HEAD, POST", resp.Header.Get("Allow"))
 			}
 		})
 	}

@@ -140,6 +140,8 @@ func TestActiveJobCap(t *testing.T) {
 	resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`)
 	requireProblem(t, resp, http.StatusTooManyRequests, "too-many-active-jobs")
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
+	require.Equal(t, `"active-jobs";q=2`, resp.Header.Get("RateLimit-Policy"))
+	require.Equal(t, `"active-jobs";r=0;t=5`, resp.Header.Get("RateLimit"))
 	require.EqualValues(t, 2, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`))
 }
 

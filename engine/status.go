@@ -124,8 +124,15 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 
 // runningState fills a running workflow's state, attempt and progress from
 // its pending activity, which Temporal keeps whether or not a worker is up.
+// Between attempts, and in the moment between the work finishing and the
+// workflow closing, there is no pending activity: the JobState search
+// attribute, which the workflow sets when it first runs, tells that a
+// worker has been on the job.
 func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionResponse) {
 	j.State = job.StateQueued
+	if st, _ := searchKeyword(desc.GetWorkflowExecutionInfo().GetSearchAttributes(), workflows.StateKey.GetName()); st == string(job.StateRunning) {
+		j.State = job.StateRunning
+	}
 	for _, pa := range desc.GetPendingActivities() {
 		j.Attempt = int(max(pa.GetAttempt(), 1))
 		if t := pa.GetLastStartedTime(); t != nil {
@@ -140,6 +147,9 @@ func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionRes
 			j.State = job.StateCanceling
 		case pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED || pa.GetAttempt() > 1:
 			j.State = job.StateRunning
+		default:
+			// Scheduled, waiting for a worker to pick the work up.
+			j.State = job.StateQueued
 		}
 		if details := pa.GetHeartbeatDetails(); details != nil && len(details.GetPayloads()) > 0 {
 			var p job.Progress

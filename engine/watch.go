@@ -24,10 +24,11 @@ type watchHub struct {
 type watch struct {
 	refs int
 
-	mu      sync.Mutex
-	cur     *job.Job
-	err     error
-	changed chan struct{} // closed when cur or err changes
+	mu     sync.Mutex
+	cur    *job.Job
+	err    error
+	loaded time.Time     // when the look-up behind cur began
+	next   chan struct{} // closed after each look-up
 }
 
 func newWatchHub(load func(ctx context.Context, tenant, id string) (*job.Job, error), interval, timeout time.Duration) *watchHub {
@@ -42,7 +43,7 @@ func (h *watchHub) acquire(tenant, id string) *watch {
 	defer h.mu.Unlock()
 	w, ok := h.watches[key]
 	if !ok {
-		w = &watch{changed: make(chan struct{})}
+		w = &watch{next: make(chan struct{})}
 		h.watches[key] = w
 		go h.run(key, tenant, id, w)
 	}
@@ -63,10 +64,11 @@ func (h *watchHub) run(key, tenant, id string, w *watch) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	for {
+		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 		j, err := h.load(ctx, tenant, id)
 		cancel()
-		done := w.publish(j, err)
+		done := w.publish(j, err, began)
 
 		h.mu.Lock()
 		if done || w.refs == 0 {
@@ -81,46 +83,45 @@ func (h *watchHub) run(key, tenant, id string, w *watch) {
 	}
 }
 
-// publish records a look-up and wakes the watchers if it changed anything.
-// It reports whether the loop can stop: the job finished or is gone.
-func (w *watch) publish(j *job.Job, err error) (done bool) {
+// publish records a look-up that began at began and wakes the watchers to
+// look at it. It reports whether the loop can stop: the job finished or is
+// gone.
+func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	changed := w.cur == nil && w.err == nil ||
-		err != nil ||
-		j != nil && w.cur != nil && j.Version() != w.cur.Version()
-	if err == nil {
-		w.cur, w.err = j, nil
-	} else {
-		w.err = err
-	}
-	if changed {
-		close(w.changed)
-		w.changed = make(chan struct{})
-	}
+	w.cur, w.err, w.loaded = j, err, began
+	close(w.next)
+	w.next = make(chan struct{})
 	return err != nil || j.State.Terminal()
 }
 
-func (w *watch) snapshot() (*job.Job, error, <-chan struct{}) {
+func (w *watch) snapshot() (*job.Job, error, time.Time, <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cur, w.err, w.changed
+	return w.cur, w.err, w.loaded, w.next
 }
 
-// Watch implements job.Service.
+// Watch implements job.Service. It answers only with look-ups that began
+// after it was called, so a caller never gets a status older than the one
+// it compared against; a finished job's status is final and answers at
+// once.
 func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.Job, error) {
+	start := time.Now()
 	w := s.watches.acquire(tenant, id)
 	defer s.watches.release(w)
 	for {
-		cur, err, changed := w.snapshot()
+		cur, err, loaded, next := w.snapshot()
+		fresh := !loaded.Before(start)
 		switch {
-		case err != nil:
+		case err != nil && fresh:
 			return nil, err
-		case cur != nil && (cur.Version() != version || cur.State.Terminal()):
+		case cur != nil && cur.State.Terminal():
+			return cur, nil
+		case cur != nil && fresh && cur.Version() != version:
 			return cur, nil
 		}
 		select {
-		case <-changed:
+		case <-next:
 		case <-ctx.Done():
 			if cur != nil {
 				return cur, nil

@@ -59,7 +59,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case r.Context().Err() != nil:
 			return
 		case err != nil:
-			p := s.toProblem(r, err)
+			p := s.problemFor(r, err)
 			data, _ := json.Marshal(p)
 			write("event: error\ndata: %s\n\n", data)
 			return

@@ -97,6 +97,7 @@ func (s *Server) checkActive(r *http.Request) error {
 	p := problem(http.StatusTooManyRequests, "too-many-active-jobs", "Too many active jobs",
 		fmt.Sprintf("Your tenant has %d queued or running jobs, its maximum; submit again when some have finished.", n))
 	p.retryAfter = 5
+	p.quota = &quota{name: "active-jobs", limit: limit, reset: p.retryAfter}
 	return p
 }
 

@@ -39,6 +39,13 @@ type Problem struct {
 	retryAfter   int
 	allow        []string
 	authenticate bool
+	quota        *quota
+}
+
+// quota is a limit a 429 reports in RateLimit-Policy and RateLimit.
+type quota struct {
+	name         string
+	limit, reset int
 }
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
@@ -57,11 +64,13 @@ func badRequest(name, title, detail string) *Problem {
 // say, anything else as a 500 with a fixed text, logged with the request id.
 // It is the only place errors become HTTP.
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
-	p := s.toProblem(r, err)
-	p.Instance = r.URL.Path
-	p.RequestID = requestID(r.Context())
+	p := s.problemFor(r, err)
 	if p.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	if q := p.quota; q != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprintf(`"%s";q=%d`, q.name, q.limit))
+		w.Header().Set("RateLimit", fmt.Sprintf(`"%s";r=0;t=%d`, q.name, q.reset))
 	}
 	if p.authenticate {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="jobgate"`)
@@ -71,6 +80,14 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeBody(w, r, p.Status, "application/problem+json", p)
+}
+
+// problemFor is err as the problem answered to r.
+func (s *Server) problemFor(r *http.Request, err error) *Problem {
+	p := s.toProblem(r, err)
+	p.Instance = r.URL.Path
+	p.RequestID = requestID(r.Context())
+	return p
 }
 
 func (s *Server) toProblem(r *http.Request, err error) *Problem {
