@@ -1,0 +1,31 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// FuzzListQuery checks that nothing a client puts in the listing's filters
+// can change the shape of the visibility query.
+func FuzzListQuery(f *testing.F) {
+	for _, s := range [][2]string{{"sleep", "running"}, {"", ""}, {"x' OR '1'='1", "queued"}, {"a", "succeeded' OR 1=1 --"}, {"http.request", "canceled"}, {"k\x00", "failed"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, kind, state string) {
+		q, err := listQuery("tenant-1", job.ListFilter{Kind: kind, State: job.State(state)})
+		if err != nil {
+			return
+		}
+		if kind != "" && !plainWord(kind) {
+			t.Fatalf("accepted kind %q", kind)
+		}
+		if strings.Count(q, "'")%2 != 0 || strings.Contains(q, "--") || strings.Contains(q, ";") {
+			t.Fatalf("query shape changed by %q/%q: %s", kind, state, q)
+		}
+		if !strings.HasPrefix(q, "WorkflowType = 'Job' AND JobTenant = 'tenant-1'") {
+			t.Fatalf("tenant scope lost: %s", q)
+		}
+	})
+}
