@@ -183,7 +183,7 @@ func TestComposeStack(t *testing.T) {
 			for key := range s.Environment {
 				if strings.HasPrefix(key, "JOBGATE_") {
 					_, ok := jobgateEnv[key]
-					require.True(t, ok, "service %q sets %s, which cmd/jobgate/config.go does not read (typo?)", name, key)
+					require.True(t, ok, "service %q sets %s, which app/config.go does not read (typo?)", name, key)
 				}
 			}
 		}
@@ -192,7 +192,7 @@ func TestComposeStack(t *testing.T) {
 		require.NoError(t, err, "read docker-compose.yml")
 		for _, key := range regexp.MustCompile(`JOBGATE_[A-Z0-9_]+`).FindAllString(string(raw), -1) {
 			_, ok := jobgateEnv[key]
-			require.True(t, ok, "docker-compose.yml mentions %s, which cmd/jobgate/config.go does not read", key)
+			require.True(t, ok, "docker-compose.yml mentions %s, which app/config.go does not read", key)
 		}
 	})
 
@@ -355,10 +355,10 @@ func mustLoadCompose(tb testing.TB, root string, env []string) *types.Project {
 }
 
 // mustJobgateEnv returns every JOBGATE_* variable the binary reads, with its
-// default, from the envconfig tags of cmd/jobgate/config.go's Config.
+// default, from the envconfig tags of app/config.go's Config.
 func mustJobgateEnv(tb testing.TB, root string) map[string]string {
 	tb.Helper()
-	path := filepath.Join(root, "cmd", "jobgate", "config.go")
+	path := filepath.Join(root, "app", "config.go")
 	f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
 	require.NoError(tb, err, "parse %s", path)
 	vars := map[string]string{}

@@ -1,0 +1,262 @@
+// Package app is the jobgate program: it reads the configuration from the
+// JOBGATE_* environment variables and runs what the role needs: the HTTP
+// API, the Temporal worker that runs the jobs, or both, and with no
+// Temporal cluster configured, an embedded Temporal server and its Web UI
+// as well. cmd/jobgate is app.Main(); a custom binary adds its own job
+// kinds with app.Main(kinds...).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/devserver"
+	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/httpapi"
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// Main runs jobgate with the built-in kinds and extra ones until SIGINT or
+// SIGTERM, and exits the process with status 1 if it fails.
+func Main(extra ...job.Kind) {
+	if err := Run(extra...); err != nil {
+		fmt.Fprintln(os.Stderr, "jobgate:", err)
+		os.Exit(1)
+	}
+}
+
+// Run runs jobgate with the built-in kinds and extra ones until SIGINT or
+// SIGTERM, then shuts down gracefully. It returns configuration and
+// start-up errors; a kind whose name is taken is one.
+func Run(extra ...job.Kind) error {
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	builtin := activities.Builtin(activities.Outbound{
+		AllowPrivate:     cfg.AllowPrivateTargets,
+		MaxResponseBytes: cfg.MaxResponseBytes,
+	})
+	kinds, err := job.NewRegistry(append(builtin, extra...)...)
+	if err != nil {
+		return err
+	}
+
+	// Start in dependency order; shut down in reverse.
+	var shutdown []func(context.Context)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		for i := len(shutdown) - 1; i >= 0; i-- {
+			shutdown[i](sctx)
+		}
+		logger.Info("jobgate stopped")
+	}()
+
+	address := cfg.TemporalAddress
+	if cfg.embedded() {
+		srv, err := startEmbedded(cfg)
+		if err != nil {
+			return err
+		}
+		shutdown = append(shutdown, func(context.Context) {
+			if err := srv.Stop(); err != nil {
+				logger.Warn("embedded Temporal server stopped with an error", "error", err)
+			}
+		})
+		address = srv.FrontendAddress()
+		fmt.Printf("jobgate: embedded Temporal server at %s (namespace %q, data in %s)\n", address, cfg.TemporalNamespace, cfg.DataDir)
+		if ui := srv.UIAddress(); ui != "" {
+			fmt.Printf("jobgate: Temporal Web UI at %s\n", ui)
+		}
+	}
+
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  address,
+		Namespace: cfg.TemporalNamespace,
+		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", address, err)
+	}
+	shutdown = append(shutdown, func(context.Context) { c.Close() })
+	if err := engine.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+
+	if cfg.runsWorker() {
+		w := engine.NewWorker(c, cfg.TaskQueue, kinds, engine.WorkerOptions{MaxConcurrentJobs: cfg.WorkerConcurrency})
+		if err := w.Start(); err != nil {
+			return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
+		}
+		shutdown = append(shutdown, func(context.Context) { w.Stop() })
+		fmt.Printf("jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(kinds))
+	}
+
+	var handler http.Handler
+	if cfg.runsAPI() {
+		jobs := engine.New(c, kinds, engine.Config{
+			TaskQueue:   cfg.TaskQueue,
+			CallTimeout: cfg.TemporalCallTimeout,
+			EagerStart:  cfg.runsWorker(),
+			ResultTTL:   cfg.ResultTTL,
+			Namespace:   cfg.TemporalNamespace,
+			MaxBacklog:  cfg.MaxBacklog,
+		})
+		handler = httpapi.New(jobs, kinds, httpapi.Config{
+			MaxBodyBytes:          cfg.MaxBodyBytes,
+			PublicURL:             cfg.PublicURL,
+			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
+			MaxWait:               cfg.MaxWait,
+			TrustedProxies:        cfg.trustedProxies,
+			APIKeys:               cfg.apiKeys,
+			Limits:                cfg.limits,
+			TenantLimits:          cfg.tenantLimits,
+		}, logger)
+		if len(cfg.apiKeys) == 0 {
+			logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
+			fmt.Println("jobgate: WARNING: no API keys configured (JOBGATE_API_KEYS): single-tenant local mode, no authentication")
+		} else {
+			logger.Info("API keys configured", "tenants", tenantsOf(cfg.apiKeys))
+		}
+	} else {
+		// A worker serves only its probes.
+		handler = httpapi.Health(func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, cfg.TemporalCallTimeout)
+			defer cancel()
+			if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return fmt.Errorf("%w: Temporal health check: %v", job.ErrUnavailable, err)
+			}
+			return nil
+		}, logger)
+	}
+	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.MaxWait+time.Minute)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("HTTP server failed", "error", err)
+			stop()
+		}
+	}()
+	shutdown = append(shutdown, func(ctx context.Context) {
+		if err := srv.Shutdown(ctx); err != nil {
+			logger.Warn("HTTP server did not drain in time", "error", err)
+		}
+	})
+	what := "API"
+	if !cfg.runsAPI() {
+		what = "health probes"
+	}
+	fmt.Printf("jobgate: %s at http://%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+
+	logger.Info("jobgate started", "role", cfg.Role, "temporal", address, "namespace", cfg.TemporalNamespace)
+	<-ctx.Done()
+	logger.Info("shutting down: no new requests, finishing in-flight ones")
+	return nil
+}
+
+// startEmbedded starts the in-process Temporal server on a SQLite file in
+// the data directory.
+func startEmbedded(cfg Config) (*devserver.Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	// Retention covers the result TTL, so an expired job answers 410 for a
+	// day before Temporal forgets it and it becomes 404.
+	retention := cfg.ResultTTL + 24*time.Hour
+	srv, err := devserver.Start(devserver.Options{
+		DatabaseFile: filepath.Join(cfg.DataDir, "temporal.db"),
+		Port:         cfg.EmbeddedTemporalPort,
+		UIPort:       cfg.EmbeddedUIPort,
+		Namespace:    cfg.TemporalNamespace,
+		Retention:    retention,
+		SearchAttributes: map[string]enumspb.IndexedValueType{
+			workflows.TenantKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+			workflows.KindKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+			workflows.StateKey.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		},
+		LogLevel: cfg.EmbeddedLogLevel,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded Temporal server: %w", err)
+	}
+	return srv, nil
+}
+
+// listen binds addr first, so that a port in use fails start-up with a
+// clear error, and returns a server with timeouts against slow clients.
+func listen(addr string, h http.Handler, writeTimeout time.Duration) (*http.Server, net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("API listen on %s: %w (set JOBGATE_HTTP_ADDR to another address)", addr, err)
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Long-polls last up to JOBGATE_MAX_WAIT; event streams lift the
+		// write deadline themselves.
+		WriteTimeout:   2 * time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}, ln, nil
+}
+
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("localhost", strconv.Itoa(tcp.Port))
+}
+
+// tenantsOf lists the tenants that have keys: names only, never hashes.
+func tenantsOf(keys []httpapi.APIKey) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range keys {
+		if !seen[k.Tenant] {
+			seen[k.Tenant] = true
+			out = append(out, k.Tenant)
+		}
+	}
+	return out
+}
+
+func kindNames(r *job.Registry) []string {
+	var names []string
+	for _, k := range r.Kinds() {
+		names = append(names, k.Name)
+	}
+	return names
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
