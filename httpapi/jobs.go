@@ -155,23 +155,24 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant, id := s.tenant(r), mux.Vars(r)["id"]
-	j, err := s.jobs.Get(r.Context(), tenant, id)
+	ifNoneMatch := r.Header.Get("If-None-Match")
+	var (
+		j   *job.Job
+		err error
+	)
+	wait := min(ParsePrefer(r.Header.Values("Prefer")).Wait, s.cfg.MaxWait)
+	if wait > 0 {
+		// A long-poll reads the job only through the shared watcher, so
+		// any number of them cost one Temporal call per watch interval.
+		j, err = s.longPoll(r.Context(), tenant, id, versionOf(ifNoneMatch), wait)
+	} else {
+		j, err = s.jobs.Get(r.Context(), tenant, id)
+	}
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	ifNoneMatch := r.Header.Get("If-None-Match")
-	wait := min(ParsePrefer(r.Header.Values("Prefer")).Wait, s.cfg.MaxWait)
-	// A client whose copy is already stale gets the news at once.
-	if wait > 0 && !j.State.Terminal() && (ifNoneMatch == "" || etagMatches(ifNoneMatch, etag(j))) {
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
-		next, err := s.jobs.Watch(ctx, tenant, id, j.Version())
-		cancel()
-		if err != nil {
-			s.Error(w, r, err)
-			return
-		}
-		j = next
+	if wait > 0 {
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	}
 	if etagMatches(ifNoneMatch, etag(j)) {
@@ -184,6 +185,22 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusSeeOther
 	}
 	s.writeStatus(w, r, code, j)
+}
+
+// longPoll waits up to wait for the job to differ from version (the
+// client's copy), or from its current status when the client sent none,
+// and returns its status then.
+func (s *Server) longPoll(ctx context.Context, tenant, id, version string, wait time.Duration) (*job.Job, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if version == "" {
+		cur, err := s.jobs.Watch(ctx, tenant, id, "")
+		if err != nil || cur.State.Terminal() {
+			return cur, err
+		}
+		version = cur.Version()
+	}
+	return s.jobs.Watch(ctx, tenant, id, version)
 }
 
 // handleResult answers a succeeded job's result; 409 before that.

@@ -92,6 +92,17 @@ func (s *Server) retryAfter(j *job.Job) string {
 // move while nothing a client acts on changes.
 func etag(j *job.Job) string { return `W/"` + j.Version() + `"` }
 
+// versionOf is the job version in the first entity tag of an If-None-Match
+// value, or "" when there is none.
+func versionOf(ifNoneMatch string) string {
+	first, _, _ := strings.Cut(ifNoneMatch, ",")
+	first = strings.TrimPrefix(strings.TrimSpace(first), "W/")
+	if first == "*" {
+		return ""
+	}
+	return strings.Trim(first, `"`)
+}
+
 // etagMatches reports whether an If-None-Match value names tag.
 func etagMatches(ifNoneMatch, tag string) bool {
 	if ifNoneMatch == "" {
