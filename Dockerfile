@@ -19,11 +19,15 @@ RUN go mod download
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/go-build \
     go build -trimpath -ldflags="-s -w" -o /out/jobgate ./cmd/jobgate && \
-    go build -trimpath -ldflags="-s -w" -o /out/jobgate-probe ./cmd/jobgate-probe
+    go build -trimpath -ldflags="-s -w" -o /out/jobgate-probe ./cmd/jobgate-probe && \
+    mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/jobgate /jobgate
 COPY --from=build /out/jobgate-probe /jobgate-probe
+# The data volume's mount point, owned by nonroot so that a named volume
+# mounted there is writable (docker-compose.yml mounts one).
+COPY --from=build --chown=65532:65532 /out/data /var/lib/jobgate
 # Role all keeps its SQLite file in ./jobgate-data: a directory nonroot owns.
 WORKDIR /home/nonroot
 USER nonroot:nonroot

@@ -1,7 +1,9 @@
 // Package activities runs the real work of each job kind as Temporal
 // activities: it hands a kind's Run function a context that is canceled when
 // the job is, and turns the progress the work reports into heartbeats, which
-// is also how cancellation reaches the work.
+// is also how cancellation reaches the work. Results over a size threshold
+// and files go to blob storage; the workflow's history carries a pointer.
+// It also delivers jobs' webhooks and deletes expired results.
 package activities
 
 import (
@@ -9,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -26,16 +30,79 @@ import (
 // a cancellation takes to reach the work.
 const HeartbeatInterval = time.Second
 
-// Register registers every kind of reg as an activity named after the kind.
-func Register(w worker.ActivityRegistry, reg *job.Registry) {
-	for _, k := range reg.Kinds() {
-		w.RegisterActivityWithOptions(runner(k), activity.RegisterOptions{Name: k.Name})
-	}
+// DefaultResultBlobThreshold is the size in bytes over which a JSON result
+// goes to blob storage when Worker.ResultBlobThreshold is zero.
+const DefaultResultBlobThreshold = 256 << 10
+
+// Deps is what the built-in kinds need from the deployment.
+type Deps struct {
+	// Outbound checks and limits the requests of http.request and
+	// batch.http.
+	Outbound Outbound
+	// Blobs keeps batch.http's per-item checkpoints, so that a retried
+	// batch resumes without redoing finished items; nil keeps them in
+	// memory only (a retried batch starts over).
+	Blobs *blob.Store
+	// Jobs lists the jobs an export writes; nil makes export jobs fail.
+	Jobs job.Lister
 }
 
-// runner adapts a kind's Run function to an activity.
-func runner(k job.Kind) func(ctx context.Context, input json.RawMessage) (workflows.Output, error) {
-	return func(ctx context.Context, input json.RawMessage) (workflows.Output, error) {
+// Builtin returns jobgate's built-in kinds: sleep, http.request,
+// batch.http and export.
+func Builtin(d Deps) []job.Kind {
+	return []job.Kind{Sleep(), HTTPRequest(d.Outbound), BatchHTTP(d.Outbound, d.Blobs), Export(d.Jobs)}
+}
+
+// Worker holds what a worker's activities need: the kinds, and what
+// results, webhooks and cleanup need. Its methods are the activities.
+type Worker struct {
+	// Kinds are the job kinds, each registered as an activity of its name.
+	Kinds *job.Registry
+	// Blobs stores results over ResultBlobThreshold and file results. Nil
+	// keeps every JSON result inline (one over Temporal's payload limit
+	// then fails the job) and fails file results.
+	Blobs *blob.Store
+	// ResultBlobThreshold is the JSON result size in bytes over which the
+	// result goes to Blobs (0: DefaultResultBlobThreshold; negative: every
+	// result goes there).
+	ResultBlobThreshold int64
+	// Webhooks delivers jobs' callbacks; nil fails every delivery.
+	Webhooks *Webhooks
+	// Log receives what goes wrong outside any job's outcome (default:
+	// discard).
+	Log *slog.Logger
+}
+
+// Register registers every kind as an activity named after it, and
+// jobgate's own activities (webhooks, result cleanup).
+func (w *Worker) Register(r worker.ActivityRegistry) {
+	for _, k := range w.Kinds.Kinds() {
+		r.RegisterActivityWithOptions(w.runner(k), activity.RegisterOptions{Name: k.Name})
+	}
+	r.RegisterActivityWithOptions(w.RenderWebhook, activity.RegisterOptions{Name: workflows.RenderWebhookActivity})
+	r.RegisterActivityWithOptions(w.DeliverWebhook, activity.RegisterOptions{Name: workflows.DeliverWebhookActivity})
+	r.RegisterActivityWithOptions(w.DeleteResult, activity.RegisterOptions{Name: workflows.DeleteResultActivity})
+}
+
+func (w *Worker) log() *slog.Logger {
+	if w.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return w.Log
+}
+
+// runner adapts a kind's Run function to an activity. work is nil for jobs
+// started before activities were told their job.
+func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMessage, work *workflows.Work) (workflows.Output, error) {
+	return func(ctx context.Context, input json.RawMessage, work *workflows.Work) (workflows.Output, error) {
+		ai := activity.GetInfo(ctx)
+		info := job.Info{ID: ai.WorkflowExecution.ID, Kind: k.Name, Attempt: int(ai.Attempt)}
+		if work != nil {
+			info.Tenant = work.Tenant
+		}
+		stopping := activity.GetWorkerStopChannel(ctx)
+		ctx = job.WithStopping(job.WithInfo(ctx, info), stopping)
+
 		hb := &heartbeater{}
 		// Resume from the last progress a previous attempt reported.
 		if activity.HasHeartbeatDetails(ctx) {
@@ -46,22 +113,66 @@ func runner(k job.Kind) func(ctx context.Context, input json.RawMessage) (workfl
 		}
 		stop := hb.run(ctx)
 		result, err := k.Run(ctx, input, hb.report)
+		var out workflows.Output
+		if err == nil {
+			out, err = w.store(ctx, info, result)
+		}
 		stop()
 		if err != nil {
-			return workflows.Output{}, activityError(ctx, err)
+			err = activityError(ctx, stopping, err)
+			if final(ctx, stopping, err) {
+				w.discardScratch(ctx, info.ID)
+			}
+			return workflows.Output{}, err
 		}
-		raw, err := json.Marshal(result)
-		if err != nil {
-			return workflows.Output{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("kind %s returned a result that is not JSON: %v", k.Name, err), "invalid-result", nil)
-		}
-		return workflows.Output{Result: raw, Progress: hb.progress()}, nil
+		w.discardScratch(ctx, info.ID)
+		out.Progress = hb.progress()
+		return out, nil
+	}
+}
+
+// ScratchPrefix is where a job's work keeps data between attempts
+// (batch.http's checkpoints); it is deleted when the work ends for good.
+func ScratchPrefix(jobID string) string { return "work/" + jobID + "/" }
+
+// discardScratch deletes the job's scratch data, even after a cancel.
+func (w *Worker) discardScratch(ctx context.Context, jobID string) {
+	if w.Blobs == nil || jobID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := w.Blobs.DeletePrefix(ctx, ScratchPrefix(jobID)); err != nil {
+		w.log().Warn("could not delete a job's scratch data", "job", jobID, "error", err)
+	}
+}
+
+// final reports whether err ends the work for good: a cancel or a
+// non-retryable error, not a worker shutting down.
+func final(ctx context.Context, stopping <-chan struct{}, err error) bool {
+	if isClosed(stopping) && ctx.Err() == nil {
+		return false
+	}
+	if errors.Is(ctx.Err(), context.Canceled) && !isClosed(stopping) {
+		return true // the job was canceled
+	}
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
 // activityError classifies the work's error: cancellation stays
-// cancellation, permanent errors are not retried, others are.
-func activityError(ctx context.Context, err error) error {
+// cancellation, work interrupted by its worker's shutdown is retried,
+// permanent errors are not retried, others are.
+func activityError(ctx context.Context, stopping <-chan struct{}, err error) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
@@ -72,6 +183,9 @@ func activityError(ctx context.Context, err error) error {
 	var perm *job.PermanentError
 	if errors.As(err, &perm) {
 		return temporal.NewNonRetryableApplicationError(perm.Error(), perm.Type, nil)
+	}
+	if isClosed(stopping) {
+		return temporal.NewApplicationError("the worker shut down: "+err.Error()+"; another attempt resumes the work", "worker-stopped")
 	}
 	return temporal.NewApplicationError(err.Error(), "work-failed")
 }
@@ -128,7 +242,21 @@ func (h *heartbeater) run(ctx context.Context) (stop func()) {
 	}
 }
 
-// Builtin returns jobgate's built-in kinds: sleep and http.request.
-func Builtin(out Outbound) []job.Kind {
-	return []job.Kind{Sleep(), HTTPRequest(out)}
+// DeleteResult is the activity that deletes an expired result from blob
+// storage, with anything else kept under the job's result prefix.
+func (w *Worker) DeleteResult(ctx context.Context, key string) error {
+	if w.Blobs == nil {
+		return temporal.NewNonRetryableApplicationError("this worker has no blob storage (JOBGATE_BLOB_URL)", "no-blob-storage", nil)
+	}
+	if err := w.Blobs.Delete(ctx, key); err != nil {
+		return err
+	}
+	if dir := resultDir(key); dir != "" {
+		return w.Blobs.DeletePrefix(ctx, dir)
+	}
+	return nil
+}
+
+func errorf(typ, format string, args ...any) error {
+	return job.Permanent(typ, fmt.Errorf(format, args...))
 }

@@ -14,10 +14,12 @@ func FuzzKindInputs(f *testing.F) {
 		`{"url":"https://example.com/x","method":"POST","headers":{"A":"b"},"body":{"k":1},"timeoutSeconds":5,"maxAttempts":3}`,
 		`{"url":"ftp://x"}`, `{"url":"http://user:pw@x/"}`, `{"url":"https://x","headers":{"Bad Name":"v"}}`,
 		`{"url":"https://x","headers":{"A":"v\r\nInjected: 1"}}`, `{"url":"https://x","method":"get"}`, `{"url":"https://x","body":"raw text"}`,
+		`{"requests":[{"url":"https://x"},{"url":"ftp://y"}],"concurrency":2}`, `{"requests":[]}`, `{"requests":[{}],"concurrency":65}`,
+		`{"format":"csv","zip":true,"filter":{"state":"failed","createdFrom":"2026-01-01T00:00:00Z","createdTo":"2025-01-01T00:00:00Z"}}`, `{"format":"xml"}`,
 	} {
 		f.Add(s)
 	}
-	kinds := Builtin(Outbound{})
+	kinds := Builtin(Deps{})
 	f.Fuzz(func(t *testing.T, in string) {
 		for _, k := range kinds {
 			errs := k.Validate(json.RawMessage(in))

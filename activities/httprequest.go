@@ -54,6 +54,16 @@ const (
 	maxRetryAfter          = 10 * time.Minute
 )
 
+// httpRequestSchema is the JSON Schema of one HTTP request, the input of
+// http.request and an item of batch.http.
+const httpRequestSchema = `{"type":"object","additionalProperties":false,"required":["url"],"properties":{` +
+	`"method":{"type":"string","pattern":"^[A-Z]+$","default":"GET"},` +
+	`"url":{"type":"string","format":"uri","pattern":"^https?://"},` +
+	`"headers":{"type":"object","additionalProperties":{"type":"string"}},` +
+	`"body":{},` +
+	`"timeoutSeconds":{"type":"integer","minimum":1,"maximum":600,"default":30},` +
+	`"maxAttempts":{"type":"integer","minimum":1,"maximum":20,"default":5}}}`
+
 // HTTPRequest is the http.request kind: one durable outbound HTTP call.
 // Network errors, 5xx and 429 answers are retried with exponential backoff
 // (honouring the server's Retry-After); any other answer, 4xx included, is
@@ -64,14 +74,8 @@ func HTTPRequest(out Outbound) job.Kind {
 		Name:             "http.request",
 		Description:      "Sends one HTTP request, retrying network errors, 5xx and 429 with backoff; the result is the response.",
 		ExpectedDuration: "about 2 seconds; longer while the target fails and the call is retried",
-		InputSchema: `{"type":"object","additionalProperties":false,"required":["url"],"properties":{` +
-			`"method":{"type":"string","pattern":"^[A-Z]+$","default":"GET"},` +
-			`"url":{"type":"string","format":"uri","pattern":"^https?://"},` +
-			`"headers":{"type":"object","additionalProperties":{"type":"string"}},` +
-			`"body":{},` +
-			`"timeoutSeconds":{"type":"integer","minimum":1,"maximum":600,"default":30},` +
-			`"maxAttempts":{"type":"integer","minimum":1,"maximum":20,"default":5}}}`,
-		Validate: validateHTTPRequest,
+		InputSchema:      httpRequestSchema,
+		Validate:         validateHTTPRequest,
 		Plan: func(in HTTPRequestInput) job.Plan {
 			timeout := time.Duration(orDefault(in.TimeoutSeconds, defaultHTTPTimeout)) * time.Second
 			return job.Plan{

@@ -12,7 +12,7 @@ import (
 )
 
 // Outbound configures every HTTP request jobgate's work sends to other
-// services (http.request today; webhooks and batches later).
+// services: http.request, batch.http's requests and webhooks.
 type Outbound struct {
 	// AllowPrivate lets requests reach loopback, private, link-local and
 	// other non-public addresses. Off by default, so clients cannot use

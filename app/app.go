@@ -20,8 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/jobgate/jobgate/activities"
@@ -29,6 +32,8 @@ import (
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/metrics"
+	"github.com/jobgate/jobgate/tracing"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -53,10 +58,12 @@ func Run(extra ...job.Kind) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	builtin := activities.Builtin(activities.Outbound{
-		AllowPrivate:     cfg.AllowPrivateTargets,
-		MaxResponseBytes: cfg.MaxResponseBytes,
-	})
+	st, err := openStorage(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.close(logger)
+	builtin := activities.Builtin(st.deps(cfg))
 	kinds, err := job.NewRegistry(append(builtin, extra...)...)
 	if err != nil {
 		return err
@@ -91,10 +98,32 @@ func Run(extra ...job.Kind) error {
 		}
 	}
 
+	m := metrics.New()
+	shutdown = append(shutdown, func(context.Context) { _ = m.Close() })
+	var (
+		tp           trace.TracerProvider = noop.NewTracerProvider()
+		interceptors []interceptor.ClientInterceptor
+	)
+	if cfg.OTLPEndpoint != "" {
+		sdkTP, stopTracing, err := tracing.NewOTLP(ctx, cfg.OTLPEndpoint, cfg.Role, cfg.OTLPInsecure)
+		if err != nil {
+			return err
+		}
+		shutdown = append(shutdown, func(ctx context.Context) { _ = stopTracing(ctx) })
+		tp = sdkTP
+		ti, err := tracing.Temporal(tp)
+		if err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+		interceptors = append(interceptors, ti)
+		logger.Info("tracing to OTLP endpoint", "endpoint", cfg.OTLPEndpoint)
+	}
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  address,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler: m.Temporal(),
+		Interceptors:   interceptors,
+		HostPort:       address,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", address, err)
@@ -103,9 +132,10 @@ func Run(extra ...job.Kind) error {
 	if err := engine.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {
 		return err
 	}
+	st.connect(c, cfg)
 
 	if cfg.runsWorker() {
-		w := engine.NewWorker(c, cfg.TaskQueue, kinds, engine.WorkerOptions{MaxConcurrentJobs: cfg.WorkerConcurrency})
+		w := engine.NewWorker(c, cfg.TaskQueue, kinds, st.workerOptions(cfg, logger))
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
 		}
@@ -122,6 +152,7 @@ func Run(extra ...job.Kind) error {
 			ResultTTL:   cfg.ResultTTL,
 			Namespace:   cfg.TemporalNamespace,
 			MaxBacklog:  cfg.MaxBacklog,
+			Blobs:       st.blobs,
 		})
 		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,
@@ -132,6 +163,9 @@ func Run(extra ...job.Kind) error {
 			APIKeys:               cfg.apiKeys,
 			Limits:                cfg.limits,
 			TenantLimits:          cfg.tenantLimits,
+			WebhookTenants:        st.signs,
+			Observer:              m,
+			Metrics:               m.Handler(),
 		}, logger)
 		if len(cfg.apiKeys) == 0 {
 			logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
@@ -148,7 +182,10 @@ func Run(extra ...job.Kind) error {
 				return fmt.Errorf("%w: Temporal health check: %v", job.ErrUnavailable, err)
 			}
 			return nil
-		}, logger)
+		}, m.Handler(), logger)
+	}
+	if cfg.OTLPEndpoint != "" {
+		handler = tracing.HTTP(handler, tp)
 	}
 	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.MaxWait+time.Minute)
 	if err != nil {
@@ -178,16 +215,20 @@ func Run(extra ...job.Kind) error {
 }
 
 // startEmbedded starts the in-process Temporal server on a SQLite file in
-// the data directory.
+// the data directory, or in memory with JOBGATE_EMBEDDED_STORE=memory.
 func startEmbedded(cfg Config) (*devserver.Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
+	}
+	dbFile := filepath.Join(cfg.DataDir, "temporal.db")
+	if cfg.EmbeddedStore == "memory" {
+		dbFile = ""
 	}
 	// Retention covers the result TTL, so an expired job answers 410 for a
 	// day before Temporal forgets it and it becomes 404.
 	retention := cfg.ResultTTL + 24*time.Hour
 	srv, err := devserver.Start(devserver.Options{
-		DatabaseFile: filepath.Join(cfg.DataDir, "temporal.db"),
+		DatabaseFile: dbFile,
 		Port:         cfg.EmbeddedTemporalPort,
 		UIPort:       cfg.EmbeddedUIPort,
 		Namespace:    cfg.TemporalNamespace,

@@ -3,6 +3,7 @@ package app
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ type Config struct {
 	EmbeddedTemporalPort int `envconfig:"EMBEDDED_TEMPORAL_PORT" default:"7233"`
 	// EmbeddedUIPort is the embedded Web UI's port; 0 disables the UI.
 	EmbeddedUIPort int `envconfig:"EMBEDDED_UI_PORT" default:"8233"`
+	// EmbeddedStore is where the embedded server keeps its state: file (a
+	// SQLite file in DataDir that survives restarts and kill -9) or memory
+	// (lost when the process exits; for benchmarks and throwaway runs).
+	EmbeddedStore string `envconfig:"EMBEDDED_STORE" default:"file"`
 	// EmbeddedLogLevel is the embedded server's own log level (debug, info,
 	// warn, error, none).
 	EmbeddedLogLevel string `envconfig:"EMBEDDED_LOG_LEVEL" default:"error"`
@@ -70,17 +75,38 @@ type Config struct {
 	// AllowPrivateTargets lets outbound requests reach private, loopback
 	// and link-local addresses.
 	AllowPrivateTargets bool `envconfig:"ALLOW_PRIVATE_TARGETS" default:"false"`
-	// MaxResponseBytes caps the response body an http.request job reads.
+	// MaxResponseBytes caps the response body an http.request job, and
+	// each request of a batch.http job, reads.
 	MaxResponseBytes int64 `envconfig:"MAX_RESPONSE_BYTES" default:"1048576"`
+	// BlobURL is the blob storage of large results, exports and batch
+	// checkpoints (file:///dir, s3://bucket?region=…, gs://bucket). Empty
+	// is file:// under DataDir/blobs, which roles api and worker accept
+	// only when JOBGATE_DATA_DIR is set (a directory they share).
+	BlobURL string `envconfig:"BLOB_URL"`
+	// ResultBlobThreshold is the size in bytes over which a JSON result
+	// goes to blob storage instead of the workflow's history (at most
+	// 1 MiB; 0 sends every result there).
+	ResultBlobThreshold int64 `envconfig:"RESULT_BLOB_THRESHOLD" default:"262144"`
+	// WebhookSecrets are comma-separated tenant:whsec_… signing secrets.
+	// Empty in local mode (no API keys): one is generated for tenant
+	// default and kept in DataDir/webhook-secret (mode 0600).
+	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
 	// WorkerConcurrency bounds the jobs one worker runs at once.
 	WorkerConcurrency int `envconfig:"WORKER_CONCURRENCY" default:"200"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	// OTLPEndpoint, when set, sends traces over OTLP/gRPC to this
+	// host:port.
+	OTLPEndpoint string `envconfig:"OTLP_ENDPOINT"`
+	// OTLPInsecure sends traces without TLS.
+	OTLPInsecure bool `envconfig:"OTLP_INSECURE" default:"false"`
 	// LogLevel is jobgate's log level (debug, info, warn, error).
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 
 	trustedProxies []netip.Prefix
 	apiKeys        []httpapi.APIKey
+	blobURL        string
+	webhookSecrets map[string]string
 	limits         httpapi.Limits
 	tenantLimits   map[string]httpapi.Limits
 }
@@ -99,6 +125,9 @@ func loadConfig() (Config, error) {
 		}
 	default:
 		return cfg, fmt.Errorf("configuration: JOBGATE_ROLE must be all, api or worker, not %q", cfg.Role)
+	}
+	if cfg.EmbeddedStore != "file" && cfg.EmbeddedStore != "memory" {
+		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file or memory, not %q", cfg.EmbeddedStore)
 	}
 	if cfg.ResultTTL <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)
@@ -126,6 +155,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.TemporalCallTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)
+	}
+	if err := cfg.checkStorage(os.LookupEnv); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
 }

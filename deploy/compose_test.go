@@ -567,3 +567,27 @@ func requireDockerfileGoVersion(tb testing.TB, df dockerfile, root string) {
 	static := slices.ContainsFunc(append(df.args("ENV"), df.args("RUN")...), func(s string) bool { return strings.Contains(s, "CGO_ENABLED=0") })
 	require.True(tb, static, "the Dockerfile must build with CGO_ENABLED=0: the final image has no C library")
 }
+
+// The API streams results that workers write to blob storage: both must
+// use the same storage, a shared volume or the same JOBGATE_BLOB_URL.
+func TestComposeSharesBlobStorage(t *testing.T) {
+	t.Parallel()
+	p := mustLoadCompose(t, mustRepoRoot(t), nil)
+	api, worker := p.Services[apiService], p.Services[workerService]
+	if url, ok := env(api, "JOBGATE_BLOB_URL"); ok {
+		require.Equal(t, url, mustEnv(t, worker, "JOBGATE_BLOB_URL"), "API and workers must share JOBGATE_BLOB_URL")
+		return
+	}
+	dir := mustEnv(t, api, "JOBGATE_DATA_DIR")
+	require.Equal(t, dir, mustEnv(t, worker, "JOBGATE_DATA_DIR"), "API and workers must share JOBGATE_DATA_DIR")
+	volumeAt := func(s types.ServiceConfig) string {
+		for _, v := range s.Volumes {
+			if v.Target == dir && v.Type == types.VolumeTypeVolume {
+				return v.Source
+			}
+		}
+		return ""
+	}
+	require.NotEmpty(t, volumeAt(api), "the API's JOBGATE_DATA_DIR %s must be a named volume", dir)
+	require.Equal(t, volumeAt(api), volumeAt(worker), "API and workers must mount the same volume at %s", dir)
+}

@@ -15,22 +15,29 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
 
 	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/metrics"
+	"github.com/jobgate/jobgate/tracing"
+	"github.com/jobgate/jobgate/webhook"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -68,6 +75,13 @@ type env struct {
 	TaskQueue string
 	// Tenant is this env's own tenant, so listings see only its jobs.
 	Tenant string
+	// Blobs is the env's blob storage, in a temporary directory.
+	Blobs *blob.Store
+	// WebhookSecret signs the webhooks of Tenant.
+	WebhookSecret string
+
+	kinds      *job.Registry
+	workerOpts engine.WorkerOptions
 }
 
 type envOptions struct {
@@ -78,6 +92,10 @@ type envOptions struct {
 	publicURL    string
 	proxies      []netip.Prefix
 	dialOptions  []grpc.DialOption
+	// metrics, when set, collects the env's metrics and serves /metrics.
+	metrics *metrics.Metrics
+	// tracer, when set, traces HTTP, workflows and activities.
+	tracer trace.TracerProvider
 	// apiKeys maps tenants to their API keys; empty is local mode.
 	apiKeys     map[string]string
 	limits      httpapi.Limits
@@ -89,6 +107,14 @@ type envOptions struct {
 	namespace       string
 	taskQueue       string
 	logs            io.Writer
+	// kinds are registered besides the built-in ones.
+	kinds []job.Kind
+	// resultBlobThreshold is the JSON result size over which results go
+	// to blob storage (0: the default, negative: all of them).
+	resultBlobThreshold int64
+	// webhookSecrets are the signing secrets by tenant; nil gives the
+	// env's tenant a new one.
+	webhookSecrets map[string]string
 }
 
 var queueSeq atomic.Int64
@@ -100,24 +126,52 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	if opts.temporalAddress != "" {
 		address, namespace = opts.temporalAddress, opts.namespace
 	}
-	c, err := client.Dial(client.Options{
+	clientOpts := client.Options{
 		HostPort:          address,
 		Namespace:         namespace,
 		Logger:            quietLogger{},
 		ConnectionOptions: client.ConnectionOptions{DialOptions: opts.dialOptions},
-	})
+	}
+	apiCfg := httpapi.Config{}
+	if opts.metrics != nil {
+		clientOpts.MetricsHandler = opts.metrics.Temporal()
+		apiCfg.Observer, apiCfg.Metrics = opts.metrics, opts.metrics.Handler()
+	}
+	if opts.tracer != nil {
+		ti, err := tracing.Temporal(opts.tracer)
+		require.NoError(tb, err)
+		clientOpts.Interceptors = append(clientOpts.Interceptors, ti)
+	}
+	c, err := client.Dial(clientOpts)
 	require.NoError(tb, err)
 	tb.Cleanup(c.Close)
 	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, namespace))
 
-	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{AllowPrivate: opts.allowPrivate})...)
-	require.NoError(tb, err)
 	queue := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
 	if opts.taskQueue != "" {
 		queue = opts.taskQueue
 	}
+	blobs := mustOpenBlobs(tb)
+	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate}
+	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
+	kinds, err := job.NewRegistry(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), opts.kinds...)...)
+	require.NoError(tb, err)
+	secrets := opts.webhookSecrets
+	if secrets == nil {
+		secrets = map[string]string{queue: webhook.NewSecret()}
+	}
+	workerOpts := engine.WorkerOptions{
+		Blobs:               blobs,
+		ResultBlobThreshold: opts.resultBlobThreshold,
+		Webhooks: &engine.WebhookOptions{
+			Secrets:   secrets,
+			Outbound:  outbound,
+			ResultTTL: opts.resultTTL,
+			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, opts.publicURL) },
+		},
+	}
 	if !opts.noWorker {
-		w := engine.NewWorker(c, queue, kinds, engine.WorkerOptions{})
+		w := engine.NewWorker(c, queue, kinds, workerOpts)
 		require.NoError(tb, w.Start())
 		tb.Cleanup(w.Stop)
 	}
@@ -128,6 +182,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		ResultTTL:   opts.resultTTL,
 		MaxBacklog:  opts.maxBacklog,
 		CallTimeout: opts.callTimeout,
+		Blobs:       blobs,
 	})
 	if opts.logs == nil {
 		opts.logs = io.Discard
@@ -137,15 +192,18 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	for tenant, key := range opts.apiKeys {
 		keys = append(keys, httpapi.APIKey{Tenant: tenant, Hash: sha256.Sum256([]byte(key))})
 	}
-	api := httpapi.New(jobs, kinds, httpapi.Config{
-		MaxBodyBytes:    opts.maxBody,
-		Tenant:          queue,
-		PublicURL:       opts.publicURL,
-		TrustedProxies:  opts.proxies,
-		EventsKeepAlive: time.Second,
-		APIKeys:         keys,
-		Limits:          opts.limits,
-	}, logger)
+	apiCfg.MaxBodyBytes = opts.maxBody
+	apiCfg.Tenant = queue
+	apiCfg.PublicURL = opts.publicURL
+	apiCfg.TrustedProxies = opts.proxies
+	apiCfg.EventsKeepAlive = time.Second
+	apiCfg.APIKeys = keys
+	apiCfg.Limits = opts.limits
+	apiCfg.WebhookTenants = func(tenant string) bool { _, ok := secrets[tenant]; return ok }
+	var api http.Handler = httpapi.New(jobs, kinds, apiCfg, logger)
+	if opts.tracer != nil {
+		api = tracing.HTTP(api, opts.tracer)
+	}
 	ts := httptest.NewServer(api)
 	tb.Cleanup(ts.Close)
 	return &env{
@@ -157,10 +215,34 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		Temporal:  c,
-		TaskQueue: queue,
-		Tenant:    queue,
+		Temporal:      c,
+		TaskQueue:     queue,
+		Tenant:        queue,
+		Blobs:         blobs,
+		WebhookSecret: secrets[queue],
+		kinds:         kinds,
+		workerOpts:    workerOpts,
 	}
+}
+
+// mustOpenBlobs opens blob storage in a temporary directory.
+func mustOpenBlobs(tb testing.TB) *blob.Store {
+	tb.Helper()
+	blobs, err := blob.Open(context.Background(), "file://"+filepath.ToSlash(tb.TempDir()))
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = blobs.Close() })
+	return blobs
+}
+
+// startWorker starts another worker of the env, as a worker process on
+// another machine would be; the caller stops it (Stop is idempotent; it is
+// also stopped when the test ends).
+func (e *env) startWorker() worker.Worker {
+	e.t.Helper()
+	w := engine.NewWorker(e.Temporal, e.TaskQueue, e.kinds, e.workerOpts)
+	require.NoError(e.t, w.Start())
+	e.t.Cleanup(w.Stop)
+	return w
 }
 
 // response is a finished HTTP exchange.

@@ -10,8 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
-	"github.com/jobgate/jobgate/activities"
-	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -233,7 +231,8 @@ func TestBadInputCreatesNothing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := e.do(tc.method, tc.path, tc.body, tc.header...)
 			p := requireProblem(t, resp, tc.status, tc.problem)
-			require.Equal(t, strings.SplitN(tc.path, "?", 2)[0], p["instance"])
+			require.Equal(t, strings.SplitN(tc.path, "?", 2)[0]+"#request-"+resp.Header.Get("X-Request-Id"), p["instance"])
+			require.Equal(t, resp.Header.Get("X-Request-Id"), p["requestId"])
 			if tc.status == 422 && tc.problem != "idempotency-key-reused" {
 				require.NotEmpty(t, p["errors"], "field errors: %s", resp.Body)
 			}
@@ -253,11 +252,7 @@ func TestCancelWhileQueuedNeverStarts(t *testing.T) {
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
 	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
 
-	kinds, err := job.NewRegistry(activities.Builtin(activities.Outbound{})...)
-	require.NoError(t, err)
-	w := engine.NewWorker(e.Temporal, e.TaskQueue, kinds, engine.WorkerOptions{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	e.startWorker()
 
 	e.waitState(id, job.StateCanceled, 10*time.Second)
 	it := e.Temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)

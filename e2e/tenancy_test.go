@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,13 +208,23 @@ func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
 // server and waits for /healthz. It returns the process and its output.
 func startAPIProcess(t *testing.T, port int, queue string, env ...string) (*exec.Cmd, *lockedWriter) {
 	t.Helper()
+	return startRoleProcess(t, "api", port, queue, env...)
+}
+
+// startRoleProcess runs the binary in role (api or worker) against the
+// shared Temporal server, serving HTTP on port, and waits for /healthz.
+func startRoleProcess(t *testing.T, role string, port int, queue string, env ...string) (*exec.Cmd, *lockedWriter) {
+	t.Helper()
 	cmd := exec.Command(mustBuildBinary(t))
 	cmd.Env = append(os.Environ(),
-		"JOBGATE_ROLE=api",
+		"JOBGATE_ROLE="+role,
 		"JOBGATE_TEMPORAL_ADDRESS="+temporalServer.FrontendAddress(),
 		"JOBGATE_TEMPORAL_NAMESPACE="+temporalServer.Namespace(),
 		"JOBGATE_TASK_QUEUE="+queue,
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		// One data directory per queue, shared by the test's processes as
+		// a volume would be: blob storage and the webhook secret.
+		"JOBGATE_DATA_DIR="+sharedDataDir(t, queue),
 	)
 	cmd.Env = append(cmd.Env, env...)
 	w := &lockedWriter{buf: &bytes.Buffer{}}
@@ -230,10 +241,10 @@ func startAPIProcess(t *testing.T, port int, queue string, env ...string) (*exec
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("jobgate api output:\n%s", w.String())
+			t.Logf("jobgate %s output:\n%s", role, w.String())
 		}
 	})
-	eventually(t, 60*time.Second, "api process serving", func() bool {
+	eventually(t, 60*time.Second, role+" process serving", func() bool {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", port))
 		if err != nil {
 			return false
@@ -242,6 +253,15 @@ func startAPIProcess(t *testing.T, port int, queue string, env ...string) (*exec
 		return resp.StatusCode == http.StatusOK
 	})
 	return cmd, w
+}
+
+// sharedDataDir is the data directory of the processes serving queue,
+// removed when the test ends.
+func sharedDataDir(t *testing.T, queue string) string {
+	t.Helper()
+	dir := filepath.Join(os.TempDir(), "jobgate-e2e-"+queue)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // No API key, key hash or other secret appears in logs or answers, whether

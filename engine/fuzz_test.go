@@ -1,11 +1,14 @@
 package engine
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/jobgate/jobgate/job"
 )
+
+var literal = regexp.MustCompile(`'[^']*'`)
 
 // FuzzListQuery checks that nothing a client puts in the listing's filters
 // can change the shape of the visibility query.
@@ -21,7 +24,10 @@ func FuzzListQuery(f *testing.F) {
 		if kind != "" && !plainWord(kind) {
 			t.Fatalf("accepted kind %q", kind)
 		}
-		if strings.Count(q, "'")%2 != 0 || strings.Contains(q, "--") || strings.Contains(q, ";") {
+		// With every quoted literal blanked out, only the query's fixed
+		// structure may remain: the input can fill literals, nothing else.
+		skeleton := literal.ReplaceAllString(q, "?")
+		if strings.ContainsAny(skeleton, "';-") || strings.Count(q, "'")%2 != 0 {
 			t.Fatalf("query shape changed by %q/%q: %s", kind, state, q)
 		}
 		if !strings.HasPrefix(q, "WorkflowType = 'Job' AND JobTenant = 'tenant-1'") {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -62,8 +63,13 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		if err != nil {
 			continue // not a job jobgate started
 		}
+		if !f.CreatedFrom.IsZero() && j.CreatedAt.Before(f.CreatedFrom) || !f.CreatedTo.IsZero() && !j.CreatedAt.Before(f.CreatedTo) {
+			continue
+		}
 		j.Kind, _ = searchKeyword(info.GetSearchAttributes(), workflows.KindKey.GetName())
 		j.UpdatedAt = j.CreatedAt
+		// Listings do not look up webhooks; GET the job for its callback.
+		j.Callback = nil
 		j.State = listedState(info.GetStatus(), info.GetSearchAttributes())
 		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
 			j.CompletedAt = t.AsTime()
@@ -98,6 +104,14 @@ func listQuery(tenant string, f job.ListFilter) (string, error) {
 			return "", &job.ValidationError{Kind: f.Kind, Fields: []job.FieldError{{Field: "kind", Message: "is not a kind name"}}}
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.KindKey.GetName(), f.Kind))
+	}
+	// Creation times are in the memo; the workflow's start, a moment
+	// later, narrows the search, and List keeps the exact range.
+	if !f.CreatedFrom.IsZero() {
+		q = append(q, fmt.Sprintf("StartTime >= '%s'", f.CreatedFrom.Add(-time.Minute).UTC().Format(time.RFC3339Nano)))
+	}
+	if !f.CreatedTo.IsZero() {
+		q = append(q, fmt.Sprintf("StartTime < '%s'", f.CreatedTo.Add(time.Minute).UTC().Format(time.RFC3339Nano)))
 	}
 	switch f.State {
 	case "":

@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -55,6 +56,9 @@ type Config struct {
 	// FinishedCacheSize bounds how many finished jobs' statuses are kept
 	// in memory; they never change (default 10000, negative disables).
 	FinishedCacheSize int
+	// Blobs is where results too large for the workflow's history are
+	// kept; nil answers such results with an error.
+	Blobs *blob.Store
 }
 
 // Service is the job service over a Temporal client. It is safe for
@@ -70,7 +74,8 @@ type Service struct {
 }
 
 // New returns a Service that runs jobs of kinds on the Temporal namespace c
-// is connected to.
+// is connected to. kinds may be nil for a Service that only reads jobs (as
+// workers do for export and webhooks); its Submit then fails.
 func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.TaskQueue == "" {
 		cfg.TaskQueue = "jobgate"
@@ -110,6 +115,9 @@ const (
 	memoFingerprint = "fingerprint"
 	memoCreatedAt   = "createdAt"
 	memoExpected    = "expectedMillis"
+	memoRequestID   = "requestId"
+	// memoCallback is true for a job submitted with a callbackUrl.
+	memoCallback = "callback"
 )
 
 // keyNamespace is the UUID namespace of job IDs derived from keys.
@@ -125,6 +133,9 @@ func KeyedID(tenant, key string) string {
 
 // Submit implements job.Service.
 func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, bool, error) {
+	if s.kinds == nil {
+		return nil, false, errors.New("submit job: this engine.Service was built without kinds and only reads jobs")
+	}
 	kind, err := s.kinds.Check(req.Kind, req.Input)
 	if err != nil {
 		return nil, false, err
@@ -146,6 +157,16 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		timeout = plan.Expected + time.Minute
 	}
 	now := s.cfg.Now().UTC()
+	memo := map[string]any{
+		memoTenant:      req.Tenant,
+		memoFingerprint: fp,
+		memoCreatedAt:   now.Format(time.RFC3339Nano),
+		memoExpected:    plan.Expected.Milliseconds(),
+		memoRequestID:   req.RequestID,
+	}
+	if req.CallbackURL != "" {
+		memo[memoCallback] = true
+	}
 	opts := client.StartWorkflowOptions{
 		ID:        id,
 		TaskQueue: s.cfg.TaskQueue,
@@ -154,12 +175,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		EnableEagerStart:                         s.cfg.EagerStart,
-		Memo: map[string]any{
-			memoTenant:      req.Tenant,
-			memoFingerprint: fp,
-			memoCreatedAt:   now.Format(time.RFC3339Nano),
-			memoExpected:    plan.Expected.Milliseconds(),
-		},
+		Memo:                                     memo,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.TenantKey.ValueSet(req.Tenant),
 			workflows.KindKey.ValueSet(req.Kind),
@@ -174,6 +190,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		CallbackURL: req.CallbackURL,
 		Timeout:     timeout,
 		Retry:       plan.Retry,
+		ResultTTL:   s.cfg.ResultTTL,
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
@@ -193,6 +210,10 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		return nil, false, translate("start job", err)
 	}
 	s.accepted(req.Tenant)
+	var callback *job.Callback
+	if req.CallbackURL != "" {
+		callback = &job.Callback{State: job.CallbackPending}
+	}
 	return &job.Job{
 		ID:                  id,
 		Tenant:              req.Tenant,
@@ -203,6 +224,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		UpdatedAt:           now,
 		EstimatedCompletion: now.Add(plan.Expected),
 		Fingerprint:         fp,
+		Callback:            callback,
 	}, true, nil
 }
 
@@ -229,19 +251,7 @@ func (s *Service) Get(ctx context.Context, tenant, id string) (*job.Job, error) 
 	if err != nil {
 		return nil, err
 	}
-	return v.job, nil
-}
-
-// Result implements job.Service.
-func (s *Service) Result(ctx context.Context, tenant, id string) (json.RawMessage, *job.Job, error) {
-	v, err := s.load(ctx, tenant, id)
-	if err != nil {
-		return nil, nil, err
-	}
-	if v.job.State != job.StateSucceeded {
-		return nil, v.job, &job.NotFinishedError{Job: v.job}
-	}
-	return v.result, v.job, nil
+	return s.withCallback(ctx, v)
 }
 
 // Cancel implements job.Service.
@@ -276,6 +286,9 @@ func (s *Service) Cancel(ctx context.Context, tenant, id string) (*job.Job, erro
 	}
 	canceling := *j
 	canceling.State = job.StateCanceling
+	if canceling.Callback != nil {
+		canceling.Callback = &job.Callback{State: job.CallbackPending}
+	}
 	canceling.UpdatedAt = s.cfg.Now().UTC()
 	return &canceling, nil
 }

@@ -21,10 +21,19 @@ import (
 )
 
 // view is what the service knows of a job: its status and, once it
-// succeeded, its result.
+// succeeded, its result, inline or in blob storage. Its job's Callback is
+// only a placeholder; withCallback fills it.
 type view struct {
 	job    *job.Job
 	result json.RawMessage
+	blob   *workflows.BlobRef
+	// terminated is true for a job an operator terminated: its workflow
+	// sent no webhook.
+	terminated bool
+
+	// finalCallback, once set, is the callback's final state.
+	mu            sync.Mutex
+	finalCallback *job.Callback
 }
 
 // load reads a job from Temporal's record of its workflow. A finished job
@@ -99,6 +108,10 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 	var created string
 	var expectedMillis int64
 	dc := converter.GetDefaultDataConverter()
+	var callback bool
+	if p, ok := fields[memoCallback]; ok && dc.FromPayload(p, &callback) == nil && callback {
+		j.Callback = &job.Callback{State: job.CallbackPending}
+	}
 	for key, dst := range map[string]any{
 		memoTenant:      &j.Tenant,
 		memoFingerprint: &j.Fingerprint,
@@ -183,7 +196,7 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 			if err := dc.FromPayloads(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &out); err != nil {
 				return nil, fmt.Errorf("job %s: decode result: %w", j.ID, err)
 			}
-			v.result = out.Result
+			v.result, v.blob = out.Result, out.Blob
 			j.Progress = out.Progress
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 			j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
@@ -200,6 +213,7 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 		j.Error = &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
 		j.State = job.StateCanceled
+		v.terminated = true
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
 		j.State = job.StateFailed
 		j.Error = &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -11,9 +12,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -23,10 +24,35 @@ type WorkerOptions struct {
 	// MaxConcurrentJobs bounds the jobs' activities one worker runs at once
 	// (default 200).
 	MaxConcurrentJobs int
+	// Blobs stores results over ResultBlobThreshold and file results (nil:
+	// every result inline, file results fail).
+	Blobs *blob.Store
+	// ResultBlobThreshold is the JSON result size in bytes over which a
+	// result goes to Blobs (0: 256 KiB; negative: every result goes there).
+	ResultBlobThreshold int64
+	// Webhooks configures webhook delivery; nil fails every delivery.
+	Webhooks *WebhookOptions
+	// Logger receives what goes wrong outside jobs' outcomes (default:
+	// discard).
+	Logger *slog.Logger
 }
 
-// NewWorker returns a worker (not yet started) that runs the Job workflow
-// and one activity per kind of kinds on taskQueue.
+// WebhookOptions configures how a worker delivers jobs' webhooks.
+type WebhookOptions struct {
+	// Secrets are the tenants' whsec_ signing secrets, by tenant.
+	Secrets map[string]string
+	// Outbound checks the receivers' addresses.
+	Outbound activities.Outbound
+	// Render renders a status as GET /v1/jobs/{id}?redirect=false answers
+	// it: httpapi.NewStatus under the deployment's public URL.
+	Render func(j *job.Job) any
+	// ResultTTL is the API's result TTL (default 24h).
+	ResultTTL time.Duration
+}
+
+// NewWorker returns a worker (not yet started) that runs the Job,
+// JobWebhook and JobCleanup workflows and one activity per kind of kinds on
+// taskQueue, with jobgate's own activities.
 func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts WorkerOptions) worker.Worker {
 	if opts.MaxConcurrentJobs <= 0 {
 		opts.MaxConcurrentJobs = 200
@@ -39,8 +65,14 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 		DefaultHeartbeatThrottleInterval: activities.HeartbeatInterval,
 		WorkerStopTimeout:                10 * time.Second,
 	})
-	w.RegisterWorkflowWithOptions(workflows.Job, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
-	activities.Register(w, kinds)
+	workflows.Register(w)
+	acts := &activities.Worker{Kinds: kinds, Blobs: opts.Blobs, ResultBlobThreshold: opts.ResultBlobThreshold, Log: opts.Logger}
+	if wo := opts.Webhooks; wo != nil {
+		// Webhooks read the job's status as the API does.
+		reader := New(c, nil, Config{TaskQueue: taskQueue, ResultTTL: wo.ResultTTL, FinishedCacheSize: -1})
+		acts.Webhooks = &activities.Webhooks{Secrets: wo.Secrets, Outbound: wo.Outbound, Load: reader.Get, Render: wo.Render}
+	}
+	acts.Register(w)
 	return w
 }
 

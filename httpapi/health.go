@@ -14,8 +14,12 @@ import (
 // Health serves /healthz and /readyz alone, for processes that run no API
 // (role worker), so that orchestrators can probe them too. ready reports
 // why the process cannot do its work, or nil.
-func Health(ready func(context.Context) error, logger *slog.Logger) http.Handler {
+// When metrics is not nil it is served at /metrics too.
+func Health(ready func(context.Context) error, metrics http.Handler, logger *slog.Logger) http.Handler {
 	s := &Server{log: logger, router: mux.NewRouter(), ready: ready}
+	if metrics != nil {
+		s.router.Handle("/metrics", metrics).Methods(http.MethodGet)
+	}
 	s.router.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +28,7 @@ type submitBody struct {
 // result if the job succeeds in time, 200 with the status if it fails or is
 // canceled.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	key, err := idempotencyKey(r, s.cfg.RequireIdempotencyKey)
 	if err != nil {
 		s.Error(w, r, err)
@@ -37,7 +39,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	if err := validateSubmit(body); err != nil {
+	if err := validateSubmit(body, s.signsWebhooks(s.tenant(r))); err != nil {
 		s.Error(w, r, err)
 		return
 	}
@@ -51,6 +53,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		Kind:           body.Kind,
 		Input:          body.Input,
 		CallbackURL:    body.CallbackURL,
+		RequestID:      requestID(r.Context()),
 	})
 	if err != nil {
 		s.Error(w, r, err)
@@ -58,6 +61,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if !created {
 		w.Header().Set("Idempotent-Replayed", "true")
+	} else if s.cfg.Observer != nil {
+		s.cfg.Observer.JobAccepted(j.Kind, time.Since(start))
 	}
 	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
 
@@ -117,8 +122,8 @@ func (s *Server) waitTerminal(ctx context.Context, tenant string, j *job.Job, wa
 }
 
 // validateSubmit checks the envelope of a submission; the kind checks its
-// input.
-func validateSubmit(b submitBody) error {
+// input. signs tells whether webhooks can be signed for the caller.
+func validateSubmit(b submitBody, signs bool) error {
 	var errs []job.FieldError
 	if b.Kind == "" {
 		errs = append(errs, job.FieldError{Field: "/kind", Message: "is required: name a job kind (GET /v1/kinds lists them)"})
@@ -127,10 +132,10 @@ func validateSubmit(b submitBody) error {
 		errs = append(errs, job.FieldError{Field: "/input", Message: "must be a JSON object"})
 	}
 	if b.CallbackURL != "" {
-		if u, err := url.Parse(b.CallbackURL); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			errs = append(errs, job.FieldError{Field: "/callbackUrl", Message: "must be an absolute http:// or https:// URL"})
-		} else {
-			errs = append(errs, job.FieldError{Field: "/callbackUrl", Message: "webhooks are not supported by this version of jobgate yet; poll statusUrl instead"})
+		if u, err := url.Parse(b.CallbackURL); err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(b.CallbackURL) > 2048 {
+			errs = append(errs, job.FieldError{Field: "/callbackUrl", Message: "must be an absolute http:// or https:// URL without credentials, at most 2048 characters"})
+		} else if !signs {
+			errs = append(errs, job.FieldError{Field: "/callbackUrl", Message: "this deployment has no webhook signing secret for your tenant (JOBGATE_WEBHOOK_SECRETS); poll statusUrl instead"})
 		}
 	}
 	if len(errs) > 0 {
@@ -203,16 +208,67 @@ func (s *Server) longPoll(ctx context.Context, tenant, id, version string, wait 
 	return s.jobs.Watch(ctx, tenant, id, version)
 }
 
-// handleResult answers a succeeded job's result; 409 before that.
+// handleResult answers a succeeded job's result (409 before that): small
+// JSON results from the job's record, large ones and files streamed from
+// blob storage with their type, length and file name. Range and
+// conditional requests work on both.
 func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
-	result, j, err := s.jobs.Result(r.Context(), s.tenant(r), mux.Vars(r)["id"])
+	res, j, err := s.jobs.OpenResult(r.Context(), s.tenant(r), mux.Vars(r)["id"])
 	if err != nil {
 		s.Error(w, r, err)
 		return
 	}
-	w.Header().Set("Cache-Control", "private")
-	w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
-	writeJSON(w, r, http.StatusOK, result)
+	defer res.Content.Close()
+	h := w.Header()
+	h.Set("Cache-Control", "private")
+	h.Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
+	h.Set("Content-Type", res.ContentType)
+	if res.Digest != "" {
+		h.Set("ETag", `"`+res.Digest+`"`)
+	}
+	if res.Filename != "" {
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": res.Filename}))
+	}
+	// ServeContent answers an unsatisfiable range in plain text; the
+	// contract answers it as a problem.
+	rw := &refusal{ResponseWriter: w}
+	http.ServeContent(rw, r, "", res.ModTime, res.Content)
+	switch rw.code {
+	case http.StatusRequestedRangeNotSatisfiable:
+		s.Error(w, r, problem(rw.code, "range-not-satisfiable", "Range not satisfiable",
+			fmt.Sprintf("The result is %d bytes long; ask for a range within it.", res.Size)))
+	case http.StatusPreconditionFailed:
+		s.Error(w, r, problem(rw.code, "precondition-failed", "Precondition failed",
+			"The result does not match If-Match or If-Unmodified-Since; it is the same for the job's whole life."))
+	}
+}
+
+// refusal holds back ServeContent's 416 and 412 answers, which it writes in
+// plain text or bare, so that the handler answers them as problems.
+type refusal struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *refusal) WriteHeader(code int) {
+	if code == http.StatusRequestedRangeNotSatisfiable || code == http.StatusPreconditionFailed {
+		w.code = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refusal) Write(p []byte) (int, error) {
+	if w.code != 0 {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// signsWebhooks reports whether the deployment can sign webhooks for the
+// tenant.
+func (s *Server) signsWebhooks(tenant string) bool {
+	return s.cfg.WebhookTenants == nil || s.cfg.WebhookTenants(tenant)
 }
 
 // handleCancel requests cancellation: 202 while it takes effect, 204 if the

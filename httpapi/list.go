@@ -10,8 +10,8 @@ import (
 
 // listBody is the body of GET /v1/jobs.
 type listBody struct {
-	Jobs       []statusBody `json:"jobs"`
-	NextCursor *string      `json:"nextCursor"`
+	Jobs       []Status `json:"jobs"`
+	NextCursor *string  `json:"nextCursor"`
 }
 
 const (
@@ -50,7 +50,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	body := listBody{Jobs: make([]statusBody, 0, len(page.Jobs))}
+	body := listBody{Jobs: make([]Status, 0, len(page.Jobs))}
 	for _, j := range page.Jobs {
 		body.Jobs = append(body.Jobs, s.status(r, j))
 	}

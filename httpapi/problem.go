@@ -85,8 +85,9 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 // problemFor is err as the problem answered to r.
 func (s *Server) problemFor(r *http.Request, err error) *Problem {
 	p := s.toProblem(r, err)
-	p.Instance = r.URL.Path
 	p.RequestID = requestID(r.Context())
+	// The occurrence: the request's path, and which request it was.
+	p.Instance = r.URL.Path + "#request-" + p.RequestID
 	return p
 }
 

@@ -12,6 +12,9 @@ func (s *Server) routes() {
 	s.router.HandleFunc("/v1/jobs/{id}/events", s.handleEvents).Methods(http.MethodGet)
 	s.router.HandleFunc("/v1/kinds", s.handleKinds).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet, http.MethodHead)
+	if s.cfg.Metrics != nil {
+		s.router.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
+	}
 	s.router.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 }

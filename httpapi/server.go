@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobgate/jobgate/job"
 )
@@ -50,8 +51,16 @@ type Config struct {
 	// EventsKeepAlive is how often an event stream sends a comment so that
 	// proxies keep it open (default 15s).
 	EventsKeepAlive time.Duration
+	// Observer, when set, receives request and acceptance observations.
+	Observer Observer
+	// Metrics, when set, is served at GET /metrics.
+	Metrics http.Handler
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// WebhookTenants reports whether webhooks can be signed for a tenant;
+	// a callbackUrl from another tenant is a 422. Nil accepts every
+	// tenant's.
+	WebhookTenants func(tenant string) bool
 }
 
 // Server is the HTTP API. It is an http.Handler.
@@ -95,12 +104,19 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 // (echoing a sane X-Request-Id); for /v1/ it authenticates the caller and
 // applies the tenant's rate limit; then it routes the request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(withRequestID(r.Context(), id))
+	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
+	s.serve(rec, r)
+	s.observe(r, rec.code, time.Since(start))
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
 		tenant, err := s.authenticate(r)
 		if err != nil {
@@ -117,6 +133,63 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.router.ServeHTTP(w, r)
 }
+
+// observe records an answered request in the metrics and the log: client
+// errors at info, server errors at warn, the rest at debug.
+func (s *Server) observe(r *http.Request, code int, d time.Duration) {
+	route := "unmatched"
+	var match mux.RouteMatch
+	if s.router.Match(r, &match) && match.Route != nil {
+		route, _ = match.Route.GetPathTemplate()
+	}
+	// A tracing span around the API is named by route, not by job id.
+	trace.SpanFromContext(r.Context()).SetName(r.Method + " " + route)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.ObserveRequest(route, r.Method, code, d)
+	}
+	if s.log == nil || route == "/healthz" || route == "/readyz" || route == "/metrics" {
+		return
+	}
+	level := slog.LevelDebug
+	switch {
+	case code >= 500:
+		level = slog.LevelWarn
+	case code >= 400:
+		level = slog.LevelInfo
+	}
+	s.log.Log(r.Context(), level, "request", "requestId", requestID(r.Context()), "method", r.Method, "route", route,
+		"status", code, "durationMs", d.Milliseconds(), "tenant", s.tenant(r))
+}
+
+// Observer receives what the API observes, for metrics.
+type Observer interface {
+	// ObserveRequest records an answered request by route template.
+	ObserveRequest(route, method string, code int, d time.Duration)
+	// JobAccepted records a new job accepted d after its request arrived.
+	JobAccepted(kind string, d time.Duration)
+}
+
+// recorder remembers the status code a handler wrote. It unwraps, so
+// http.ResponseController reaches the real writer (flushing, deadlines).
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.code, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // url returns the client-facing URL of path: under PublicURL when set,
 // else under the scheme and host a trusted proxy forwarded, else the path

@@ -10,8 +10,9 @@ import (
 	"github.com/jobgate/jobgate/job"
 )
 
-// statusBody is a job's status as the contract shows it.
-type statusBody struct {
+// Status is a job's status as the contract shows it: the body of status
+// answers, events and listings, and the data of webhooks.
+type Status struct {
 	ID                  string        `json:"id"`
 	Kind                string        `json:"kind"`
 	State               job.State     `json:"state"`
@@ -25,7 +26,17 @@ type statusBody struct {
 	StatusURL           string        `json:"statusUrl"`
 	ResultURL           *string       `json:"resultUrl"`
 	Error               *Problem      `json:"error"`
-	Callback            any           `json:"callback"`
+	Callback            *callbackBody `json:"callback"`
+}
+
+// callbackBody is the state of a job's webhook delivery.
+type callbackBody struct {
+	State         job.CallbackState `json:"state"`
+	Attempts      int               `json:"attempts"`
+	LastStatus    int               `json:"lastStatus,omitempty"`
+	LastAttemptAt *time.Time        `json:"lastAttemptAt,omitempty"`
+	LastError     string            `json:"lastError,omitempty"`
+	NextAttemptAt *time.Time        `json:"nextAttemptAt,omitempty"`
 }
 
 type progressBody struct {
@@ -38,16 +49,32 @@ type progressBody struct {
 func statusPath(id string) string { return "/v1/jobs/" + id }
 func resultPath(id string) string { return "/v1/jobs/" + id + "/result" }
 
-// status renders j for clients.
-func (s *Server) status(r *http.Request, j *job.Job) statusBody {
-	b := statusBody{
+// status renders j for the client of r.
+func (s *Server) status(r *http.Request, j *job.Job) Status {
+	return NewStatus(j, s.base(r))
+}
+
+// base is the client-facing base of URLs for r: PublicURL when set, else
+// the scheme and host a trusted proxy forwarded, else "" (absolute paths).
+func (s *Server) base(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	return s.forwardedBase(r)
+}
+
+// NewStatus renders j as the contract shows it, with its URLs under base
+// ("https://jobs.example.com"; "" gives absolute paths). A webhook's data
+// is NewStatus under the deployment's public URL.
+func NewStatus(j *job.Job, base string) Status {
+	b := Status{
 		ID:        j.ID,
 		Kind:      j.Kind,
 		State:     j.State,
 		CreatedAt: j.CreatedAt.UTC(),
 		UpdatedAt: j.UpdatedAt.UTC(),
 		Attempt:   j.Attempt,
-		StatusURL: s.url(r, statusPath(j.ID)),
+		StatusURL: base + statusPath(j.ID),
 		StartedAt: timeOrNil(j.StartedAt),
 		Error:     failureProblem(j),
 	}
@@ -67,8 +94,12 @@ func (s *Server) status(r *http.Request, j *job.Job) statusBody {
 		}
 	}
 	if j.State == job.StateSucceeded {
-		u := s.url(r, resultPath(j.ID))
+		u := base + resultPath(j.ID)
 		b.ResultURL = &u
+	}
+	if c := j.Callback; c != nil {
+		b.Callback = &callbackBody{State: c.State, Attempts: c.Attempts, LastStatus: c.LastStatus,
+			LastAttemptAt: timeOrNil(c.LastAttemptAt), LastError: c.LastError, NextAttemptAt: timeOrNil(c.NextAttemptAt)}
 	}
 	return b
 }

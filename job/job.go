@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"strconv"
 	"time"
 )
@@ -45,6 +46,63 @@ type Job struct {
 	// and callback), so a replayed Idempotency-Key can be told apart from a
 	// reused one.
 	Fingerprint string
+	// Callback is the state of the job's webhook; nil for a job submitted
+	// without a callbackUrl.
+	Callback *Callback
+}
+
+// CallbackState is where a job's webhook delivery is.
+type CallbackState string
+
+const (
+	// CallbackPending means the webhook is not delivered yet: the job has
+	// not ended, or delivery is being tried (and retried with backoff).
+	CallbackPending CallbackState = "pending"
+	// CallbackDelivered means the receiver answered 2xx.
+	CallbackDelivered CallbackState = "delivered"
+	// CallbackFailed means delivery gave up: retries ran out, or the URL
+	// cannot be delivered to (a refused destination, no signing secret).
+	CallbackFailed CallbackState = "failed"
+	// CallbackGone means the receiver answered 410 Gone: it wants no more.
+	CallbackGone CallbackState = "gone"
+)
+
+// Final reports whether no further delivery attempt follows.
+func (s CallbackState) Final() bool { return s != CallbackPending && s != "" }
+
+// Callback is the state of a job's webhook delivery.
+type Callback struct {
+	State CallbackState
+	// Attempts counts the delivery attempts made so far.
+	Attempts int
+	// LastStatus is the HTTP status the receiver last answered; 0 when it
+	// did not answer (or before the first attempt).
+	LastStatus int
+	// LastAttemptAt is when the last attempt ended; zero before the first.
+	LastAttemptAt time.Time
+	// LastError says why the last attempt failed; empty after a success.
+	LastError string
+	// NextAttemptAt is when the next attempt is due, while pending after a
+	// failed attempt; zero otherwise.
+	NextAttemptAt time.Time
+}
+
+// ResultStream is a succeeded job's result, opened for reading: a small
+// JSON result from the job's record, or a file from blob storage. It can
+// seek, so it serves range requests. The caller closes it.
+type ResultStream struct {
+	// Content is the result's bytes.
+	Content io.ReadSeekCloser
+	// Size is the length of Content in bytes.
+	Size int64
+	// ContentType is the result's media type ("application/json").
+	ContentType string
+	// Filename, when set, is the name a download suggests.
+	Filename string
+	// ModTime is when the result was written.
+	ModTime time.Time
+	// Digest is the hex SHA-256 of Content, when known.
+	Digest string
 }
 
 // Progress is what a running job last reported about itself.
@@ -94,6 +152,9 @@ type SubmitRequest struct {
 	Input json.RawMessage
 	// CallbackURL, when not empty, is notified when the job ends.
 	CallbackURL string
+	// RequestID identifies the HTTP request that submitted the job, for
+	// tracing a job back to jobgate's logs.
+	RequestID string
 }
 
 // Service runs jobs durably. Its implementations translate their engine's
@@ -107,9 +168,10 @@ type Service interface {
 	// Get returns the job's current status. Errors: ErrNotFound,
 	// ErrExpired, ErrUnavailable.
 	Get(ctx context.Context, tenant, id string) (*Job, error)
-	// Result returns a succeeded job's result. Errors: ErrNotFound,
-	// ErrExpired, *NotFinishedError, ErrUnavailable.
-	Result(ctx context.Context, tenant, id string) (json.RawMessage, *Job, error)
+	// OpenResult opens a succeeded job's result for streaming; the caller
+	// closes it. Errors: ErrNotFound, ErrExpired, *NotFinishedError,
+	// ErrUnavailable.
+	OpenResult(ctx context.Context, tenant, id string) (*ResultStream, *Job, error)
 	// Cancel requests cancellation of a queued or running job and returns
 	// its status after the request. Errors: ErrNotFound, ErrExpired,
 	// *FinishedError, ErrUnavailable.
@@ -130,7 +192,7 @@ type Service interface {
 }
 
 // Version identifies what a client can see change in a job: its state,
-// progress, attempt, start, completion and error. It is stable while
+// progress, attempt, start, completion, error and webhook delivery. It is stable while
 // nothing of that changes (the time of the last heartbeat is left out), so
 // it serves as an ETag and as the cursor of long-polls and event streams.
 func (j *Job) Version() string {
@@ -140,7 +202,10 @@ func (j *Job) Version() string {
 		fmt.Fprintf(h, "%d|%d|%s|", j.Progress.Current, j.Progress.Total, j.Progress.Message)
 	}
 	if j.Error != nil {
-		fmt.Fprintf(h, "%s|%s", j.Error.Type, j.Error.Message)
+		fmt.Fprintf(h, "%s|%s|", j.Error.Type, j.Error.Message)
+	}
+	if c := j.Callback; c != nil {
+		fmt.Fprintf(h, "%s|%d|%d", c.State, c.Attempts, c.LastStatus)
 	}
 	return strconv.FormatUint(h.Sum64(), 36)
 }
@@ -155,6 +220,15 @@ type ListFilter struct {
 	Limit int
 	// Cursor continues a previous listing; it came from its NextCursor.
 	Cursor string
+	// CreatedFrom and CreatedTo, when not zero, keep jobs created at or
+	// after CreatedFrom and before CreatedTo.
+	CreatedFrom, CreatedTo time.Time
+}
+
+// Lister lists a tenant's jobs; job.Service is one.
+type Lister interface {
+	// List returns the tenant's jobs matching filter, a page at a time.
+	List(ctx context.Context, tenant string, filter ListFilter) (*Page, error)
 }
 
 // Page is one page of a listing.

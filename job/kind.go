@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/message"
 )
 
 // Kind is a kind of work jobgate runs: a name, a description, rules for its
@@ -21,22 +24,25 @@ type Kind struct {
 	Name string
 	// Description says in one sentence what the kind does.
 	Description string
-	// InputSchema is the JSON Schema of the kind's input, published to
-	// clients. Validate is what enforces it.
+	// InputSchema is the JSON Schema (2020-12 unless it says otherwise) of
+	// the kind's input, published to clients and enforced before a job is
+	// accepted. It must be self-contained. Empty means any object.
 	InputSchema json.RawMessage
 	// ExpectedDuration tells clients, in words, how long a job of this kind
 	// takes ("the requested seconds", "about 2 s").
 	ExpectedDuration string
-	// Validate checks an input before a job is accepted; it returns the
-	// problems found, none when the input is valid.
+	// Validate checks an input that satisfies InputSchema before a job is
+	// accepted, for the rules a schema cannot say; it returns the problems
+	// found, none when the input is valid.
 	Validate func(input json.RawMessage) []FieldError
 	// Plan says, for a valid input, how long the work is expected to take,
 	// how long one attempt may take at most, and how failures are retried.
 	Plan func(input json.RawMessage) Plan
 	// Run does the work. It must return promptly once ctx is done (that is
 	// how cancellation reaches it), report progress through report, and
-	// return a JSON-encodable result. Errors are retried per the plan unless
-	// wrapped with Permanent.
+	// return a JSON-encodable result or a *File. Errors are retried per the
+	// plan unless wrapped with Permanent. InfoFrom(ctx) tells which job it
+	// runs; Stopping(ctx) tells when its worker shuts down.
 	Run func(ctx context.Context, input json.RawMessage, report Reporter) (any, error)
 }
 
@@ -186,24 +192,42 @@ func jsonTypeName(goKind string) string {
 	return "an object"
 }
 
-// Registry is the set of kinds a deployment runs.
+// ReservedPrefix starts the names of jobgate's own activities, which no
+// kind may take.
+const ReservedPrefix = "jobgate."
+
+// Registry is the set of kinds a deployment runs, with their compiled
+// input schemas.
 type Registry struct {
-	kinds map[string]Kind
+	kinds   map[string]Kind
+	schemas map[string]*jsonschema.Schema
+	printer *message.Printer
 }
 
-// NewRegistry returns a registry of the given kinds. It returns an error for
-// a kind without a name or Run function, or a name used twice.
+// NewRegistry returns a registry of the given kinds, compiling each kind's
+// InputSchema once. It returns an error for a kind without a name or Run
+// function, a name used twice or starting with ReservedPrefix, or an InputSchema that is not a valid,
+// self-contained JSON Schema.
 func NewRegistry(kinds ...Kind) (*Registry, error) {
-	r := &Registry{kinds: make(map[string]Kind, len(kinds))}
+	r := &Registry{kinds: make(map[string]Kind, len(kinds)), schemas: map[string]*jsonschema.Schema{}, printer: newPrinter()}
 	for _, k := range kinds {
 		switch {
 		case k.Name == "":
 			return nil, errors.New("job kind without a name")
 		case k.Run == nil || k.Validate == nil || k.Plan == nil:
 			return nil, fmt.Errorf("job kind %q: build it with job.Define", k.Name)
+		case strings.HasPrefix(k.Name, ReservedPrefix):
+			return nil, fmt.Errorf("job kind %q: names starting with %q are jobgate's own; choose another", k.Name, ReservedPrefix)
 		}
 		if _, dup := r.kinds[k.Name]; dup {
 			return nil, fmt.Errorf("job kind %q registered twice", k.Name)
+		}
+		if len(bytes.TrimSpace(k.InputSchema)) > 0 {
+			s, err := compileSchema(k.Name, k.InputSchema)
+			if err != nil {
+				return nil, err
+			}
+			r.schemas[k.Name] = s
 		}
 		r.kinds[k.Name] = k
 	}
@@ -226,8 +250,10 @@ func (r *Registry) Lookup(name string) (Kind, bool) {
 	return k, ok
 }
 
-// Check returns the kind named name after validating input against it.
-// Errors: *UnknownKindError, *ValidationError.
+// Check returns the kind named name after validating input against it:
+// first against the kind's InputSchema, then, if the schema holds, with the
+// kind's Validate for the rules a schema cannot say. Errors:
+// *UnknownKindError, *ValidationError.
 func (r *Registry) Check(name string, input json.RawMessage) (Kind, error) {
 	k, ok := r.kinds[name]
 	if !ok {
@@ -236,6 +262,11 @@ func (r *Registry) Check(name string, input json.RawMessage) (Kind, error) {
 			known = append(known, k.Name)
 		}
 		return Kind{}, &UnknownKindError{Kind: name, Known: known}
+	}
+	if s, ok := r.schemas[name]; ok {
+		if errs := checkSchema(s, input, r.printer); len(errs) > 0 {
+			return Kind{}, &ValidationError{Kind: name, Fields: errs}
+		}
 	}
 	if errs := k.Validate(input); len(errs) > 0 {
 		return Kind{}, &ValidationError{Kind: name, Fields: errs}

@@ -1,6 +1,9 @@
 // Package workflows holds jobgate's deterministic workflow code: every job is
 // one Job workflow that runs its kind's work as an activity, keeps the job's
-// state in search attributes for operators, and returns the result.
+// state in search attributes for operators, and returns the result. When the
+// job ends it starts, abandoned to outlive it, a JobWebhook workflow that
+// delivers the job's callback and, for a result kept in blob storage, a
+// JobCleanup workflow that deletes it when the result expires.
 package workflows
 
 import (
@@ -16,6 +19,10 @@ import (
 
 // JobWorkflowName is the workflow type of every job.
 const JobWorkflowName = "Job"
+
+// FinishedMetric counts jobs reaching a terminal state, tagged with kind
+// and state (jobgate_jobs_finished_total in Prometheus).
+const FinishedMetric = "jobgate_jobs_finished"
 
 // HeartbeatTimeout is how long a running activity may go without a
 // heartbeat before Temporal considers its worker dead and retries it
@@ -41,20 +48,59 @@ type Input struct {
 	// Timeout bounds one attempt of the activity.
 	Timeout time.Duration   `json:"timeout"`
 	Retry   job.RetryPolicy `json:"retry"`
+	// ResultTTL is how long the result stays readable after the job ends;
+	// a result in blob storage is deleted then (default 24h).
+	ResultTTL time.Duration `json:"resultTtl,omitempty"`
 }
 
-// Output is what a succeeded job returns: the kind's result and the last
-// progress its work reported.
-type Output struct {
-	Result   json.RawMessage `json:"result"`
-	Progress *job.Progress   `json:"progress,omitempty"`
+// Work is the second argument of a kind's activity: which job it runs.
+// Jobs started before it existed pass none.
+type Work struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Kind   string `json:"kind"`
 }
+
+// Output is what a succeeded job returns: the kind's result, inline or as
+// a pointer to blob storage, and the last progress its work reported.
+type Output struct {
+	// Result is the kind's JSON result; empty when Blob holds it.
+	Result json.RawMessage `json:"result,omitempty"`
+	// Blob points at the result in blob storage, for results too large for
+	// the workflow's history and for files.
+	Blob     *BlobRef      `json:"blob,omitempty"`
+	Progress *job.Progress `json:"progress,omitempty"`
+}
+
+// BlobRef points at a result in blob storage.
+type BlobRef struct {
+	Key         string `json:"key"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"contentType"`
+	// Filename, when set, is the name a download suggests.
+	Filename string `json:"filename,omitempty"`
+	// SHA256 is the hex digest of the content.
+	SHA256 string `json:"sha256"`
+}
+
+// childrenVersion marks the Job workflow's change that passes Work to the
+// activity and starts the webhook and cleanup workflows when the job ends.
+const childrenVersion = "webhooks-and-blob-cleanup"
 
 // Job runs one job: it executes the activity named after the job's kind and
 // returns its output. A cancellation (DELETE, or from the Temporal UI/CLI)
 // is passed to the activity, waited for, and ends the workflow canceled;
 // a job canceled before its activity starts never starts it.
 func Job(ctx workflow.Context, in Input) (Output, error) {
+	v := workflow.GetVersion(ctx, childrenVersion, workflow.DefaultVersion, 1)
+	out, err := runJob(ctx, in, v)
+	if v >= 1 {
+		afterJob(ctx, in, out, err)
+	}
+	return out, err
+}
+
+func runJob(ctx workflow.Context, in Input, v workflow.Version) (Output, error) {
 	finished := false
 	setState := func(ctx workflow.Context, s job.State) {
 		if finished {
@@ -63,6 +109,11 @@ func Job(ctx workflow.Context, in Input) (Output, error) {
 		finished = s.Terminal()
 		// Visibility only: a failure here must not fail the job.
 		_ = workflow.UpsertTypedSearchAttributes(ctx, StateKey.ValueSet(string(s)))
+		if finished {
+			// The SDK skips metrics while replaying, so each job counts once.
+			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": in.Kind, "state": string(s)}).
+				Counter(FinishedMetric).Inc(1)
+		}
 	}
 	if ctx.Err() != nil {
 		setState(ctx, job.StateCanceled)
@@ -83,8 +134,13 @@ func Job(ctx workflow.Context, in Input) (Output, error) {
 		RetryPolicy:         retryPolicy(in.Retry),
 		Summary:             in.Kind,
 	})
+	args := []any{in.Input}
+	if v >= 1 {
+		info := workflow.GetInfo(ctx)
+		args = append(args, Work{ID: info.WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind})
+	}
 	var out Output
-	err := workflow.ExecuteActivity(actx, in.Kind, in.Input).Get(actx, &out)
+	err := workflow.ExecuteActivity(actx, in.Kind, args...).Get(actx, &out)
 	switch {
 	case err == nil:
 		setState(ctx, job.StateSucceeded)

@@ -4,17 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
@@ -22,10 +18,7 @@ import (
 
 func newEnv(t *testing.T, act func(ctx context.Context, in json.RawMessage) (workflows.Output, error)) *testsuite.TestWorkflowEnvironment {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestWorkflowEnvironment()
-	env.RegisterWorkflowWithOptions(workflows.Job, workflow.RegisterOptions{Name: workflows.JobWorkflowName})
+	env := newSuiteEnv(t)
 	env.RegisterActivityWithOptions(act, activity.RegisterOptions{Name: "k"})
 	return env
 }

@@ -1,0 +1,224 @@
+// Package blob is jobgate's blob storage: large job results, exports and
+// kinds' scratch data (batch.http's checkpoints) live here, so that
+// workflow histories carry only a pointer. It wraps gocloud.dev/blob: a
+// local directory (file://) works out of the box, and a binary that imports
+// a gocloud.dev driver (gocloud.dev/blob/s3blob, gcsblob, azureblob) opens
+// that driver's URLs unchanged.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	gblob "gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/gcerrors"
+)
+
+// ErrNotFound means there is no blob under the key.
+var ErrNotFound = errors.New("blob not found")
+
+// Store is a bucket of blobs. It is safe for concurrent use.
+type Store struct {
+	bucket *gblob.Bucket
+	url    string
+}
+
+// Open opens the bucket at rawURL: file:///abs/dir (created if missing),
+// or any URL of a gocloud.dev driver the binary registered, such as
+// s3://bucket?region=eu-west-1 or gs://bucket. It fails when the URL's
+// scheme has no driver or the bucket cannot be reached.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("blob URL %q is not a URL such as file:///var/lib/jobgate/blobs or s3://bucket", rawURL)
+	}
+	var b *gblob.Bucket
+	if u.Scheme == fileblob.Scheme {
+		// Temporary files next to the final ones: the directory may be on
+		// another mount than os.TempDir, where a rename would fail.
+		opener := &fileblob.URLOpener{Options: fileblob.Options{CreateDir: true, NoTempDir: true, DirFileMode: 0o750}}
+		b, err = opener.OpenBucketURL(ctx, u)
+	} else {
+		b, err = gblob.OpenBucket(ctx, rawURL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open blob storage %s: %w (file:// works everywhere; s3://, gs:// and azblob:// need their gocloud.dev driver linked in)", redact(u), err)
+	}
+	ok, err := b.IsAccessible(ctx)
+	if err != nil || !ok {
+		_ = b.Close()
+		return nil, fmt.Errorf("blob storage %s is not accessible: %v", redact(u), err)
+	}
+	return &Store{bucket: b, url: redact(u)}, nil
+}
+
+// String names the store for logs, without credentials.
+func (s *Store) String() string { return s.url }
+
+// Close releases the bucket.
+func (s *Store) Close() error { return s.bucket.Close() }
+
+// Attrs describe a blob when it is written.
+type Attrs struct {
+	// ContentType is the blob's media type ("text/csv").
+	ContentType string
+	// Filename, when set, is the name a download suggests.
+	Filename string
+}
+
+// Writer writes one blob. Nothing is visible under its key until Close
+// returns without error; Abort discards what was written.
+type Writer struct {
+	w      *gblob.Writer
+	cancel context.CancelFunc
+}
+
+// Create starts writing a blob under key, replacing any blob there once
+// the Writer is closed.
+func (s *Store) Create(ctx context.Context, key string, a Attrs) (*Writer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	opts := &gblob.WriterOptions{ContentType: a.ContentType, DisableContentTypeDetection: a.ContentType != ""}
+	if a.Filename != "" {
+		opts.Metadata = map[string]string{"filename": a.Filename}
+	}
+	w, err := s.bucket.NewWriter(ctx, key, opts)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("write blob %s: %w", key, err)
+	}
+	return &Writer{w: w, cancel: cancel}, nil
+}
+
+// Write implements io.Writer.
+func (w *Writer) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// Close commits the blob.
+func (w *Writer) Close() error {
+	defer w.cancel()
+	return w.w.Close()
+}
+
+// Abort discards the blob being written.
+func (w *Writer) Abort() {
+	w.cancel()
+	_ = w.w.Close()
+}
+
+// Put writes data as the blob under key.
+func (s *Store) Put(ctx context.Context, key string, data []byte, a Attrs) error {
+	w, err := s.Create(ctx, key, a)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return fmt.Errorf("write blob %s: %w", key, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// Reader reads one blob; it can seek, so it serves range requests.
+type Reader struct {
+	*gblob.Reader
+	// Filename is the name the blob was written with, if any.
+	Filename string
+}
+
+// ModTime is when the blob was written.
+func (r *Reader) ModTime() time.Time { return r.Reader.ModTime() }
+
+// Open opens the blob under key for reading. Errors: ErrNotFound.
+func (s *Store) Open(ctx context.Context, key string) (*Reader, error) {
+	attrs, err := s.bucket.Attributes(ctx, key)
+	if err != nil {
+		return nil, s.wrap("read blob", key, err)
+	}
+	r, err := s.bucket.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, s.wrap("read blob", key, err)
+	}
+	return &Reader{Reader: r, Filename: attrs.Metadata["filename"]}, nil
+}
+
+// Get reads the whole blob under key. Errors: ErrNotFound.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	data, err := s.bucket.ReadAll(ctx, key)
+	if err != nil {
+		return nil, s.wrap("read blob", key, err)
+	}
+	return data, nil
+}
+
+// Delete deletes the blob under key; a missing blob is no error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	err := s.bucket.Delete(ctx, key)
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns the keys under prefix, in lexical order.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	it := s.bucket.List(&gblob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return keys, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list blobs under %s: %w", prefix, err)
+		}
+		if !obj.IsDir {
+			keys = append(keys, obj.Key)
+		}
+	}
+}
+
+// DeletePrefix deletes every blob under prefix.
+func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Exists reports whether a blob is stored under key.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	ok, err := s.bucket.Exists(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("look up blob %s: %w", key, err)
+	}
+	return ok, nil
+}
+
+func (s *Store) wrap(op, key string, err error) error {
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return fmt.Errorf("%s %s: %w", op, key, ErrNotFound)
+	}
+	return fmt.Errorf("%s %s: %w", op, key, err)
+}
+
+// redact is u without user info or query, fit for logs.
+func redact(u *url.URL) string {
+	c := *u
+	c.User = nil
+	c.RawQuery = ""
+	return strings.TrimSuffix(c.String(), "?")
+}

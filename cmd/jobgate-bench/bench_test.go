@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	ms := func(ns ...int) []time.Duration {
+		out := make([]time.Duration, len(ns))
+		for i, n := range ns {
+			out[i] = time.Duration(n) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	for _, tc := range []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", ms(7), 99, 7 * time.Millisecond},
+		{"median of odd count", ms(1, 2, 3, 4, 5), 50, 3 * time.Millisecond},
+		{"median of even count is the lower middle", ms(1, 2, 3, 4), 50, 2 * time.Millisecond},
+		{"p99 of 100 values", ms(hundred...), 99, 99 * time.Millisecond},
+		{"p100 is the maximum", ms(hundred...), 100, 100 * time.Millisecond},
+		{"tiny p is the minimum", ms(hundred...), 0.001, 1 * time.Millisecond},
+		{"p99 of 10 values is the maximum", ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 99, 10 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tc.want, percentile(tc.sorted, tc.p))
+		})
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	s := newStats([]time.Duration{3 * time.Millisecond, time.Millisecond, 2 * time.Millisecond}, 1, 2*time.Second, errors.New("boom"))
+	require.Equal(t, 3, s.N)
+	require.Equal(t, []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}, s.Latencies, "sorted")
+	require.InDelta(t, 1.5, s.Throughput(), 1e-9)
+	require.Equal(t, 2*time.Millisecond, s.P(50))
+	require.Zero(t, stats{}.Throughput(), "no time, no throughput")
+	require.Error(t, failed("x", s))
+	require.Error(t, failed("x", stats{}), "nothing measured is a failure")
+	require.NoError(t, failed("x", newStats([]time.Duration{time.Millisecond}, 0, time.Second, nil)))
+}
+
+func TestRunLoadBounds(t *testing.T) {
+	t.Parallel()
+	s := runLoad(context.Background(), loadSpec{Concurrency: 4, Duration: time.Minute, MaxOps: 10}, time.Second, func(context.Context, int) error { return nil })
+	require.Equal(t, 10, s.N, "stops at MaxOps")
+
+	start := time.Now()
+	s = runLoad(context.Background(), loadSpec{Concurrency: 2, Duration: 50 * time.Millisecond}, time.Second, func(ctx context.Context, i int) error {
+		time.Sleep(time.Millisecond)
+		if i%2 == 1 {
+			return errors.New("odd")
+		}
+		return nil
+	})
+	require.Less(t, time.Since(start), 5*time.Second, "stops at Duration")
+	require.Positive(t, s.N)
+	require.Positive(t, s.Errors)
+	require.EqualError(t, s.FirstError, "odd")
+}
+
+func TestTableMarkdown(t *testing.T) {
+	t.Parallel()
+	tb := newTable("concurrency", "jobgate", "ratio")
+	tb.add("1", "194/s", "0.89×")
+	tb.add("64", "1234/s")
+	want := "" +
+		"| concurrency | jobgate | ratio |\n" +
+		"|-------------|---------|-------|\n" +
+		"| 1           | 194/s   | 0.89× |\n" +
+		"| 64          | 1234/s  |       |\n"
+	require.Equal(t, want, tb.markdown())
+}
+
+func TestFormats(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "194/s", rate(194.4))
+	require.Equal(t, "43.2/s", rate(43.21))
+	require.Equal(t, "4.32/s", rate(4.321))
+	require.Equal(t, "2.82 ms", ms(2820*time.Microsecond))
+	require.Equal(t, "27.5 ms", ms(27500*time.Microsecond))
+	require.Equal(t, "506 ms", ms(506*time.Millisecond))
+	require.Equal(t, "0.89×", ratio(194, 217.9))
+	require.Equal(t, "–", ratio(1, 0))
+	require.Equal(t, "412 MiB", mib(412<<20))
+}
+
+func TestReportSections(t *testing.T) {
+	t.Parallel()
+	lat := []time.Duration{time.Millisecond, 2 * time.Millisecond}
+	r := &results{
+		Command: "go run ./cmd/jobgate-bench",
+		Accept:  []acceptRow{{Conc: 16, Jobgate: newStats(lat, 0, time.Second, nil), Raw: newStats(append(lat, lat...), 0, time.Second, nil)}},
+		Chaos:   []chaosResult{{Name: "worker process", Keys: 3, Responses202: 4, Replayed: 1, Accepted: 3, Completed: 3}},
+	}
+	md := r.markdown()
+	require.Contains(t, md, "`go run ./cmd/jobgate-bench`")
+	require.Contains(t, md, "| 16          | 2.00/s")
+	require.Contains(t, md, "0.50×")
+	require.Contains(t, md, "| worker process | 3    | 4 (1)")
+	require.NotContains(t, md, "Growth", "sections without figures are left out")
+}
+
+func TestVmHWM(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "status")
+	require.NoError(t, os.WriteFile(path, []byte("Name:\tjobgate\nVmPeak:\t 2000000 kB\nVmHWM:\t  421888 kB\nVmRSS:\t  300000 kB\n"), 0o644))
+	n, err := vmHWM(path)
+	require.NoError(t, err)
+	require.EqualValues(t, 421888*1024, n)
+
+	require.NoError(t, os.WriteFile(path, []byte("Name:\tjobgate\n"), 0o644))
+	_, err = vmHWM(path)
+	require.Error(t, err)
+	_, err = parseKB("12 MB")
+	require.Error(t, err)
+}
+
+func TestParseFlags(t *testing.T) {
+	t.Parallel()
+	o, err := parseFlags([]string{"-quick", "-conc", "2,4", "-phases", "main"})
+	require.NoError(t, err)
+	require.Equal(t, []int{2, 4}, o.conc)
+	require.Equal(t, map[string]bool{"main": true}, o.phases)
+	require.Equal(t, 2*time.Second, o.duration, "quick shortens what was not set")
+	require.Equal(t, []int{300, 1500}, o.growth)
+
+	o, err = parseFlags([]string{"-quick", "-duration", "5s"})
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, o.duration, "an explicit flag wins over quick")
+
+	_, err = parseFlags([]string{"-phases", "main,bogus"})
+	require.Error(t, err)
+	_, err = parseFlags([]string{"-conc", "1,x"})
+	require.Error(t, err)
+	_, err = parseFlags([]string{"-stores", "disk"})
+	require.Error(t, err)
+}
+
+func TestMerge(t *testing.T) {
+	t.Parallel()
+	a := newStats([]time.Duration{3 * time.Millisecond}, 1, time.Second, errors.New("first"))
+	b := newStats([]time.Duration{time.Millisecond, 2 * time.Millisecond}, 0, time.Second, nil)
+	m := merge(a, b)
+	require.Equal(t, 3, m.N)
+	require.Equal(t, 1, m.Errors)
+	require.Equal(t, 2*time.Second, m.Elapsed)
+	require.InDelta(t, 1.5, m.Throughput(), 1e-9)
+	require.Equal(t, []time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond}, m.Latencies)
+	require.EqualError(t, m.FirstError, "first")
+}
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	line := "4242 (job gate) S 1 4242 4242 0 -1 4194560 27001 0 0 0 1234 567 0 0 20 0 40 0 1000 2000000 30000 18446744073709551615\n"
+	d, err := parseStatCPU(line)
+	require.NoError(t, err)
+	require.Equal(t, (1234+567)*10*time.Millisecond, d)
+	_, err = parseStatCPU("garbage")
+	require.Error(t, err)
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// stats summarises one measurement: how many operations succeeded in how
+// long, and their latencies.
+type stats struct {
+	// N is the number of successful operations.
+	N int
+	// Errors is the number of failed operations.
+	Errors int
+	// Elapsed is from the first operation's start to the last one's end.
+	Elapsed time.Duration
+	// Latencies of the successful operations, sorted.
+	Latencies []time.Duration
+	// FirstError is the first failure, for the log.
+	FirstError error
+}
+
+// Throughput is successful operations per second.
+func (s stats) Throughput() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.N) / s.Elapsed.Seconds()
+}
+
+// P is the p-th percentile latency (0 < p <= 100).
+func (s stats) P(p float64) time.Duration { return percentile(s.Latencies, p) }
+
+// percentile is the nearest-rank p-th percentile of sorted (0 < p <= 100);
+// zero for an empty slice.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// newStats sorts the latencies and wraps them.
+func newStats(lat []time.Duration, errs int, elapsed time.Duration, firstErr error) stats {
+	slices.Sort(lat)
+	return stats{N: len(lat), Errors: errs, Elapsed: elapsed, Latencies: lat, FirstError: firstErr}
+}
+
+// loadSpec is a closed-loop load: Concurrency callers, each calling op
+// again as soon as its last call returns, until Duration has passed or
+// MaxOps calls were made (0: no count limit), whichever comes first.
+type loadSpec struct {
+	Concurrency int
+	Duration    time.Duration
+	MaxOps      int
+}
+
+// op is one operation; i numbers the calls of one run from 0.
+type op func(ctx context.Context, i int) error
+
+// runLoad runs spec with op and measures it. Every call gets its own
+// deadline, so a stuck server cannot stall the run past Duration plus
+// callTimeout.
+func runLoad(ctx context.Context, spec loadSpec, callTimeout time.Duration, f op) stats {
+	if spec.Concurrency < 1 {
+		spec.Concurrency = 1
+	}
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		all      []time.Duration
+		errs     int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(spec.Duration)
+	for range spec.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var lat []time.Duration
+			var nerr int
+			var ferr error
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				i := int(next.Add(1) - 1)
+				if spec.MaxOps > 0 && i >= spec.MaxOps {
+					break
+				}
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				t0 := time.Now()
+				err := f(cctx, i)
+				d := time.Since(t0)
+				cancel()
+				if err != nil {
+					nerr++
+					if ferr == nil {
+						ferr = err
+					}
+					continue
+				}
+				lat = append(lat, d)
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			errs += nerr
+			if firstErr == nil {
+				firstErr = ferr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return newStats(all, errs, time.Since(start), firstErr)
+}
+
+// merge combines measurements of the same operation taken one after the
+// other: counts and time add up, latencies pool.
+func merge(ss ...stats) stats {
+	var lat []time.Duration
+	var out stats
+	for _, s := range ss {
+		lat = append(lat, s.Latencies...)
+		out.Errors += s.Errors
+		out.Elapsed += s.Elapsed
+		if out.FirstError == nil {
+			out.FirstError = s.FirstError
+		}
+	}
+	return newStats(lat, out.Errors, out.Elapsed, out.FirstError)
+}
+
+// alternate measures a and b in turns of slices windows each, so that a
+// drift in the machine's load (other work on a shared machine) hits both
+// alike, and returns the pooled measurements. With a meter (a process's
+// CPU time so far), it also returns the CPU time spent during each.
+func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter func() time.Duration) (sa, sb stats, cpuA, cpuB time.Duration) {
+	slices = max(slices, 1)
+	spec.Duration /= time.Duration(slices)
+	if meter == nil {
+		meter = func() time.Duration { return 0 }
+	}
+	var as, bs []stats
+	for range slices {
+		t0 := meter()
+		as = append(as, runLoad(ctx, spec, callTimeout, a))
+		t1 := meter()
+		bs = append(bs, runLoad(ctx, spec, callTimeout, b))
+		t2 := meter()
+		cpuA += t1 - t0
+		cpuB += t2 - t1
+	}
+	return merge(as...), merge(bs...), cpuA, cpuB
+}
+
+// perOp is cpu divided over s's operations.
+func perOp(cpu time.Duration, n int) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return cpu / time.Duration(n)
+}

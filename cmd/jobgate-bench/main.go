@@ -1,0 +1,249 @@
+// Command jobgate-bench measures jobgate against raw Temporal on one
+// embedded Temporal server: the accept path (POST /v1/jobs) next to plain
+// SDK starts, status reads next to plain DescribeWorkflowExecution, jobs
+// completed end to end next to plain workflows with one activity, latency
+// as jobs accumulate, peak memory, the durable SQLite store against an
+// in-memory one, and a chaos run that SIGKILLs the worker and the whole
+// all-in-one process under load and checks that no accepted job is lost or
+// run twice.
+//
+// It runs a built jobgate binary as subprocesses on loopback ports and
+// prints a Markdown report on standard output (progress goes to standard
+// error) and a chart as PNG:
+//
+//	go build -o jobgate ./cmd/jobgate
+//	go run ./cmd/jobgate-bench -jobgate ./jobgate > bench.md
+//	go run ./cmd/jobgate-bench -quick            # a smoke run of a minute or two
+//
+// It exits non-zero if a phase fails or the chaos run loses or duplicates
+// a job.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the bench's flags.
+type options struct {
+	jobgate    string
+	quick      bool
+	phases     map[string]bool
+	conc       []int
+	duration   time.Duration
+	statusConc int
+	warmJobs   int
+	e2eJobs    int
+	e2eConc    int
+	growth     []int
+	fillConc   int
+	fillMax    time.Duration
+	storeDur   time.Duration
+	storeJobs  int
+	stores     []string
+	chaosRate  float64
+	chaosKill  time.Duration
+	chaosAfter time.Duration
+	chart      string
+	keep       bool
+	timeout    time.Duration
+}
+
+func parseFlags(args []string) (options, error) {
+	fs := flag.NewFlagSet("jobgate-bench", flag.ContinueOnError)
+	var o options
+	var phases, conc, growth string
+	fs.StringVar(&o.jobgate, "jobgate", "", "path of the jobgate binary (default: ./jobgate if present, else built once with go build ./cmd/jobgate)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
+	fs.StringVar(&phases, "phases", "main,store,chaos", "phases to run: main (accept, status, end to end, growth, memory), store (file vs memory SQLite), chaos")
+	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "window of each accept and status measurement")
+	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
+	fs.IntVar(&o.warmJobs, "warm-jobs", 300, "sleep-0 jobs run first: warm-up, and the finished jobs status reads use")
+	fs.IntVar(&o.e2eJobs, "e2e-jobs", 1000, "jobs (and raw workflows) of the end-to-end measurement")
+	fs.IntVar(&o.e2eConc, "e2e-conc", 16, "submitters of the end-to-end measurement")
+	fs.StringVar(&growth, "growth", "1000,50000", "accumulated jobs at which accept and status latency are probed")
+	fs.IntVar(&o.fillConc, "fill-conc", 64, "concurrency of the submissions that accumulate jobs")
+	fs.DurationVar(&o.fillMax, "fill-max", 12*time.Minute, "bound on accumulating jobs up to the last growth point")
+	fs.DurationVar(&o.storeDur, "store-duration", 8*time.Second, "window of each start measurement in the store comparison")
+	fs.IntVar(&o.storeJobs, "store-jobs", 500, "end-to-end jobs per store in the store comparison")
+	var stores string
+	fs.StringVar(&stores, "stores", "file,memory", "embedded stores the store phase compares")
+	fs.Float64Var(&o.chaosRate, "chaos-rate", 20, "chaos load: new jobs per second")
+	fs.DurationVar(&o.chaosKill, "chaos-kill-after", 10*time.Second, "chaos: load before each SIGKILL")
+	fs.DurationVar(&o.chaosAfter, "chaos-run-after", 10*time.Second, "chaos: load after the restarted process is ready")
+	fs.StringVar(&o.chart, "chart", "docs/bench.png", "PNG chart to write (empty: none)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (data and subprocess logs)")
+	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "bound on the whole run")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.phases = map[string]bool{}
+	for _, p := range strings.Split(phases, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case "main", "store", "chaos":
+			o.phases[p] = true
+		case "":
+		default:
+			return o, fmt.Errorf("-phases: unknown phase %q (main, store, chaos)", p)
+		}
+	}
+	var err error
+	for _, st := range strings.Split(stores, ",") {
+		switch st = strings.TrimSpace(st); st {
+		case "file", "memory":
+			o.stores = append(o.stores, st)
+		default:
+			return o, fmt.Errorf("-stores: unknown store %q (file, memory)", st)
+		}
+	}
+	if o.conc, err = parseInts(conc); err != nil {
+		return o, fmt.Errorf("-conc: %w", err)
+	}
+	if o.growth, err = parseInts(growth); err != nil {
+		return o, fmt.Errorf("-growth: %w", err)
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("duration", func() { o.duration = 2 * time.Second })
+		def("warm-jobs", func() { o.warmJobs = 50 })
+		def("e2e-jobs", func() { o.e2eJobs = 100 })
+		def("growth", func() { o.growth = []int{300, 1500} })
+		def("store-duration", func() { o.storeDur = 2 * time.Second })
+		def("store-jobs", func() { o.storeJobs = 60 })
+		def("chaos-kill-after", func() { o.chaosKill = 4 * time.Second })
+		def("chaos-run-after", func() { o.chaosAfter = 3 * time.Second })
+		def("chaos-rate", func() { o.chaosRate = 10 })
+		def("chart", func() { o.chart = filepath.Join(os.TempDir(), "jobgate-bench-quick.png") })
+	}
+	return o, nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q is not a comma-separated list of positive numbers", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "jobgate-bench:", err)
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "jobgate-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// logf reports progress on standard error.
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(o options) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	dir, err := os.MkdirTemp("", "jobgate-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		logf("run directory (kept): %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin, err := findBinary(o.jobgate, dir)
+	if err != nil {
+		return err
+	}
+	r := &results{Command: "go run ./cmd/jobgate-bench " + strings.Join(os.Args[1:], " "), Began: time.Now(), Quick: o.quick}
+	r.Command = strings.TrimSpace(r.Command)
+
+	var failures []error
+	if o.phases["main"] {
+		if err := runMain(ctx, o, bin, filepath.Join(dir, "main"), r); err != nil {
+			failures = append(failures, fmt.Errorf("main phase: %w", err))
+		}
+	}
+	if o.phases["store"] && ctx.Err() == nil {
+		if err := runStores(ctx, o, bin, filepath.Join(dir, "store"), r); err != nil {
+			failures = append(failures, fmt.Errorf("store phase: %w", err))
+		}
+	}
+	if o.phases["chaos"] && ctx.Err() == nil {
+		if err := runChaos(ctx, o, bin, filepath.Join(dir, "chaos"), r); err != nil {
+			failures = append(failures, fmt.Errorf("chaos phase: %w", err))
+		}
+	}
+	r.Took = time.Since(r.Began)
+	fmt.Print(r.markdown())
+	if o.chart != "" {
+		if err := writeChart(r, o.chart); err != nil {
+			failures = append(failures, fmt.Errorf("chart: %w", err))
+		} else {
+			logf("chart written to %s", o.chart)
+		}
+	}
+	for _, c := range r.Chaos {
+		if c.Lost > 0 || c.Duplicated > 0 {
+			failures = append(failures, fmt.Errorf("chaos %s: %d lost, %d duplicated", c.Name, c.Lost, c.Duplicated))
+		}
+	}
+	return errors.Join(failures...)
+}
+
+// findBinary returns the jobgate binary to run: the flag's, ./jobgate, or
+// one built into dir.
+func findBinary(flagged, dir string) (string, error) {
+	if flagged != "" {
+		p, err := filepath.Abs(flagged)
+		if err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("-jobgate %s: %w", flagged, err)
+		}
+		return p, nil
+	}
+	if st, err := os.Stat("jobgate"); err == nil && !st.IsDir() {
+		return filepath.Abs("jobgate")
+	}
+	out := filepath.Join(dir, "jobgate")
+	logf("building ./cmd/jobgate into %s (the first build takes minutes)", out)
+	cmd := exec.Command("go", "build", "-o", out, "./cmd/jobgate")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/jobgate (run the bench from the repository root, or pass -jobgate): %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+)
+
+// callTimeout bounds one measured call.
+const callTimeout = 30 * time.Second
+
+// rig is the system under test of the main and store phases: the
+// all-in-one jobgate (embedded Temporal, worker, API), an api-role jobgate
+// on the same server whose task queue nobody polls (the accept path alone),
+// and the bench's own SDK client and raw worker on that server.
+type rig struct {
+	all    *proc
+	accept *proc
+	c      client.Client
+	stopW  func()
+	// allAPI is the all-in-one's API; acceptAPI the api-role one's.
+	allAPI, acceptAPI *api
+}
+
+func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	all, err := newProc(procSpec{Name: "all-" + store, Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir,
+		Env: []string{"JOBGATE_ROLE=all", "JOBGATE_EMBEDDED_STORE=" + store}})
+	if err != nil {
+		return nil, err
+	}
+	logf("starting the all-in-one jobgate (%s store)", store)
+	if err := all.start(ctx, "/readyz", 3*time.Minute); err != nil {
+		return nil, err
+	}
+	r := &rig{all: all}
+	fail := func(err error) (*rig, error) { r.close(); return nil, err }
+	if r.c, err = dial(ctx, all.TemporalAddress()); err != nil {
+		return fail(err)
+	}
+	w, err := startRawWorker(r.c)
+	if err != nil {
+		return fail(err)
+	}
+	r.stopW = w.Stop
+	r.accept, err = newProc(procSpec{Name: "api-" + store, Bin: bin, DataDir: filepath.Join(dir, "api"), LogDir: dir,
+		Env: []string{"JOBGATE_ROLE=api", "JOBGATE_TEMPORAL_ADDRESS=" + all.TemporalAddress(), "JOBGATE_TASK_QUEUE=" + acceptQueue}})
+	if err != nil {
+		return fail(err)
+	}
+	// Nobody polls its queue, so it is never ready; it is healthy.
+	if err := r.accept.start(ctx, "/healthz", time.Minute); err != nil {
+		return fail(err)
+	}
+	r.allAPI = newAPI(all.HTTP, 256)
+	r.acceptAPI = newAPI(r.accept.HTTP, 256)
+	return r, nil
+}
+
+func (r *rig) close() {
+	if r.accept != nil {
+		_ = r.accept.stop(30 * time.Second)
+	}
+	if r.stopW != nil {
+		r.stopW()
+	}
+	if r.c != nil {
+		r.c.Close()
+	}
+	if r.all != nil {
+		if err := r.all.stop(60 * time.Second); err != nil {
+			logf("%v", err)
+		}
+	}
+}
+
+// acceptOp submits a sleep-0 job through the api-role jobgate.
+func (r *rig) acceptOp(ctx context.Context, _ int) error {
+	_, err := r.acceptAPI.submit(ctx, sleepBody(0), "")
+	return err
+}
+
+// rawStartOp starts a raw workflow on the queue nobody polls.
+func (r *rig) rawStartOp(ctx context.Context, _ int) error {
+	_, err := rawStart(ctx, r.c, idleQueue)
+	return err
+}
+
+// e2e is one end-to-end measurement: n jobs submitted by conc callers,
+// then the time from the first start to the last completion.
+type e2e struct {
+	Jobs   int
+	Span   time.Duration
+	Submit stats
+}
+
+// Rate is jobs completed per second.
+func (e e2e) Rate() float64 {
+	if e.Span <= 0 {
+		return 0
+	}
+	return float64(e.Jobs) / e.Span.Seconds()
+}
+
+// runE2E submits n jobs with start (which returns the new workflow's ID),
+// waits until visibility shows them all completed, and measures the span
+// from the earliest start to the latest close.
+func runE2E(ctx context.Context, c client.Client, workflowType string, n, conc int, start func(context.Context) (string, error)) (e2e, []string, error) {
+	completed := fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", workflowType)
+	base, err := count(ctx, c, completed)
+	if err != nil {
+		return e2e{}, nil, err
+	}
+	began := time.Now().UTC().Add(-time.Second)
+	ids := make([]string, n)
+	submit := runLoad(ctx, loadSpec{Concurrency: conc, Duration: 10 * time.Minute, MaxOps: n}, callTimeout, func(ctx context.Context, i int) error {
+		id, err := start(ctx)
+		ids[i] = id
+		return err
+	})
+	if submit.Errors > 0 {
+		return e2e{}, nil, fmt.Errorf("%d of %d %s submissions failed, the first with: %v", submit.Errors, n, workflowType, submit.FirstError)
+	}
+	if _, err := waitCount(ctx, c, completed, base+int64(n), 10*time.Minute); err != nil {
+		return e2e{}, nil, err
+	}
+	execs, err := list(ctx, c, completed+" AND StartTime >= '"+began.Format(time.RFC3339Nano)+"'")
+	if err != nil {
+		return e2e{}, nil, err
+	}
+	want := make(map[string]bool, n)
+	for _, id := range ids {
+		want[id] = true
+	}
+	var mine []execution
+	for _, e := range execs {
+		if want[e.ID] {
+			mine = append(mine, e)
+		}
+	}
+	if len(mine) != n {
+		return e2e{}, nil, fmt.Errorf("visibility lists %d of the %d completed %s workflows", len(mine), n, workflowType)
+	}
+	return e2e{Jobs: n, Span: span(mine), Submit: submit}, ids, nil
+}
+
+func (r *rig) jobgateE2E(ctx context.Context, n, conc int) (e2e, []string, error) {
+	return runE2E(ctx, r.c, "Job", n, conc, func(ctx context.Context) (string, error) {
+		return r.allAPI.submit(ctx, sleepBody(0), "")
+	})
+}
+
+func (r *rig) rawE2E(ctx context.Context, n, conc int) (e2e, error) {
+	out, _, err := runE2E(ctx, r.c, rawWorkflowName, n, conc, func(ctx context.Context) (string, error) {
+		return rawStart(ctx, r.c, rawQueue)
+	})
+	return out, err
+}
+
+// fill submits jobs through the api-role jobgate until the namespace holds
+// target workflows, and returns how many it added and how long it took.
+func (r *rig) fill(ctx context.Context, target, conc int, bound time.Duration) (stats, error) {
+	have, err := count(ctx, r.c, "")
+	if err != nil {
+		return stats{}, err
+	}
+	missing := target - int(have)
+	if missing <= 0 {
+		return stats{}, nil
+	}
+	logf("accumulating %d more jobs (to %d) at concurrency %d", missing, target, conc)
+	s := runLoad(ctx, loadSpec{Concurrency: conc, Duration: bound, MaxOps: missing}, callTimeout, r.acceptOp)
+	if s.N < missing {
+		return s, fmt.Errorf("accumulated %d of %d jobs within %s (%d errors, the first: %v)", s.N, missing, bound, s.Errors, s.FirstError)
+	}
+	logf("accumulated %d jobs in %s (%.0f/s)", s.N, s.Elapsed.Round(time.Second), s.Throughput())
+	return s, nil
+}
+
+// startRunning submits n long sleep jobs to the all-in-one and waits until
+// they all run; the returned function cancels them.
+func (r *rig) startRunning(ctx context.Context, n int) ([]string, func(), error) {
+	ids := make([]string, n)
+	for i := range ids {
+		id, err := r.allAPI.submit(ctx, sleepBody(3600), "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("submit a long job: %w", err)
+		}
+		ids[i] = id
+	}
+	cancelAll := func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, id := range ids {
+			if err := r.allAPI.cancel(cctx, id); err != nil {
+				logf("cancel %s: %v", id, err)
+			}
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, id := range ids {
+		for {
+			s, err := r.allAPI.get(ctx, id)
+			if err == nil && s.State == "running" {
+				break
+			}
+			if time.Now().After(deadline) {
+				cancelAll()
+				return nil, nil, fmt.Errorf("job %s not running after a minute (%v, state %q)", id, err, s.State)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return ids, cancelAll, nil
+}
+
+// getOp reads the status of ids in turn through a.
+func getOp(a *api, ids []string) op {
+	return func(ctx context.Context, i int) error {
+		_, err := a.get(ctx, ids[i%len(ids)])
+		return err
+	}
+}
+
+// describeOp describes ids in turn with the SDK.
+func describeOp(c client.Client, ids []string) op {
+	return func(ctx context.Context, i int) error {
+		_, err := c.DescribeWorkflowExecution(ctx, ids[i%len(ids)], "")
+		return err
+	}
+}
+
+// readAll reads every id once (which caches finished jobs), conc at a time.
+func readAll(ctx context.Context, a *api, ids []string, conc int) error {
+	s := runLoad(ctx, loadSpec{Concurrency: conc, Duration: 5 * time.Minute, MaxOps: len(ids)}, callTimeout, getOp(a, ids))
+	if s.Errors > 0 {
+		return fmt.Errorf("%d of %d status reads failed, the first: %v", s.Errors, len(ids), s.FirstError)
+	}
+	return nil
+}
+
+// probe measures accept and status latency at the current number of
+// accumulated jobs.
+func (r *rig) probe(ctx context.Context, o options, finished []string) (growthRow, error) {
+	n, err := count(ctx, r.c, "")
+	if err != nil {
+		return growthRow{}, err
+	}
+	row := growthRow{Accumulated: int(n)}
+	spec := loadSpec{Concurrency: o.statusConc, Duration: o.duration}
+	logf("probe at %d accumulated jobs: accept", n)
+	row.Accept = runLoad(ctx, spec, callTimeout, r.acceptOp)
+	running, cancelRunning, err := r.startRunning(ctx, o.statusConc)
+	if err != nil {
+		return row, err
+	}
+	logf("probe at %d accumulated jobs: status", n)
+	row.Running = runLoad(ctx, spec, callTimeout, getOp(r.allAPI, running))
+	cancelRunning()
+	row.Finished = runLoad(ctx, spec, callTimeout, getOp(r.allAPI, finished))
+	return row, errors.Join(failed("growth accept", row.Accept), failed("growth running status", row.Running), failed("growth finished status", row.Finished))
+}
+
+// failed is an error if s had failures.
+func failed(what string, s stats) error {
+	if s.Errors == 0 && s.N > 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %d ok, %d failed, the first: %v", what, s.N, s.Errors, s.FirstError)
+}
+
+// runMain measures items 1 to 5 on one rig with the default (file) store.
+func runMain(ctx context.Context, o options, bin, dir string, res *results) error {
+	r, err := startRig(ctx, bin, dir, "file")
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	var errs []error
+	keep := func(err error) {
+		if err != nil {
+			logf("%v", err)
+			errs = append(errs, err)
+		}
+	}
+
+	logf("warm-up: %d sleep-0 jobs and %d raw workflows", o.warmJobs, o.warmJobs)
+	_, finished, err := r.jobgateE2E(ctx, o.warmJobs, 16)
+	if err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if _, err := r.rawE2E(ctx, o.warmJobs, 16); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	if err := readAll(ctx, r.allAPI, finished, 16); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+
+	if len(o.growth) > 0 {
+		if _, err := r.fill(ctx, o.growth[0], o.fillConc, o.fillMax); err != nil {
+			return err
+		}
+		row, err := r.probe(ctx, o, finished)
+		keep(err)
+		res.Growth = append(res.Growth, row)
+	}
+
+	for _, conc := range o.conc {
+		spec := loadSpec{Concurrency: conc, Duration: o.duration}
+		logf("accept path at concurrency %d: raw StartWorkflow and POST /v1/jobs, in turns", conc)
+		raw, jg, _, _ := alternate(ctx, spec, 3, r.rawStartOp, r.acceptOp, nil)
+		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
+		keep(failed(fmt.Sprintf("accepts at concurrency %d", conc), jg))
+		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw})
+	}
+
+	logf("end to end: %d sleep-0 jobs, %d submitters", o.e2eJobs, o.e2eConc)
+	jgE2E, done, err := r.jobgateE2E(ctx, o.e2eJobs, o.e2eConc)
+	keep(err)
+	logf("end to end: %d raw workflows with one activity", o.e2eJobs)
+	rawE2E, err := r.rawE2E(ctx, o.e2eJobs, o.e2eConc)
+	keep(err)
+	res.E2E = &e2eRow{Conc: o.e2eConc, Jobgate: jgE2E, Raw: rawE2E}
+	finished = append(finished, done...)
+
+	spec := loadSpec{Concurrency: o.statusConc, Duration: o.duration}
+	running, cancelRunning, err := r.startRunning(ctx, o.statusConc)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	logf("status of running jobs: GET and raw Describe, in turns")
+	runJG, runRaw, _, _ := alternate(ctx, spec, 3, getOp(r.allAPI, running), describeOp(r.c, running), nil)
+	cancelRunning()
+	keep(readAll(ctx, r.allAPI, finished, 16))
+	logf("status of finished jobs: GET and raw Describe, in turns")
+	finJG, finRaw, _, _ := alternate(ctx, spec, 3, getOp(r.allAPI, finished), describeOp(r.c, finished), nil)
+	for name, s := range map[string]stats{"GET running": runJG, "Describe running": runRaw, "GET finished": finJG, "Describe finished": finRaw} {
+		keep(failed(name, s))
+	}
+	res.StatusConc = o.statusConc
+	res.Status = []statusRow{
+		{What: "running", Jobs: len(running), Jobgate: runJG, Raw: runRaw},
+		{What: "finished", Jobs: len(finished), Jobgate: finJG, Raw: finRaw},
+	}
+
+	for _, target := range o.growth[min(1, len(o.growth)):] {
+		fs, err := r.fill(ctx, target, o.fillConc, o.fillMax)
+		if err != nil {
+			keep(err)
+			break
+		}
+		row, err := r.probe(ctx, o, finished)
+		keep(err)
+		row.Fill = fs
+		res.Growth = append(res.Growth, row)
+	}
+
+	if rss, err := r.all.peakRSS(); err != nil {
+		keep(fmt.Errorf("peak memory: %w", err))
+	} else {
+		res.PeakRSS = rss
+	}
+	if n, err := count(ctx, r.c, ""); err == nil {
+		res.Workflows = int(n)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "all", "temporal.db")); err == nil {
+		res.DBBytes = st.Size()
+	}
+	return errors.Join(errs...)
+}
+
+// runStores measures starts, accepts and end-to-end jobs on a fresh rig
+// with each embedded store.
+func runStores(ctx context.Context, o options, bin, dir string, res *results) error {
+	var errs []error
+	for _, store := range o.stores {
+		row, err := measureStore(ctx, o, bin, filepath.Join(dir, store), store)
+		if err != nil {
+			logf("%s store: %v", store, err)
+			errs = append(errs, fmt.Errorf("%s store: %w", store, err))
+		}
+		res.Stores = append(res.Stores, row)
+	}
+	return errors.Join(errs...)
+}
+
+func measureStore(ctx context.Context, o options, bin, dir, store string) (storeRow, error) {
+	row := storeRow{Store: store}
+	r, err := startRig(ctx, bin, dir, store)
+	if err != nil {
+		return row, err
+	}
+	defer r.close()
+	// Warm up both paths.
+	if _, _, err := r.jobgateE2E(ctx, 50, 16); err != nil {
+		return row, err
+	}
+	if _, err := r.rawE2E(ctx, 50, 16); err != nil {
+		return row, err
+	}
+	conc := o.conc[len(o.conc)-1]
+	row.Conc = conc
+	spec := loadSpec{Concurrency: conc, Duration: o.storeDur}
+	logf("%s store: raw starts and accepts in turns, at concurrency %d", store, conc)
+	var cpuStart, cpuAccept time.Duration
+	row.RawStarts, row.Accept, cpuStart, cpuAccept = alternate(ctx, spec, 2, r.rawStartOp, r.acceptOp, r.all.cpuTime)
+	row.CPUStart, row.CPUAccept = perOp(cpuStart, row.RawStarts.N), perOp(cpuAccept, row.Accept.N)
+	logf("%s store: %d jobs end to end", store, o.storeJobs)
+	var errs []error
+	cpu0 := r.all.cpuTime()
+	if row.JobgateE2E, _, err = r.jobgateE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
+		errs = append(errs, err)
+	}
+	row.CPUE2E = perOp(r.all.cpuTime()-cpu0, row.JobgateE2E.Jobs)
+	if row.RawE2E, err = r.rawE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
+		errs = append(errs, err)
+	}
+	return row, errors.Join(append(errs, failed("raw starts", row.RawStarts), failed("accepts", row.Accept))...)
+}

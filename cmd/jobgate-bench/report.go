@@ -1,0 +1,247 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// results is every figure of a run.
+type results struct {
+	Command string
+	Began   time.Time
+	Took    time.Duration
+	Quick   bool
+
+	Accept     []acceptRow
+	StatusConc int
+	Status     []statusRow
+	E2E        *e2eRow
+	Growth     []growthRow
+	PeakRSS    int64
+	Workflows  int
+	DBBytes    int64
+	Stores     []storeRow
+	Chaos      []chaosResult
+}
+
+type acceptRow struct {
+	Conc         int
+	Jobgate, Raw stats
+}
+
+type statusRow struct {
+	What         string
+	Jobs         int
+	Jobgate, Raw stats
+}
+
+type e2eRow struct {
+	Conc         int
+	Jobgate, Raw e2e
+}
+
+type growthRow struct {
+	Accumulated               int
+	Accept, Running, Finished stats
+	// Fill is the accumulation that led here (zero for the first point).
+	Fill stats
+}
+
+type storeRow struct {
+	Store              string
+	Conc               int
+	RawStarts, Accept  stats
+	JobgateE2E, RawE2E e2e
+	// CPU time of the all-in-one process per raw start, per accept (the
+	// server's share: the API is another process) and per job end to end
+	// (API, worker and server).
+	CPUStart, CPUAccept, CPUE2E time.Duration
+}
+
+// table is a Markdown table.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func newTable(header ...string) *table { return &table{header: header} }
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// markdown renders the table; cells are padded to the column width (in
+// runes, as fmt pads) so the source reads as a table too.
+func (t *table) markdown() string {
+	width := make([]int, len(t.header))
+	for i, h := range t.header {
+		width[i] = utf8.RuneCountInString(h)
+	}
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i < len(width) {
+				width[i] = max(width[i], utf8.RuneCountInString(c))
+			}
+		}
+	}
+	var b strings.Builder
+	line := func(cells []string) {
+		b.WriteString("|")
+		for i := range width {
+			c := ""
+			if i < len(cells) {
+				c = cells[i]
+			}
+			fmt.Fprintf(&b, " %-*s |", width[i], c)
+		}
+		b.WriteString("\n")
+	}
+	line(t.header)
+	b.WriteString("|")
+	for _, w := range width {
+		b.WriteString(strings.Repeat("-", w+2) + "|")
+	}
+	b.WriteString("\n")
+	for _, r := range t.rows {
+		line(r)
+	}
+	return b.String()
+}
+
+// rate formats operations per second.
+func rate(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f/s", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f/s", v)
+	default:
+		return fmt.Sprintf("%.2f/s", v)
+	}
+}
+
+// ms formats a latency in milliseconds.
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f ms", v)
+	default:
+		return fmt.Sprintf("%.2f ms", v)
+	}
+}
+
+// ratio formats a/b as a multiple.
+func ratio(a, b float64) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", a/b)
+}
+
+// mib formats bytes in MiB.
+func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
+
+// errNote is a footnote for failed calls, or empty.
+func errNote(s stats) string {
+	if s.Errors == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d errors)", s.Errors)
+}
+
+func (r *results) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Measured with `%s` (%s, %s in all).\n\n", r.Command, r.Began.UTC().Format("2006-01-02"), r.Took.Round(time.Second))
+	if r.Quick {
+		b.WriteString("**Quick smoke run: small counts, figures are indicative only.**\n\n")
+	}
+
+	if len(r.Accept) > 0 {
+		b.WriteString("**1. Accept path.** `POST /v1/jobs` (a `sleep` job) against plain SDK `StartWorkflow` on the same server, closed loop; both start workflows on task queues nobody polls, so execution does not compete with the starts.\n\n")
+		t := newTable("concurrency", "jobgate accepts", "p50", "p99", "raw SDK starts", "p50", "p99", "jobgate / raw")
+		for _, a := range r.Accept {
+			t.add(fmt.Sprint(a.Conc), rate(a.Jobgate.Throughput())+errNote(a.Jobgate), ms(a.Jobgate.P(50)), ms(a.Jobgate.P(99)),
+				rate(a.Raw.Throughput())+errNote(a.Raw), ms(a.Raw.P(50)), ms(a.Raw.P(99)), ratio(a.Jobgate.Throughput(), a.Raw.Throughput()))
+		}
+		b.WriteString(t.markdown() + "\n")
+	}
+
+	if len(r.Status) > 0 {
+		fmt.Fprintf(&b, "**2. Status.** `GET /v1/jobs/{id}` against plain SDK `DescribeWorkflowExecution` of the same workflows, %d callers.\n\n", r.StatusConc)
+		t := newTable("jobs", "jobgate GETs", "p50", "p99", "raw Describes", "p50", "p99", "jobgate / raw")
+		for _, s := range r.Status {
+			t.add(fmt.Sprintf("%s (%d)", s.What, s.Jobs), rate(s.Jobgate.Throughput())+errNote(s.Jobgate), ms(s.Jobgate.P(50)), ms(s.Jobgate.P(99)),
+				rate(s.Raw.Throughput())+errNote(s.Raw), ms(s.Raw.P(50)), ms(s.Raw.P(99)), ratio(s.Jobgate.Throughput(), s.Raw.Throughput()))
+		}
+		b.WriteString(t.markdown() + "\n")
+	}
+
+	if e := r.E2E; e != nil {
+		fmt.Fprintf(&b, "**3. End to end.** %d `sleep 0` jobs submitted to the all-in-one by %d callers, from the first start to the last completion, against %d plain workflows with one no-op activity run by an SDK worker on the same server.\n\n", e.Jobgate.Jobs, e.Conc, e.Raw.Jobs)
+		t := newTable("", "completed/s", "span", "submit p50", "submit p99")
+		t.add("jobgate `sleep 0`", rate(e.Jobgate.Rate()), e.Jobgate.Span.Round(100*time.Millisecond).String(), ms(e.Jobgate.Submit.P(50)), ms(e.Jobgate.Submit.P(99)))
+		t.add("raw workflow + activity", rate(e.Raw.Rate()), e.Raw.Span.Round(100*time.Millisecond).String(), ms(e.Raw.Submit.P(50)), ms(e.Raw.Submit.P(99)))
+		t.add("jobgate / raw", ratio(e.Jobgate.Rate(), e.Raw.Rate()), "", "", "")
+		b.WriteString(t.markdown() + "\n")
+	}
+
+	if len(r.Growth) > 0 {
+		c := r.StatusConc
+		fmt.Fprintf(&b, "**4. Growth.** Accept and status latency (%d callers each) as jobs accumulate in the store; the accumulated jobs are accepted but never run (a task queue nobody polls), so the store holds their workflows, histories, visibility rows and pending tasks.\n\n", c)
+		t := newTable("accumulated", "accepts", "accept p50", "accept p99", "GET running p50", "p99", "GET finished p50", "p99", "accumulating took")
+		for _, g := range r.Growth {
+			took := "–"
+			if g.Fill.N > 0 {
+				took = fmt.Sprintf("%s for %d (%s)", g.Fill.Elapsed.Round(time.Second), g.Fill.N, rate(g.Fill.Throughput()))
+			}
+			t.add(fmt.Sprint(g.Accumulated), rate(g.Accept.Throughput()), ms(g.Accept.P(50)), ms(g.Accept.P(99)),
+				ms(g.Running.P(50)), ms(g.Running.P(99)), ms(g.Finished.P(50)), ms(g.Finished.P(99)), took)
+		}
+		b.WriteString(t.markdown() + "\n")
+	}
+
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(&b, "**5. Peak memory** of the all-in-one process (VmHWM) over the run above: **%s**, holding %d workflows", mib(r.PeakRSS), r.Workflows)
+		if r.DBBytes > 0 {
+			fmt.Fprintf(&b, " in a %s SQLite file", mib(r.DBBytes))
+		}
+		b.WriteString(".\n\n")
+	}
+
+	if len(r.Stores) > 0 {
+		b.WriteString("**6. Embedded store.** The default durable SQLite file against in-memory SQLite (`JOBGATE_EMBEDDED_STORE=memory`), each on a fresh all-in-one.\n\n")
+		t := newTable("store", "raw SDK starts", "jobgate accepts", "jobgate end to end", "raw end to end", "server CPU per start / accept / job")
+		var file, memory *storeRow
+		for i, s := range r.Stores {
+			conc := fmt.Sprintf(" (c=%d)", s.Conc)
+			t.add(s.Store, rate(s.RawStarts.Throughput())+conc, rate(s.Accept.Throughput())+conc, rate(s.JobgateE2E.Rate()), rate(s.RawE2E.Rate()),
+				ms(s.CPUStart)+" / "+ms(s.CPUAccept)+" / "+ms(s.CPUE2E))
+			switch s.Store {
+			case "file":
+				file = &r.Stores[i]
+			case "memory":
+				memory = &r.Stores[i]
+			}
+		}
+		if file != nil && memory != nil {
+			t.add("file / memory", ratio(file.RawStarts.Throughput(), memory.RawStarts.Throughput()), ratio(file.Accept.Throughput(), memory.Accept.Throughput()),
+				ratio(file.JobgateE2E.Rate(), memory.JobgateE2E.Rate()), ratio(file.RawE2E.Rate(), memory.RawE2E.Rate()),
+				ratio(float64(file.CPUStart), float64(memory.CPUStart))+" / "+ratio(float64(file.CPUAccept), float64(memory.CPUAccept))+" / "+ratio(float64(file.CPUE2E), float64(memory.CPUE2E)))
+		}
+		b.WriteString(t.markdown() + "\n")
+	}
+
+	if len(r.Chaos) > 0 {
+		b.WriteString("**Chaos.** Steady load of short `sleep` jobs with Idempotency-Keys (each retried until a 202), SIGKILL mid-load, restart on the same data, then every accepted job polled to the end and checked in Temporal: exactly one workflow execution per job, completed.\n\n")
+		t := newTable("killed", "keys", "202s returned (replays)", "jobs accepted", "completed", "lost", "duplicated", "retried (attempt > 1)", "down for")
+		for _, c := range r.Chaos {
+			t.add(c.Name, fmt.Sprint(c.Keys), fmt.Sprintf("%d (%d)", c.Responses202, c.Replayed), fmt.Sprint(c.Accepted), fmt.Sprint(c.Completed),
+				fmt.Sprint(c.Lost), fmt.Sprint(c.Duplicated), fmt.Sprint(c.Retried), c.Downtime.Round(100*time.Millisecond).String())
+		}
+		b.WriteString(t.markdown() + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/metrics"
+)
+
+// metricValue returns the value of the first sample of /metrics matching
+// the name and every label given ("name{a="b"}" style), or -1.
+func metricValue(t *testing.T, text, name string, labels ...string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			var v float64
+			_, err := fmt.Sscanf(line[strings.LastIndex(line, " ")+1:], "%g", &v)
+			require.NoError(t, err, line)
+			return v
+		}
+	}
+	return -1
+}
+
+// /metrics shows HTTP requests by route and code, accepted and finished
+// jobs by kind and state, the accept latency, and the Temporal SDK's own
+// metrics.
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	m := metrics.New()
+	t.Cleanup(func() { _ = m.Close() })
+	e := mustStartEnv(t, envOptions{metrics: m})
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
+	e.waitState(id, job.StateSucceeded, 10*time.Second)
+	e.do(http.MethodGet, "/v1/jobs/7d9f0c6e-3f1a-4a8e-9b57-1f0e2a9c4d11", "")
+
+	var text string
+	eventually(t, 10*time.Second, "finished job counted", func() bool {
+		resp := e.do(http.MethodGet, "/metrics", "")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		text = string(resp.Body)
+		return metricValue(t, text, "jobgate_jobs_finished", `kind="sleep"`, `state="succeeded"`) >= 1
+	})
+	require.EqualValues(t, 1, metricValue(t, text, "jobgate_http_requests_total", `route="/v1/jobs"`, `method="POST"`, `code="202"`))
+	require.EqualValues(t, 1, metricValue(t, text, "jobgate_http_requests_total", `route="/v1/jobs/{id}"`, `code="404"`))
+	require.EqualValues(t, 1, metricValue(t, text, "jobgate_jobs_accepted_total", `kind="sleep"`))
+	require.EqualValues(t, 1, metricValue(t, text, "jobgate_job_accept_duration_seconds_count"))
+	require.Positive(t, metricValue(t, text, "jobgate_http_request_duration_seconds_count", `route="/v1/jobs/{id}"`))
+	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_request(_total)?\{`), text, "SDK client metrics")
+	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_activity_execution_latency`), text, "SDK worker metrics")
+}
+
+// One trace runs from the HTTP request through the workflow start to the
+// workflow and its activity.
+func TestTracing(t *testing.T) {
+	t.Parallel()
+	recorder := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	e := mustStartEnv(t, envOptions{tracer: tp})
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
+	e.waitState(id, job.StateSucceeded, 10*time.Second)
+
+	want := []string{"POST /v1/jobs", "StartWorkflow:Job", "RunWorkflow:Job", "StartActivity:sleep", "RunActivity:sleep"}
+	var byName map[string]sdktrace.ReadOnlySpan
+	eventually(t, 10*time.Second, "every span ended", func() bool {
+		byName = map[string]sdktrace.ReadOnlySpan{}
+		for _, s := range recorder.Ended() {
+			if _, seen := byName[s.Name()]; !seen {
+				byName[s.Name()] = s
+			}
+		}
+		for _, n := range want {
+			if _, ok := byName[n]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	traceID := byName["POST /v1/jobs"].SpanContext().TraceID()
+	for _, n := range want {
+		require.Equal(t, traceID, byName[n].SpanContext().TraceID(), "%s is in the request's trace", n)
+	}
+	require.Equal(t, byName["POST /v1/jobs"].SpanContext().SpanID(), byName["StartWorkflow:Job"].Parent().SpanID())
+}
