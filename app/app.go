@@ -187,7 +187,7 @@ func Run(extra ...job.Kind) error {
 	if cfg.OTLPEndpoint != "" {
 		handler = tracing.HTTP(handler, tp)
 	}
-	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.MaxWait+time.Minute)
+	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
 	if err != nil {
 		return err
 	}
@@ -248,18 +248,19 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 
 // listen binds addr first, so that a port in use fails start-up with a
 // clear error, and returns a server with timeouts against slow clients.
-func listen(addr string, h http.Handler, writeTimeout time.Duration) (*http.Server, net.Listener, error) {
+func listen(addr string, h http.Handler, readHeaderTimeout, writeTimeout time.Duration) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("API listen on %s: %w (set JOBGATE_HTTP_ADDR to another address)", addr, err)
 	}
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		Handler: h,
+		// A client that trickles its headers or body is cut off.
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readHeaderTimeout + 20*time.Second,
 		// Long-polls last up to JOBGATE_MAX_WAIT; event streams lift the
 		// write deadline themselves.
-		WriteTimeout:   2 * time.Minute,
+		WriteTimeout:   writeTimeout,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 	}, ln, nil

@@ -93,6 +93,9 @@ type Config struct {
 	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
 	// WorkerConcurrency bounds the jobs one worker runs at once.
 	WorkerConcurrency int `envconfig:"WORKER_CONCURRENCY" default:"200"`
+	// ReadHeaderTimeout is how long a client may take to send its request
+	// headers (the body gets 20 s more) before the connection is closed.
+	ReadHeaderTimeout time.Duration `envconfig:"READ_HEADER_TIMEOUT" default:"10s"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
 	// OTLPEndpoint, when set, sends traces over OTLP/gRPC to this
@@ -149,6 +152,9 @@ func loadConfig() (Config, error) {
 	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs}
 	if cfg.tenantLimits, err = httpapi.ParseTenantLimits(cfg.TenantLimits, cfg.limits); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_LIMITS: %w", err)
+	}
+	if cfg.ReadHeaderTimeout <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_READ_HEADER_TIMEOUT must be positive, not %s", cfg.ReadHeaderTimeout)
 	}
 	if cfg.MaxWait <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_WAIT must be positive, not %s", cfg.MaxWait)

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -300,4 +302,25 @@ func TestNoSecretsInLogsOrAnswers(t *testing.T) {
 		require.NotContains(t, logs, secret)
 		require.NotContains(t, string(answers), secret)
 	}
+}
+
+// A client that trickles its request headers is disconnected after the
+// read-header timeout instead of holding a connection forever.
+func TestSlowClientIsCutOff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	port := freeLoopbackPort(t)
+	startAPIProcess(t, port, "slow-"+strconv.FormatInt(time.Now().UnixNano(), 36), "JOBGATE_READ_HEADER_TIMEOUT=1s")
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte("GET /v1/kinds HTTP/1.1\r\nHost: x\r\n"))
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadAll(conn) // ends when the server closes the connection
+	require.NoError(t, err, "the server closed the connection before our own deadline")
+	require.Less(t, time.Since(start), 5*time.Second)
 }
