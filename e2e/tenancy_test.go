@@ -138,8 +138,13 @@ func TestRateLimitFlood(t *testing.T) {
 func TestActiveJobCap(t *testing.T) {
 	t.Parallel()
 	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 2}})
+	keyed, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "at-the-cap")
 	e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
-	e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
+	// A retry of an accepted request still gets its job at the cap.
+	replay := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "at-the-cap")
+	require.Equal(t, http.StatusAccepted, replay.StatusCode, "body: %s", replay.Body)
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, keyed, replay.JSON(t)["id"])
 	resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`)
 	requireProblem(t, resp, http.StatusTooManyRequests, "too-many-active-jobs")
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))

@@ -32,3 +32,12 @@ func TestKeyedIDIsPerTenant(t *testing.T) {
 	require.NotEqual(t, KeyedID("acme", "k1"), KeyedID("umbrella", "k1"))
 	require.NotEqual(t, KeyedID("a", "b\x00c"), KeyedID("a\x00b", "c"))
 }
+
+func TestFingerprintKeepsLargeNumbersApart(t *testing.T) {
+	t.Parallel()
+	a, err := Fingerprint(job.SubmitRequest{Kind: "k", Input: json.RawMessage(`{"account":12345678901234567}`)})
+	require.NoError(t, err)
+	b, err := Fingerprint(job.SubmitRequest{Kind: "k", Input: json.RawMessage(`{"account":12345678901234568}`)})
+	require.NoError(t, err)
+	require.NotEqual(t, a, b)
+}

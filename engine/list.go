@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	commonpb "go.temporal.io/api/common/v1"
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/jobgate/jobgate/job"
@@ -70,7 +68,8 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		j.UpdatedAt = j.CreatedAt
 		// Listings do not look up webhooks; GET the job for its callback.
 		j.Callback = nil
-		j.State = listedState(info.GetStatus(), info.GetSearchAttributes())
+		recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
+		j.State = jobState(info.GetStatus(), recorded, nil, false)
 		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
 			j.CompletedAt = t.AsTime()
 			j.UpdatedAt = j.CompletedAt
@@ -141,21 +140,4 @@ func plainWord(s string) bool {
 		}
 	}
 	return true
-}
-
-// listedState maps a visibility record onto a state; a running workflow's
-// JobState search attribute tells queued from running.
-func listedState(status enumspb.WorkflowExecutionStatus, sa *commonpb.SearchAttributes) job.State {
-	switch status {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		return job.StateSucceeded
-	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		return job.StateFailed
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		return job.StateCanceled
-	}
-	if st, ok := searchKeyword(sa, workflows.StateKey.GetName()); ok && st == string(job.StateQueued) {
-		return job.StateQueued
-	}
-	return job.StateRunning
 }

@@ -6,6 +6,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -144,12 +145,22 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	if err != nil {
 		return nil, false, err
 	}
-	if err := s.checkBacklog(ctx); err != nil {
-		return nil, false, err
-	}
 	id := s.cfg.NewID()
 	if req.IdempotencyKey != "" {
 		id = KeyedID(req.Tenant, req.IdempotencyKey)
+	}
+	if err := s.admit(ctx, req); err != nil {
+		// A retry of an accepted request gets its job even when no new job
+		// would be admitted now: that is when clients retry.
+		if req.IdempotencyKey != "" {
+			if existing, gerr := s.Get(ctx, req.Tenant, id); gerr == nil {
+				if existing.Fingerprint != fp {
+					return nil, false, job.ErrKeyReused
+				}
+				return existing, false, nil
+			}
+		}
+		return nil, false, err
 	}
 	plan := kind.Plan(req.Input)
 	timeout := plan.Timeout
@@ -228,12 +239,34 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	}, true, nil
 }
 
+// admit refuses a new job while the task queue's backlog is too deep or the
+// tenant has its maximum of active jobs.
+func (s *Service) admit(ctx context.Context, req job.SubmitRequest) error {
+	if err := s.checkBacklog(ctx); err != nil {
+		return err
+	}
+	if req.MaxActive <= 0 {
+		return nil
+	}
+	n, err := s.CountActive(ctx, req.Tenant)
+	if err != nil {
+		return err
+	}
+	if n >= req.MaxActive {
+		return &job.QuotaError{Active: n, Limit: req.MaxActive}
+	}
+	return nil
+}
+
 // Fingerprint identifies a submission by its kind, input (canonical JSON:
 // key order and spacing do not matter) and callback URL.
 func Fingerprint(req job.SubmitRequest) (string, error) {
 	var input any
 	if len(req.Input) > 0 {
-		if err := json.Unmarshal(req.Input, &input); err != nil {
+		// Numbers stay as written: 12345678901234567 and ...568 differ.
+		dec := json.NewDecoder(bytes.NewReader(req.Input))
+		dec.UseNumber()
+		if err := dec.Decode(&input); err != nil {
 			return "", &job.ValidationError{Kind: req.Kind, Fields: []job.FieldError{{Field: "/input", Message: "must be valid JSON"}}}
 		}
 	}
@@ -304,7 +337,10 @@ func translate(op string, err error) error {
 		canceled    *serviceerror.Canceled
 	)
 	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+	case errors.Is(err, context.Canceled):
+		// The caller went away (or is shutting down): not Temporal's fault.
+		return fmt.Errorf("%s: %w", op, context.Canceled)
+	case errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted), errors.As(err, &canceled):
 		return fmt.Errorf("%s: %w (%v)", op, job.ErrUnavailable, err)
 	}

@@ -13,6 +13,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
 
@@ -142,11 +143,10 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 // attribute, which the workflow sets when it first runs, tells that a
 // worker has been on the job.
 func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionResponse) {
-	j.State = job.StateQueued
-	if st, _ := searchKeyword(desc.GetWorkflowExecutionInfo().GetSearchAttributes(), workflows.StateKey.GetName()); st == string(job.StateRunning) {
-		j.State = job.StateRunning
-	}
+	recorded, _ := searchKeyword(desc.GetWorkflowExecutionInfo().GetSearchAttributes(), workflows.StateKey.GetName())
+	var activity *workflowpb.PendingActivityInfo
 	for _, pa := range desc.GetPendingActivities() {
+		activity = pa
 		j.Attempt = int(max(pa.GetAttempt(), 1))
 		if t := pa.GetLastStartedTime(); t != nil {
 			j.StartedAt = t.AsTime()
@@ -155,15 +155,6 @@ func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionRes
 		if t := pa.GetLastHeartbeatTime(); t != nil {
 			j.UpdatedAt = laterOf(j.UpdatedAt, t.AsTime())
 		}
-		switch {
-		case pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED:
-			j.State = job.StateCanceling
-		case pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_STARTED || pa.GetAttempt() > 1:
-			j.State = job.StateRunning
-		default:
-			// Scheduled, waiting for a worker to pick the work up.
-			j.State = job.StateQueued
-		}
 		if details := pa.GetHeartbeatDetails(); details != nil && len(details.GetPayloads()) > 0 {
 			var p job.Progress
 			if converter.GetDefaultDataConverter().FromPayloads(details, &p) == nil {
@@ -171,9 +162,7 @@ func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionRes
 			}
 		}
 	}
-	if desc.GetWorkflowExtendedInfo().GetCancelRequested() {
-		j.State = job.StateCanceling
-	}
+	j.State = jobState(desc.GetWorkflowExecutionInfo().GetStatus(), recorded, activity, desc.GetWorkflowExtendedInfo().GetCancelRequested())
 }
 
 // finishedView reads a closed workflow's history for the job's outcome, the
@@ -205,23 +194,17 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 			j.Error = &job.Failure{Type: "canceled", Message: "the job was terminated by an operator" + suffix(reason)}
 		}
 	}
+	j.State = jobState(status, "", nil, false)
 	switch status {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
-		j.State = job.StateSucceeded
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		j.State = job.StateCanceled
 		j.Error = &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		j.State = job.StateCanceled
 		v.terminated = true
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		j.State = job.StateFailed
 		j.Error = &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}
-	default:
-		j.State = job.StateFailed
-		if j.Error == nil {
-			j.Error = &job.Failure{Type: "failed", Message: "the job failed"}
-		}
+	}
+	if j.State == job.StateFailed && j.Error == nil {
+		j.Error = &job.Failure{Type: "failed", Message: "the job failed"}
 	}
 	return v, nil
 }

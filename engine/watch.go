@@ -29,6 +29,7 @@ type watch struct {
 	err    error
 	loaded time.Time     // when the look-up behind cur began
 	next   chan struct{} // closed after each look-up
+	ended  bool          // the loop has stopped: no look-up follows
 }
 
 func newWatchHub(load func(ctx context.Context, tenant, id string) (*job.Job, error), interval, timeout time.Duration) *watchHub {
@@ -42,6 +43,9 @@ func (h *watchHub) acquire(tenant, id string) *watch {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	w, ok := h.watches[key]
+	if ok && w.hasEnded() {
+		ok = false // its loop is on its way out; start a new one
+	}
 	if !ok {
 		w = &watch{next: make(chan struct{})}
 		h.watches[key] = w
@@ -73,8 +77,10 @@ func (h *watchHub) run(key, tenant, id string, w *watch) {
 		h.mu.Lock()
 		if done || w.refs == 0 {
 			// Later watchers start a fresh loop; current ones hold the
-			// final answer.
-			delete(h.watches, key)
+			// final answer. A fresh loop may already be in the map.
+			if h.watches[key] == w {
+				delete(h.watches, key)
+			}
 			h.mu.Unlock()
 			return
 		}
@@ -90,15 +96,22 @@ func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.cur, w.err, w.loaded = j, err, began
+	w.ended = err != nil || j.State.Terminal()
 	close(w.next)
 	w.next = make(chan struct{})
-	return err != nil || j.State.Terminal()
+	return w.ended
 }
 
-func (w *watch) snapshot() (*job.Job, error, time.Time, <-chan struct{}) {
+func (w *watch) hasEnded() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cur, w.err, w.loaded, w.next
+	return w.ended
+}
+
+func (w *watch) snapshot() (cur *job.Job, err error, loaded time.Time, next <-chan struct{}, ended bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur, w.err, w.loaded, w.next, w.ended
 }
 
 // Watch implements job.Service. It answers only with look-ups that began
@@ -108,17 +121,23 @@ func (w *watch) snapshot() (*job.Job, error, time.Time, <-chan struct{}) {
 func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.Job, error) {
 	start := time.Now()
 	w := s.watches.acquire(tenant, id)
-	defer s.watches.release(w)
+	defer func() { s.watches.release(w) }()
 	for {
-		cur, err, loaded, next := w.snapshot()
+		cur, err, loaded, next, ended := w.snapshot()
 		fresh := !loaded.Before(start)
 		switch {
 		case err != nil && fresh:
 			return nil, err
-		case cur != nil && cur.State.Terminal():
+		case err == nil && cur != nil && cur.State.Terminal():
 			return cur, nil
-		case cur != nil && fresh && cur.Version() != version:
+		case err == nil && cur != nil && fresh && cur.Version() != version:
 			return cur, nil
+		case ended:
+			// The loop stopped on a look-up older than this waiter (one
+			// that failed): start a new loop, whose look-up is fresh.
+			s.watches.release(w)
+			w = s.watches.acquire(tenant, id)
+			continue
 		}
 		select {
 		case <-next:

@@ -43,10 +43,6 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	if err := s.checkActive(r); err != nil {
-		s.Error(w, r, err)
-		return
-	}
 	j, created, err := s.jobs.Submit(r.Context(), job.SubmitRequest{
 		Tenant:         s.tenant(r),
 		IdempotencyKey: key,
@@ -54,6 +50,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		Input:          body.Input,
 		CallbackURL:    body.CallbackURL,
 		RequestID:      requestID(r.Context()),
+		MaxActive:      s.limiter.limits(s.tenant(r)).MaxActive,
 	})
 	if err != nil {
 		s.Error(w, r, err)
@@ -82,28 +79,6 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.writeStatus(w, r, http.StatusAccepted, j)
-}
-
-// checkActive refuses a submission while the tenant has its maximum of
-// active jobs.
-func (s *Server) checkActive(r *http.Request) error {
-	tenant := s.tenant(r)
-	limit := s.limiter.limits(tenant).MaxActive
-	if limit <= 0 {
-		return nil
-	}
-	n, err := s.jobs.CountActive(r.Context(), tenant)
-	if err != nil {
-		return err
-	}
-	if n < limit {
-		return nil
-	}
-	p := problem(http.StatusTooManyRequests, "too-many-active-jobs", "Too many active jobs",
-		fmt.Sprintf("Your tenant has %d queued or running jobs, its maximum; submit again when some have finished.", n))
-	p.retryAfter = 5
-	p.quota = &quota{name: "active-jobs", limit: limit, reset: p.retryAfter}
-	return p
 }
 
 // waitTerminal waits up to wait for j to finish and returns its latest

@@ -39,11 +39,11 @@ type Problem struct {
 	retryAfter   int
 	allow        []string
 	authenticate bool
-	quota        *quota
+	quota        *quotaHeader
 }
 
-// quota is a limit a 429 reports in RateLimit-Policy and RateLimit.
-type quota struct {
+// quotaHeader is a limit a 429 reports in RateLimit-Policy and RateLimit.
+type quotaHeader struct {
 	name         string
 	limit, reset int
 }
@@ -99,12 +99,19 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		notFinished *job.NotFinishedError
 		finished    *job.FinishedError
 		badCursor   *job.InvalidCursorError
+		quota       *job.QuotaError
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
 	case errors.Is(err, job.ErrNotFound):
 		return problem(http.StatusNotFound, "not-found", "No such job", "There is no job with this id for your tenant.")
+	case errors.As(err, &quota):
+		p := problem(http.StatusTooManyRequests, "too-many-active-jobs", "Too many active jobs",
+			fmt.Sprintf("Your tenant has %d queued or running jobs, its maximum; submit again when some have finished.", quota.Active))
+		p.retryAfter = 5
+		p.quota = &quotaHeader{name: "active-jobs", limit: quota.Limit, reset: p.retryAfter}
+		return p
 	case errors.As(err, &badCursor):
 		return badRequest("invalid-cursor", "Invalid cursor", "The cursor cannot be used: "+badCursor.Reason+".")
 	case errors.Is(err, job.ErrExpired):

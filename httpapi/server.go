@@ -145,7 +145,7 @@ func (s *Server) observe(r *http.Request, code int, d time.Duration) {
 	// A tracing span around the API is named by route, not by job id.
 	trace.SpanFromContext(r.Context()).SetName(r.Method + " " + route)
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.ObserveRequest(route, r.Method, code, d)
+		s.cfg.Observer.ObserveRequest(route, knownMethod(r.Method), code, d)
 	}
 	if s.log == nil || route == "/healthz" || route == "/readyz" || route == "/metrics" {
 		return
@@ -159,6 +159,17 @@ func (s *Server) observe(r *http.Request, code int, d time.Duration) {
 	}
 	s.log.Log(r.Context(), level, "request", "requestId", requestID(r.Context()), "method", r.Method, "route", route,
 		"status", code, "durationMs", d.Milliseconds(), "tenant", s.tenant(r))
+}
+
+// knownMethod is m if it is a standard method, else "OTHER", so clients
+// cannot mint metric series.
+func knownMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // Observer receives what the API observes, for metrics.

@@ -86,3 +86,13 @@ type InvalidCursorError struct {
 }
 
 func (e *InvalidCursorError) Error() string { return "invalid cursor: " + e.Reason }
+
+// QuotaError is returned for a new job while the tenant already has its
+// maximum of queued and running jobs.
+type QuotaError struct {
+	Active, Limit int
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("the tenant has %d active jobs, its maximum of %d", e.Active, e.Limit)
+}

@@ -155,6 +155,10 @@ type SubmitRequest struct {
 	// RequestID identifies the HTTP request that submitted the job, for
 	// tracing a job back to jobgate's logs.
 	RequestID string
+	// MaxActive, when positive, refuses a new job (*QuotaError) while the
+	// tenant has that many queued or running jobs; a replay of an existing
+	// key is still answered.
+	MaxActive int
 }
 
 // Service runs jobs durably. Its implementations translate their engine's
@@ -163,7 +167,7 @@ type Service interface {
 	// Submit validates and accepts a job. created is false when the
 	// Idempotency-Key named an existing job with the same request, which is
 	// then returned. Errors: *UnknownKindError, *ValidationError,
-	// ErrKeyReused, ErrOverloaded, ErrUnavailable.
+	// ErrKeyReused, *QuotaError, ErrOverloaded, ErrUnavailable.
 	Submit(ctx context.Context, req SubmitRequest) (j *Job, created bool, err error)
 	// Get returns the job's current status. Errors: ErrNotFound,
 	// ErrExpired, ErrUnavailable.

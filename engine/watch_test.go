@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+// fakeJobs is a job whose status the test sets, counting look-ups: the
+// watch hub's unit under test is its sharing and waking, not Temporal.
+type fakeJobs struct {
+	mu    sync.Mutex
+	j     job.Job
+	err   error
+	loads atomic.Int64
+	delay time.Duration
+}
+
+func (f *fakeJobs) load(ctx context.Context, tenant, id string) (*job.Job, error) {
+	f.loads.Add(1)
+	time.Sleep(f.delay)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	j := f.j
+	return &j, nil
+}
+
+func (f *fakeJobs) set(update func(*job.Job), err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if update != nil {
+		update(&f.j)
+	}
+	f.err = err
+}
+
+func newTestService(f *fakeJobs, interval time.Duration) *Service {
+	s := &Service{cfg: Config{CallTimeout: time.Second}}
+	s.watches = newWatchHub(f.load, interval, time.Second)
+	return s
+}
+
+func TestWatchSharesOneLoopAndWakesOnChange(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Progress: &job.Progress{Current: 1, Total: 10}}}
+	s := newTestService(f, 20*time.Millisecond)
+	version := f.j.Version()
+
+	const waiters = 200
+	var wg sync.WaitGroup
+	results := make(chan *job.Job, waiters)
+	for range waiters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j, err := s.Watch(context.Background(), "t", "a", version)
+			require.NoError(t, err)
+			results <- j
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let them all wait through a few look-ups
+	f.set(func(j *job.Job) { j.Progress = &job.Progress{Current: 2, Total: 10} }, nil)
+	wg.Wait()
+	close(results)
+	for j := range results {
+		require.EqualValues(t, 2, j.Progress.Current)
+	}
+	// 200 waiters over ~100ms at a 20ms interval: a handful of look-ups,
+	// not one per waiter per interval.
+	require.Less(t, f.loads.Load(), int64(20), "look-ups are shared")
+}
+
+func TestWatchNeverAnswersWithAnOlderLookUp(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}, delay: 30 * time.Millisecond}
+	s := newTestService(f, 10*time.Millisecond)
+	old := f.j.Version()
+	// A first watcher keeps the loop busy with look-ups of the old state.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _ = s.Watch(ctx, "t", "a", "some-other-version")
+	}()
+	time.Sleep(15 * time.Millisecond)
+	// The caller read attempt 2 itself; a look-up that began earlier and
+	// still says attempt 1 must not be handed back to it as a change.
+	f.set(func(j *job.Job) { j.Attempt = 2 }, nil)
+	current := f.j
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	j, err := s.Watch(ctx, "t", "a", current.Version())
+	require.NoError(t, err)
+	require.NotEqual(t, old, j.Version())
+	require.Equal(t, 2, j.Attempt)
+}
+
+func TestWatchReturnsAFailureAtOnce(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}, delay: 50 * time.Millisecond}
+	s := newTestService(f, 10*time.Millisecond)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = s.Watch(ctx, "t", "a", "x")
+	}()
+	time.Sleep(20 * time.Millisecond) // a look-up is in flight
+	f.set(nil, job.ErrNotFound)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Watch(ctx, "t", "a", f.j.Version())
+	require.True(t, errors.Is(err, job.ErrNotFound), "got %v", err)
+	require.Less(t, time.Since(start), time.Second, "the failure is answered, not waited out")
+}
+
+func TestWatchAnswersAFinishedJobAtOnce(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateSucceeded}}
+	s := newTestService(f, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	j, err := s.Watch(ctx, "t", "a", f.j.Version())
+	require.NoError(t, err)
+	require.Equal(t, job.StateSucceeded, j.State)
+	require.NoError(t, ctx.Err())
+}
