@@ -82,6 +82,7 @@ func (w *Worker) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(w.RenderWebhook, activity.RegisterOptions{Name: workflows.RenderWebhookActivity})
 	r.RegisterActivityWithOptions(w.DeliverWebhook, activity.RegisterOptions{Name: workflows.DeliverWebhookActivity})
 	r.RegisterActivityWithOptions(w.DeleteResult, activity.RegisterOptions{Name: workflows.DeleteResultActivity})
+	r.RegisterActivityWithOptions(w.DeleteScratch, activity.RegisterOptions{Name: workflows.DeleteScratchActivity})
 }
 
 func (w *Worker) log() *slog.Logger {
@@ -119,45 +120,24 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 		}
 		stop()
 		if err != nil {
-			err = activityError(ctx, stopping, err)
-			if final(ctx, stopping, err) {
-				w.discardScratch(ctx, info.ID)
-			}
-			return workflows.Output{}, err
+			return workflows.Output{}, activityError(ctx, stopping, err)
 		}
-		w.discardScratch(ctx, info.ID)
 		out.Progress = hb.progress()
 		return out, nil
 	}
 }
 
 // ScratchPrefix is where a job's work keeps data between attempts
-// (batch.http's checkpoints); it is deleted when the work ends for good.
-func ScratchPrefix(jobID string) string { return "work/" + jobID + "/" }
+// (batch.http's checkpoints); the job's workflow deletes it once the job
+// has ended for good.
+func ScratchPrefix(jobID string) string { return workflows.ScratchPrefix(jobID) }
 
-// discardScratch deletes the job's scratch data, even after a cancel.
-func (w *Worker) discardScratch(ctx context.Context, jobID string) {
-	if w.Blobs == nil || jobID == "" {
-		return
+// DeleteScratch is the activity that deletes a finished job's scratch data.
+func (w *Worker) DeleteScratch(ctx context.Context, prefix string) error {
+	if w.Blobs == nil {
+		return nil // scratch data was kept in memory only
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	if err := w.Blobs.DeletePrefix(ctx, ScratchPrefix(jobID)); err != nil {
-		w.log().Warn("could not delete a job's scratch data", "job", jobID, "error", err)
-	}
-}
-
-// final reports whether err ends the work for good: a cancel or a
-// non-retryable error, not a worker shutting down.
-func final(ctx context.Context, stopping <-chan struct{}, err error) bool {
-	if isClosed(stopping) && ctx.Err() == nil {
-		return false
-	}
-	if errors.Is(ctx.Err(), context.Canceled) && !isClosed(stopping) {
-		return true // the job was canceled
-	}
-	var appErr *temporal.ApplicationError
-	return errors.As(err, &appErr) && appErr.NonRetryable()
+	return w.Blobs.DeletePrefix(ctx, prefix)
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -76,6 +76,7 @@ const (
 func BatchHTTP(out Outbound, blobs *blob.Store) job.Kind {
 	client := out.client()
 	return job.Define(job.KindSpec[BatchHTTPInput]{
+		KeepsScratch:     true,
 		Name:             "batch.http",
 		Description:      "Sends many HTTP requests with bounded concurrency, each retried on network errors, 5xx and 429; the result has every request's outcome.",
 		ExpectedDuration: "about a second per wave of concurrent requests",

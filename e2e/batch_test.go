@@ -204,10 +204,19 @@ func TestBatchHTTPResumesOnAnotherWorker(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, attempts, 2)
-	// The checkpoints went with the batch.
-	keys, err := e.Blobs.List(context.Background(), "work/"+id+"/")
-	require.NoError(t, err)
-	require.Empty(t, keys)
+	// The checkpoints go once the batch has ended.
+	requireScratchDeleted(t, e, id)
+}
+
+// requireScratchDeleted waits for the job's workflow to delete the job's
+// scratch data (batch checkpoints) after the job ended.
+func requireScratchDeleted(t *testing.T, e *env, id string) {
+	t.Helper()
+	eventually(t, 15*time.Second, "scratch data of "+id+" deleted", func() bool {
+		keys, err := e.Blobs.List(context.Background(), "work/"+id+"/")
+		require.NoError(t, err)
+		return len(keys) == 0
+	})
 }
 
 // CancelBound is the documented bound on how long a DELETE takes to reach
@@ -245,6 +254,7 @@ func TestBatchHTTPCancelStopsCalls(t *testing.T) {
 	require.Less(t, len(calls), 200, "the batch stopped")
 	// Nothing more arrives once the job is canceled: its activity has returned.
 	require.Len(t, starts, len(mustSnapshotStarts(target)))
+	requireScratchDeleted(t, e, id)
 }
 
 func mustSnapshotStarts(s *itemServer) []time.Time {

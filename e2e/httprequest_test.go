@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,4 +117,26 @@ func TestHTTPRequestRefusesLoopback(t *testing.T) {
 	problem := failed["error"].(map[string]any)
 	require.Contains(t, problem["title"], "destination-refused")
 	require.Contains(t, problem["detail"], "not a public address")
+}
+
+// A mid-sized inline result (kept out of the finished-job cache for its
+// size) reads the same every time.
+func TestMidSizedResultReadsTheSameEachTime(t *testing.T) {
+	t.Parallel()
+	big := `{"data":"` + strings.Repeat("x", 100<<10) + `"}`
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, big)
+	}))
+	t.Cleanup(target.Close)
+	e := mustStartEnv(t, envOptions{allowPrivate: true})
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": target.URL}}))
+	e.waitState(id, job.StateSucceeded, 15*time.Second)
+	first := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
+	second := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	require.Equal(t, first.Body, second.Body)
+	var out struct{ Body json.RawMessage }
+	require.NoError(t, json.Unmarshal(second.Body, &out))
+	require.JSONEq(t, big, string(out.Body))
 }

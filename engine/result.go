@@ -24,10 +24,16 @@ func (s *Service) OpenResult(ctx context.Context, tenant, id string) (*job.Resul
 		return nil, j, &job.NotFinishedError{Job: j}
 	}
 	if v.blob == nil {
-		sum := sha256.Sum256(v.result)
+		result := v.result
+		if v.resultInHistory {
+			if result, err = s.historyResult(ctx, id); err != nil {
+				return nil, j, err
+			}
+		}
+		sum := sha256.Sum256(result)
 		return &job.ResultStream{
-			Content:     nopCloser{bytes.NewReader(v.result)},
-			Size:        int64(len(v.result)),
+			Content:     nopCloser{bytes.NewReader(result)},
+			Size:        int64(len(result)),
 			ContentType: "application/json",
 			ModTime:     j.CompletedAt,
 			Digest:      hex.EncodeToString(sum[:]),

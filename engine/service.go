@@ -202,6 +202,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		Timeout:     timeout,
 		Retry:       plan.Retry,
 		ResultTTL:   s.cfg.ResultTTL,
+		Scratch:     kind.KeepsScratch,
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()

@@ -31,6 +31,9 @@ type view struct {
 	// terminated is true for a job an operator terminated: its workflow
 	// sent no webhook.
 	terminated bool
+	// resultInHistory is true when the inline result was left out of this
+	// (cached) view for its size: read it with historyResult.
+	resultInHistory bool
 
 	// finalCallback, once set, is the callback's final state.
 	mu            sync.Mutex
@@ -98,8 +101,43 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 		v.job.UpdatedAt = v.job.CompletedAt
 		v.job.ExpiresAt = v.job.CompletedAt.Add(s.cfg.ResultTTL)
 	}
-	s.finished.put(id, v)
+	s.finished.put(id, v.forCache())
 	return v, nil
+}
+
+// maxCachedResult is the largest inline result the finished-job cache
+// keeps; a larger one is read from the history again when asked for, so the
+// cache's memory stays bounded (entries × this).
+const maxCachedResult = 16 << 10
+
+// forCache returns the view to keep in the finished-job cache: v itself,
+// or a copy without its inline result when that is large.
+func (v *view) forCache() *view {
+	if len(v.result) <= maxCachedResult {
+		return v
+	}
+	return &view{job: v.job, blob: v.blob, terminated: v.terminated, resultInHistory: true}
+}
+
+// historyResult reads a succeeded job's inline result from its history.
+func (s *Service) historyResult(ctx context.Context, id string) (json.RawMessage, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	it := s.c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, translate("read job result", err)
+		}
+		if attrs := ev.GetWorkflowExecutionCompletedEventAttributes(); attrs != nil {
+			var out workflows.Output
+			if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetResult(), &out); err != nil {
+				return nil, fmt.Errorf("job %s: decode result: %w", id, err)
+			}
+			return out.Result, nil
+		}
+	}
+	return nil, fmt.Errorf("job %s: no completion event in its history", id)
 }
 
 // jobFromMemo reads the fields the API stored with the workflow at start.

@@ -31,6 +31,11 @@ type Kind struct {
 	// ExpectedDuration tells clients, in words, how long a job of this kind
 	// takes ("the requested seconds", "about 2 s").
 	ExpectedDuration string
+	// KeepsScratch says the work keeps data between attempts under
+	// work/<job id>/ in blob storage (as batch.http's checkpoints do); the
+	// job's workflow deletes it once the job has ended for good, when no
+	// attempt can still need it.
+	KeepsScratch bool
 	// Validate checks an input that satisfies InputSchema before a job is
 	// accepted, for the rules a schema cannot say; it returns the problems
 	// found, none when the input is valid.
@@ -100,6 +105,7 @@ type KindSpec[In any] struct {
 	Description      string
 	InputSchema      string
 	ExpectedDuration string
+	KeepsScratch     bool
 	// Validate checks the decoded input; nil means every decoded value is
 	// valid.
 	Validate func(in In) []FieldError
@@ -133,6 +139,7 @@ func Define[In any](spec KindSpec[In]) Kind {
 		Description:      spec.Description,
 		InputSchema:      json.RawMessage(spec.InputSchema),
 		ExpectedDuration: spec.ExpectedDuration,
+		KeepsScratch:     spec.KeepsScratch,
 		Validate: func(raw json.RawMessage) []FieldError {
 			in, err := decode(raw)
 			if err != nil {

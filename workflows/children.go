@@ -23,6 +23,8 @@ const (
 const (
 	WebhookIDSuffix = ":webhook"
 	CleanupIDSuffix = ":cleanup"
+	// ScratchIDSuffix names the workflow deleting a job's scratch data.
+	ScratchIDSuffix = ":scratch"
 )
 
 // Activities the followers run. The names are jobgate's own: job kinds
@@ -31,6 +33,7 @@ const (
 	RenderWebhookActivity  = "jobgate.webhook.render"
 	DeliverWebhookActivity = "jobgate.webhook.deliver"
 	DeleteResultActivity   = "jobgate.result.delete"
+	DeleteScratchActivity  = "jobgate.scratch.delete"
 )
 
 // CallbackMemo is the memo key under which a finished JobWebhook workflow
@@ -87,10 +90,17 @@ type WebhookOutcome struct {
 	LastError     string            `json:"lastError,omitempty"`
 }
 
+// ScratchPrefix is where a job's work keeps data between attempts in blob
+// storage (batch.http's checkpoints).
+func ScratchPrefix(jobID string) string { return "work/" + jobID + "/" }
+
 // CleanupInput is what a JobCleanup workflow is started with.
 type CleanupInput struct {
-	Key   string        `json:"key"`
-	After time.Duration `json:"after"`
+	// Key is a result to delete (with its directory).
+	Key string `json:"key,omitempty"`
+	// Prefix, when set instead, is scratch data to delete.
+	Prefix string        `json:"prefix,omitempty"`
+	After  time.Duration `json:"after"`
 }
 
 // afterJob starts the workflows that outlive the job: the webhook, if the
@@ -108,6 +118,12 @@ func afterJob(ctx workflow.Context, in Input, out Output, err error) {
 		}
 		started = append(started, startFollower(dctx, in.Tenant, id+CleanupIDSuffix, CleanupWorkflowName,
 			CleanupInput{Key: out.Blob.Key, After: ttl + cleanupGrace}))
+	}
+	if in.Scratch {
+		// Deleted only now, after the job's last attempt: an attempt that
+		// merely timed out must not delete what the next one resumes from.
+		started = append(started, startFollower(dctx, in.Tenant, id+ScratchIDSuffix, CleanupWorkflowName,
+			CleanupInput{Prefix: ScratchPrefix(id)}))
 	}
 	if in.CallbackURL != "" {
 		started = append(started, startFollower(dctx, in.Tenant, id+WebhookIDSuffix, WebhookWorkflowName,
@@ -219,8 +235,11 @@ func JobCleanup(ctx workflow.Context, in CleanupInput) error {
 			BackoffCoefficient: 2,
 			MaximumInterval:    10 * time.Minute,
 		},
-		Summary: "delete expired result " + in.Key,
+		Summary: "delete expired result " + in.Key + in.Prefix,
 	})
+	if in.Prefix != "" {
+		return workflow.ExecuteActivity(actx, DeleteScratchActivity, in.Prefix).Get(ctx, nil)
+	}
 	return workflow.ExecuteActivity(actx, DeleteResultActivity, in.Key).Get(ctx, nil)
 }
 

@@ -51,6 +51,9 @@ type Input struct {
 	// ResultTTL is how long the result stays readable after the job ends;
 	// a result in blob storage is deleted then (default 24h).
 	ResultTTL time.Duration `json:"resultTtl,omitempty"`
+	// Scratch is true for kinds that keep data between attempts (see
+	// job.Kind.KeepsScratch); it is deleted once the job has ended.
+	Scratch bool `json:"scratch,omitempty"`
 }
 
 // Work is the second argument of a kind's activity: which job it runs.
