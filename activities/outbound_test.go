@@ -15,7 +15,9 @@ func TestIsPublic(t *testing.T) {
 		"127.0.0.1": false, "::1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
 		"169.254.169.254": false, "fe80::1": false, "fc00::1": false, "0.0.0.0": false, "::": false,
 		"100.64.0.1": false, "224.0.0.1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false,
-		"64:ff9b::a00:1": false,
+		"64:ff9b::a00:1": false, "::a00:1": false, "::ffff:0:a00:1": false, "2002:a00:1::1": false,
+		"2001:0:a00:1::1": false, "fec0::1": false, "64:ff9b:1::a00:1": false, "100::1": false,
+		"2a00:1450:4001::1": true,
 	} {
 		require.Equal(t, public, isPublic(netip.MustParseAddr(addr)), addr)
 	}

@@ -191,6 +191,11 @@ func Run(extra ...job.Kind) error {
 	if err != nil {
 		return err
 	}
+	// Shutdown waits for requests in flight; long-polls and event streams
+	// would hold it for their whole wait, so their contexts end with it.
+	baseCtx, endRequests := context.WithCancel(context.Background())
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+	srv.RegisterOnShutdown(endRequests)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server failed", "error", err)
@@ -199,7 +204,8 @@ func Run(extra ...job.Kind) error {
 	}()
 	shutdown = append(shutdown, func(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {
-			logger.Warn("HTTP server did not drain in time", "error", err)
+			logger.Warn("HTTP server did not drain in time; closing the remaining connections", "error", err)
+			_ = srv.Close()
 		}
 	})
 	what := "API"

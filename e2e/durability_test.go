@@ -18,6 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+
+	"github.com/jobgate/jobgate/job"
 )
 
 var (
@@ -179,6 +181,24 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	require.EqualValues(t, n, count(`WorkflowType = 'Job'`), "one workflow per job, none lost or duplicated")
 	require.EqualValues(t, n, count(`WorkflowType = 'Job' AND ExecutionStatus = 'Completed'`))
 
+	// A client long-polling a running job must not hold the shutdown for
+	// its whole wait.
+	running, _ := api.submit(`{"kind":"sleep","input":{"seconds":300}}`)
+	api.waitState(running, job.StateRunning, 10*time.Second)
+	polling := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, api.URL+"/v1/jobs/"+running, nil)
+		req.Header.Set("Prefer", "wait=60")
+		resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
+		if err != nil {
+			polling <- 0
+			return
+		}
+		resp.Body.Close()
+		polling <- resp.StatusCode
+	}()
+	time.Sleep(300 * time.Millisecond) // let the long-poll arrive
+	stopping := time.Now()
 	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
 	select {
 	case err := <-second.done:
@@ -187,5 +207,8 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("jobgate did not exit within 60s of SIGTERM")
 	}
+	t.Logf("SIGTERM to exit with a long-poll open: %s", time.Since(stopping))
+	require.Less(t, time.Since(stopping), 25*time.Second, "the open long-poll did not hold the shutdown (JOBGATE_SHUTDOWN_TIMEOUT is 30s)")
+	require.Equal(t, http.StatusOK, <-polling, "the long-poll got its answer before the server went")
 	require.Contains(t, second.output.String(), "jobgate stopped")
 }

@@ -207,6 +207,9 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	// ServeContent answers an unsatisfiable range in plain text; the
 	// contract answers it as a problem.
 	rw := &refusal{ResponseWriter: w}
+	// A large download outlasts the server's write timeout; give it time
+	// for its size at a slow 64 KiB/s, and at least the usual.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(2*time.Minute + time.Duration(res.Size/(64<<10))*time.Second))
 	http.ServeContent(rw, r, "", res.ModTime, res.Content)
 	switch rw.code {
 	case http.StatusRequestedRangeNotSatisfiable:

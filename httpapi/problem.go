@@ -114,6 +114,9 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		return p
 	case errors.As(err, &badCursor):
 		return badRequest("invalid-cursor", "Invalid cursor", "The cursor cannot be used: "+badCursor.Reason+".")
+	case errors.Is(err, job.ErrExpired) && r.Method == http.MethodPost:
+		return problem(http.StatusGone, "expired", "Idempotency-Key expired",
+			"This Idempotency-Key belongs to a job whose result has expired; Temporal still remembers the key, so use a new key for a new job.")
 	case errors.Is(err, job.ErrExpired):
 		return problem(http.StatusGone, "expired", "Job expired", "The job finished longer ago than this deployment keeps results; submit it again if you still need it.")
 	case errors.As(err, &unknownKind):
