@@ -171,7 +171,7 @@ func chaosOnce(ctx context.Context, o options, bin, dir string, killWorker bool)
 		return res, err
 	}
 	logf("chaos (%s): starting", res.Name)
-	if err := all.start(ctx, "/readyz", 3*time.Minute); err != nil {
+	if err := all.startFirst(ctx, "/readyz", 3*time.Minute); err != nil {
 		return res, err
 	}
 	defer func() { _ = all.stop(60 * time.Second) }()
@@ -182,7 +182,7 @@ func chaosOnce(ctx context.Context, o options, bin, dir string, killWorker bool)
 		if err != nil {
 			return res, err
 		}
-		if err := w.start(ctx, "/readyz", time.Minute); err != nil {
+		if err := w.startFirst(ctx, "/readyz", time.Minute); err != nil {
 			return res, err
 		}
 		defer func() { _ = w.stop(30 * time.Second) }()

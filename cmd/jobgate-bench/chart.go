@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -128,7 +129,11 @@ func writeChart(r *results, path string) error {
 				msf(g.Accept.P(99)), msf(g.Running.P(99)), msf(g.Finished.P(99)),
 			}})
 		}
-		if err := add(groupedBars(fmt.Sprintf("4. Growth: p99 (c=%d)", r.StatusConc), "milliseconds", labels, ss...)); err != nil {
+		title := fmt.Sprintf("4. Growth: p99 (c=%d)", r.StatusConc)
+		if r.PeakRSS > 0 {
+			title += "; 5. peak RSS " + mib(r.PeakRSS)
+		}
+		if err := add(groupedBars(title, "milliseconds", labels, ss...)); err != nil {
 			return err
 		}
 	}
@@ -199,9 +204,10 @@ func writeChart(r *results, path string) error {
 // msf is d in milliseconds.
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// short formats a bar's value: whole numbers, one decimal below 10.
+// short formats a bar's value: whole numbers, one decimal for fractions
+// below 10.
 func short(v float64) string {
-	if v < 10 {
+	if v < 10 && v != math.Trunc(v) {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.0f", v)

@@ -9,11 +9,14 @@
 //
 // It runs a built jobgate binary as subprocesses on loopback ports and
 // prints a Markdown report on standard output (progress goes to standard
-// error) and a chart as PNG:
+// error) and a chart as PNG (docs/bench.png):
 //
 //	go build -o jobgate ./cmd/jobgate
-//	go run ./cmd/jobgate-bench -jobgate ./jobgate > bench.md
-//	go run ./cmd/jobgate-bench -quick            # a smoke run of a minute or two
+//	go run ./cmd/jobgate-bench -jobgate ./jobgate > bench.md   # about 10 minutes on 2 cores
+//	go run ./cmd/jobgate-bench -quick                          # a smoke run of about 2 minutes
+//
+// -store-before names a second binary (say, one built before a change to
+// devserver) whose file store is measured beside the current one.
 //
 // It exits non-zero if a phase fails or the chaos run loses or duplicates
 // a job.
@@ -51,6 +54,7 @@ type options struct {
 	storeDur   time.Duration
 	storeJobs  int
 	stores     []string
+	before     string
 	chaosRate  float64
 	chaosKill  time.Duration
 	chaosAfter time.Duration
@@ -78,6 +82,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.storeDur, "store-duration", 8*time.Second, "window of each start measurement in the store comparison")
 	fs.IntVar(&o.storeJobs, "store-jobs", 500, "end-to-end jobs per store in the store comparison")
 	var stores string
+	fs.StringVar(&o.before, "store-before", "", "optional second jobgate binary (e.g. one built before a change to devserver) whose file store the store phase measures too, as \"file (before)\"")
 	fs.StringVar(&stores, "stores", "file,memory", "embedded stores the store phase compares")
 	fs.Float64Var(&o.chaosRate, "chaos-rate", 20, "chaos load: new jobs per second")
 	fs.DurationVar(&o.chaosKill, "chaos-kill-after", 10*time.Second, "chaos: load before each SIGKILL")
@@ -196,7 +201,13 @@ func run(o options) error {
 		}
 	}
 	if o.phases["store"] && ctx.Err() == nil {
-		if err := runStores(ctx, o, bin, filepath.Join(dir, "store"), r); err != nil {
+		before := ""
+		if o.before != "" {
+			if before, err = filepath.Abs(o.before); err != nil {
+				return err
+			}
+		}
+		if err := runStores(ctx, o, bin, before, filepath.Join(dir, "store"), r); err != nil {
 			failures = append(failures, fmt.Errorf("store phase: %w", err))
 		}
 	}

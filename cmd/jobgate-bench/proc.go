@@ -22,6 +22,7 @@ import (
 type proc struct {
 	name    string
 	bin     string
+	base    []string
 	env     []string
 	logPath string
 	// HTTP is the base URL of its API (or its probes, for a worker).
@@ -58,32 +59,56 @@ func freePort() (int, error) {
 
 // newProc prepares a process on fresh loopback ports.
 func newProc(spec procSpec) (*proc, error) {
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	temporalPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	env := append(os.Environ(),
-		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
-		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(temporalPort),
+	p := &proc{name: spec.Name, bin: spec.Bin, logPath: filepath.Join(spec.LogDir, spec.Name+".log")}
+	p.base = append(os.Environ(),
 		"JOBGATE_EMBEDDED_UI_PORT=0",
 		"JOBGATE_DATA_DIR="+spec.DataDir,
 		"JOBGATE_RATE_LIMIT=0",
 		"JOBGATE_MAX_ACTIVE_JOBS=0",
 		"JOBGATE_MAX_BACKLOG=0",
 	)
-	env = append(env, spec.Env...)
-	return &proc{
-		name:         spec.Name,
-		bin:          spec.Bin,
-		env:          env,
-		logPath:      filepath.Join(spec.LogDir, spec.Name+".log"),
-		HTTP:         "http://127.0.0.1:" + strconv.Itoa(httpPort),
-		TemporalPort: temporalPort,
-	}, nil
+	p.base = append(p.base, spec.Env...)
+	if err := p.pickPorts(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// pickPorts chooses fresh loopback ports for the API and the embedded
+// Temporal server.
+func (p *proc) pickPorts() error {
+	httpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	temporalPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	p.HTTP = "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	p.TemporalPort = temporalPort
+	p.env = append(append([]string(nil), p.base...),
+		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
+		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(temporalPort),
+	)
+	return nil
+}
+
+// startFirst starts the process for the first time; if another program
+// took one of its ports between picking and binding (the machine is
+// shared), it picks new ones and tries again.
+func (p *proc) startFirst(ctx context.Context, readyPath string, timeout time.Duration) error {
+	var err error
+	for range 3 {
+		if err = p.start(ctx, readyPath, timeout); err == nil || !strings.Contains(p.logTail(5), "address already in use") {
+			return err
+		}
+		logf("%s: a port was taken meanwhile; trying other ports", p.name)
+		if err := p.pickPorts(); err != nil {
+			return err
+		}
+	}
+	return err
 }
 
 // TemporalAddress is host:port of the embedded Temporal frontend.

@@ -212,7 +212,7 @@ func (r *results) markdown() string {
 	}
 
 	if len(r.Stores) > 0 {
-		b.WriteString("**6. Embedded store.** The default durable SQLite file against in-memory SQLite (`JOBGATE_EMBEDDED_STORE=memory`), each on a fresh all-in-one.\n\n")
+		b.WriteString("**6. Embedded store.** The default durable SQLite file against in-memory SQLite (`JOBGATE_EMBEDDED_STORE=memory`), each on a fresh all-in-one; starts and accepts measured in turns, then end-to-end `sleep 0` jobs and raw workflows. Server CPU is the all-in-one process's CPU time per operation.\n\n")
 		t := newTable("store", "raw SDK starts", "jobgate accepts", "jobgate end to end", "raw end to end", "server CPU per start / accept / job")
 		var file, memory *storeRow
 		for i, s := range r.Stores {
