@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"strings"
@@ -180,13 +179,8 @@ func TestExportNDJSONZipped(t *testing.T) {
 func TestLargeResultInBlobStorage(t *testing.T) {
 	t.Parallel()
 	big := `{"rows":["` + strings.Repeat("x", 300<<10) + `"]}`
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, big)
-	}))
-	t.Cleanup(target.Close)
 	e := mustStartEnv(t, envOptions{allowPrivate: true})
-	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": target.URL}}))
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": jsonServer(t, big)}}))
 	e.waitState(id, job.StateSucceeded, 20*time.Second)
 
 	out := e.outputOf(id)

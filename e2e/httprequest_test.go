@@ -124,13 +124,8 @@ func TestHTTPRequestRefusesLoopback(t *testing.T) {
 func TestMidSizedResultReadsTheSameEachTime(t *testing.T) {
 	t.Parallel()
 	big := `{"data":"` + strings.Repeat("x", 100<<10) + `"}`
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, big)
-	}))
-	t.Cleanup(target.Close)
 	e := mustStartEnv(t, envOptions{allowPrivate: true})
-	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": target.URL}}))
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": jsonServer(t, big)}}))
 	e.waitState(id, job.StateSucceeded, 15*time.Second)
 	first := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
 	second := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
@@ -139,4 +134,16 @@ func TestMidSizedResultReadsTheSameEachTime(t *testing.T) {
 	var out struct{ Body json.RawMessage }
 	require.NoError(t, json.Unmarshal(second.Body, &out))
 	require.JSONEq(t, big, string(out.Body))
+}
+
+// jsonServer serves body as JSON to every request until the test ends, and
+// returns its URL.
+func jsonServer(t *testing.T, body string) string {
+	t.Helper()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(target.Close)
+	return target.URL
 }

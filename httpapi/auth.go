@@ -41,11 +41,15 @@ func ParseAPIKeys(entries []string) ([]APIKey, error) {
 	return keys, nil
 }
 
-func validTenant(t string) bool {
-	if t == "" || len(t) > 64 {
+func validTenant(t string) bool { return plainToken(t, 64) }
+
+// plainToken reports whether s is 1 to maxLen characters of A-Z a-z 0-9
+// - _ . (tenant names, request ids).
+func plainToken(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
 		return false
 	}
-	for _, r := range t {
+	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
 			return false
 		}

@@ -253,17 +253,7 @@ func firstValue(v string) string {
 	return strings.TrimSpace(first)
 }
 
-func validRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
+func validRequestID(id string) bool { return plainToken(id, 128) }
 
 func newRequestID() string {
 	var b [12]byte
