@@ -92,6 +92,8 @@ type envOptions struct {
 	publicURL    string
 	proxies      []netip.Prefix
 	dialOptions  []grpc.DialOption
+	// requireKey makes the Idempotency-Key mandatory.
+	requireKey bool
 	// metrics, when set, collects the env's metrics and serves /metrics.
 	metrics *metrics.Metrics
 	// tracer, when set, traces HTTP, workflows and activities.
@@ -193,6 +195,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		keys = append(keys, httpapi.APIKey{Tenant: tenant, Hash: sha256.Sum256([]byte(key))})
 	}
 	apiCfg.MaxBodyBytes = opts.maxBody
+	apiCfg.RequireIdempotencyKey = opts.requireKey
 	apiCfg.Tenant = queue
 	apiCfg.PublicURL = opts.publicURL
 	apiCfg.TrustedProxies = opts.proxies

@@ -103,3 +103,13 @@ func TestNoKeyMeansNewJobs(t *testing.T) {
 	require.NotEqual(t, a, b)
 	require.Equal(t, byte('4'), a[14], "UUID version 4: %s", a)
 }
+
+// A deployment that requires the key refuses a submission without one and
+// creates nothing; with a key it accepts.
+func TestRequiredIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, requireKey: true})
+	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`), http.StatusBadRequest, "idempotency-key-missing")
+	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`))
+	e.submit(`{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "required-"+e.TaskQueue)
+}
