@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
@@ -68,9 +67,6 @@ type Worker struct {
 	ResultBlobThreshold int64
 	// Webhooks delivers jobs' callbacks; nil fails every delivery.
 	Webhooks *Webhooks
-	// Log receives what goes wrong outside any job's outcome (default:
-	// discard).
-	Log *slog.Logger
 }
 
 // Register registers every kind as an activity named after it, and
@@ -83,13 +79,6 @@ func (w *Worker) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(w.DeliverWebhook, activity.RegisterOptions{Name: workflows.DeliverWebhookActivity})
 	r.RegisterActivityWithOptions(w.DeleteResult, activity.RegisterOptions{Name: workflows.DeleteResultActivity})
 	r.RegisterActivityWithOptions(w.DeleteScratch, activity.RegisterOptions{Name: workflows.DeleteScratchActivity})
-}
-
-func (w *Worker) log() *slog.Logger {
-	if w.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return w.Log
 }
 
 // runner adapts a kind's Run function to an activity. work is nil for jobs

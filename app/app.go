@@ -135,7 +135,7 @@ func Run(extra ...job.Kind) error {
 	st.connect(c, cfg)
 
 	if cfg.runsWorker() {
-		w := engine.NewWorker(c, cfg.TaskQueue, kinds, st.workerOptions(cfg, logger))
+		w := engine.NewWorker(c, cfg.TaskQueue, kinds, st.workerOptions(cfg))
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
 		}

@@ -107,12 +107,11 @@ func (st *storage) connect(c client.Client, cfg Config) {
 
 // workerOptions are a worker's options with results, webhooks and cleanup
 // wired.
-func (st *storage) workerOptions(cfg Config, logger *slog.Logger) engine.WorkerOptions {
+func (st *storage) workerOptions(cfg Config) engine.WorkerOptions {
 	return engine.WorkerOptions{
 		MaxConcurrentJobs:   cfg.WorkerConcurrency,
 		Blobs:               st.blobs,
 		ResultBlobThreshold: cmp.Or(cfg.ResultBlobThreshold, -1),
-		Logger:              logger,
 		Webhooks: &engine.WebhookOptions{
 			Secrets:   st.secrets,
 			Outbound:  outbound(cfg),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -32,9 +31,6 @@ type WorkerOptions struct {
 	ResultBlobThreshold int64
 	// Webhooks configures webhook delivery; nil fails every delivery.
 	Webhooks *WebhookOptions
-	// Logger receives what goes wrong outside jobs' outcomes (default:
-	// discard).
-	Logger *slog.Logger
 }
 
 // WebhookOptions configures how a worker delivers jobs' webhooks.
@@ -66,7 +62,7 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 		WorkerStopTimeout:                10 * time.Second,
 	})
 	workflows.Register(w)
-	acts := &activities.Worker{Kinds: kinds, Blobs: opts.Blobs, ResultBlobThreshold: opts.ResultBlobThreshold, Log: opts.Logger}
+	acts := &activities.Worker{Kinds: kinds, Blobs: opts.Blobs, ResultBlobThreshold: opts.ResultBlobThreshold}
 	if wo := opts.Webhooks; wo != nil {
 		// Webhooks read the job's status as the API does.
 		reader := New(c, nil, Config{TaskQueue: taskQueue, ResultTTL: wo.ResultTTL, FinishedCacheSize: -1})
