@@ -87,7 +87,7 @@ func TestCancellationLatency(t *testing.T) {
 		case <-time.After(CancelBound):
 			t.Fatalf("job %s: the work did not see the cancellation within %s", id, CancelBound)
 		}
-		body := e.waitState(id, job.StateCanceled, 10*time.Second).JSON(t)
+		body := e.waitState(id, job.StateCanceled, workerRoundTrip).JSON(t)
 		require.EqualValues(t, 1, body["attempt"], "a canceled job is not retried")
 	}
 	slices.Sort(latencies)

@@ -28,18 +28,18 @@ func TestClientAgainstTheServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	quick, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}, Wait: 5 * time.Second})
+	quick, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}, Wait: 30 * time.Second})
 	require.NoError(t, err)
 	require.Equal(t, client.StateSucceeded, quick.State)
 	var slept struct{ Slept int }
 	require.NoError(t, c.ResultJSON(ctx, quick.ID, &slept))
 	require.Equal(t, 1, slept.Slept)
 
-	j, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 2}, IdempotencyKey: "client-" + e.TaskQueue})
+	j, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 5}, IdempotencyKey: "client-" + e.TaskQueue})
 	require.NoError(t, err)
 	require.Equal(t, client.StateQueued, j.State)
 	require.Positive(t, j.RetryAfter)
-	again, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 2}, IdempotencyKey: "client-" + e.TaskQueue})
+	again, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 5}, IdempotencyKey: "client-" + e.TaskQueue})
 	require.NoError(t, err)
 	require.True(t, again.Replayed)
 	require.Equal(t, j.ID, again.ID)

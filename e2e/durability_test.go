@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,10 +142,11 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	const n = 20
 	ids := make([]string, n)
 	for i := range n {
-		ids[i], _ = api.submit(`{"kind":"sleep","input":{"seconds":3}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
+		ids[i], _ = api.submit(`{"kind":"sleep","input":{"seconds":6}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
 	}
-	eventually(t, 10*time.Second, "a job running", func() bool {
-		return api.do(http.MethodGet, "/v1/jobs/"+ids[0], "").JSON(t)["state"] == "running"
+	eventually(t, 30*time.Second, "a job running or done", func() bool {
+		state := api.do(http.MethodGet, "/v1/jobs/"+ids[0], "").JSON(t)["state"]
+		return state == "running" || state == "succeeded"
 	})
 	succeeded := 0
 	for _, id := range ids {
@@ -162,10 +164,10 @@ func TestDurabilityAcrossKill(t *testing.T) {
 		eventually(t, 90*time.Second, "job "+id+" succeeded after the restart", func() bool {
 			return api.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusSeeOther
 		})
-		require.JSONEq(t, `{"slept":3}`, string(api.do(http.MethodGet, "/v1/jobs/"+id+"/result", "").Body))
+		require.JSONEq(t, `{"slept":6}`, string(api.do(http.MethodGet, "/v1/jobs/"+id+"/result", "").Body))
 	}
 	for i, id := range ids {
-		replay := api.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":3}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
+		replay := api.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":6}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
 		require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
 		require.Equal(t, id, replay.JSON(t)["id"])
 	}
@@ -178,17 +180,29 @@ func TestDurabilityAcrossKill(t *testing.T) {
 		require.NoError(t, err)
 		return resp.GetCount()
 	}
+	// Visibility lags the workflows' own records.
+	eventually(t, 30*time.Second, "visibility: all completed", func() bool {
+		return count(`WorkflowType = 'Job' AND ExecutionStatus = 'Completed'`) == n
+	})
 	require.EqualValues(t, n, count(`WorkflowType = 'Job'`), "one workflow per job, none lost or duplicated")
-	require.EqualValues(t, n, count(`WorkflowType = 'Job' AND ExecutionStatus = 'Completed'`))
 
 	// A client long-polling a running job must not hold the shutdown for
 	// its whole wait.
 	running, _ := api.submit(`{"kind":"sleep","input":{"seconds":300}}`)
-	api.waitState(running, job.StateRunning, 10*time.Second)
+	api.waitState(running, job.StateRunning, workerRoundTrip)
 	polling := make(chan int, 1)
+	wrote := make(chan struct{}, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, api.URL+"/v1/jobs/"+running, nil)
 		req.Header.Set("Prefer", "wait=60")
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) {
+				select {
+				case wrote <- struct{}{}:
+				default:
+				}
+			},
+		}))
 		resp, err := (&http.Client{Timeout: 90 * time.Second}).Do(req)
 		if err != nil {
 			polling <- 0
@@ -197,7 +211,12 @@ func TestDurabilityAcrossKill(t *testing.T) {
 		resp.Body.Close()
 		polling <- resp.StatusCode
 	}()
-	time.Sleep(300 * time.Millisecond) // let the long-poll arrive
+	select {
+	case <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long-poll was not sent within 10s")
+	}
+	time.Sleep(500 * time.Millisecond) // let the server take the long-poll up
 	stopping := time.Now()
 	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
 	select {

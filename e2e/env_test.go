@@ -295,6 +295,10 @@ func (e *env) submit(body string, header ...string) (string, response) {
 	return id, resp
 }
 
+// workerRoundTrip bounds waits that need a worker to pick up and run
+// workflow and activity tasks; generous for loaded CI machines.
+const workerRoundTrip = 30 * time.Second
+
 // waitState polls a job's status until state, failing after limit.
 func (e *env) waitState(id string, state job.State, limit time.Duration) response {
 	e.t.Helper()

@@ -209,9 +209,9 @@ func TestLargeResultInBlobStorage(t *testing.T) {
 // JobCleanup workflow; the job answers 410 from then on.
 func TestExpiredResultBlobIsDeleted(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{resultTTL: 2 * time.Second, resultBlobThreshold: -1})
+	e := mustStartEnv(t, envOptions{resultTTL: 8 * time.Second, resultBlobThreshold: -1})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
-	e.waitState(id, job.StateSucceeded, 10*time.Second)
+	e.waitState(id, job.StateSucceeded, workerRoundTrip)
 	out := e.outputOf(id)
 	require.NotNil(t, out.Blob, "every result goes to blob storage with a negative threshold")
 	result := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
@@ -221,7 +221,7 @@ func TestExpiredResultBlobIsDeleted(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 
-	eventually(t, 10*time.Second, "410 after the TTL", func() bool {
+	eventually(t, 30*time.Second, "410 after the TTL", func() bool {
 		return e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "").StatusCode == http.StatusGone
 	})
 	eventually(t, 30*time.Second, "blob deleted", func() bool {
@@ -229,9 +229,13 @@ func TestExpiredResultBlobIsDeleted(t *testing.T) {
 		require.NoError(t, err)
 		return !ok
 	})
-	desc, err := e.Temporal.DescribeWorkflowExecution(context.Background(), id+":cleanup", "")
-	require.NoError(t, err)
-	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.GetWorkflowExecutionInfo().GetStatus())
+	// The blob goes in the cleanup workflow's last activity; the workflow
+	// completes a moment after.
+	eventually(t, 10*time.Second, "cleanup workflow completed", func() bool {
+		desc, err := e.Temporal.DescribeWorkflowExecution(context.Background(), id+":cleanup", "")
+		require.NoError(t, err)
+		return desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	})
 	requireProblem(t, e.do(http.MethodGet, "/v1/jobs/"+id+"/result", ""), http.StatusGone, "expired")
 }
 

@@ -51,7 +51,7 @@ func TestRecordHistories(t *testing.T) {
 	record("sleep-succeeded", ok)
 
 	canceled, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
-	e.waitState(canceled, job.StateRunning, 10*time.Second)
+	e.waitState(canceled, job.StateRunning, workerRoundTrip)
 	e.do(http.MethodDelete, "/v1/jobs/"+canceled, "")
 	e.waitState(canceled, job.StateCanceled, 15*time.Second)
 	record("sleep-canceled", canceled)

@@ -47,7 +47,9 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 	require.Equal(t, "succeeded", done.JSON(t)["state"])
 	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":2}}`, "Idempotency-Key", key),
 		http.StatusUnprocessableEntity, "idempotency-key-reused")
-	require.EqualValues(t, 1, e.countWorkflows(`WorkflowId = '`+id+`'`))
+	eventually(t, 30*time.Second, "one workflow in visibility", func() bool {
+		return e.countWorkflows(`WorkflowId = '`+id+`'`) == 1
+	})
 }
 
 // Fifty identical requests racing with one key make exactly one workflow,
@@ -89,7 +91,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	require.Equal(t, 1, fresh, "exactly one request created the job")
 	id := engine.KeyedID(e.Tenant, key)
 	require.Equal(t, n, ids[id])
-	eventually(t, 5*time.Second, "visible in visibility", func() bool { return e.countWorkflows(`WorkflowId = '`+id+`'`) > 0 })
+	eventually(t, 30*time.Second, "visible in visibility", func() bool { return e.countWorkflows(`WorkflowId = '`+id+`'`) > 0 })
 	require.EqualValues(t, 1, e.countWorkflows(`WorkflowId = '`+id+`'`))
 	require.EqualValues(t, 1, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "one workflow in all")
 }

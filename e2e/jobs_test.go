@@ -92,7 +92,7 @@ func TestResultBeforeFinishedIs409(t *testing.T) {
 	require.Equal(t, "/v1/jobs/"+id, p["statusUrl"])
 	require.Contains(t, []any{"queued", "running"}, p["state"])
 	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
-	e.waitState(id, job.StateCanceled, 10*time.Second)
+	e.waitState(id, job.StateCanceled, workerRoundTrip)
 }
 
 // DELETE reaches the running sleep activity through its heartbeats: the
@@ -102,7 +102,7 @@ func TestCancelRunningJob(t *testing.T) {
 	t.Parallel()
 	e := mustStartEnv(t, envOptions{})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
-	e.waitState(id, job.StateRunning, 10*time.Second)
+	e.waitState(id, job.StateRunning, workerRoundTrip)
 
 	deleted := e.do(http.MethodDelete, "/v1/jobs/"+id, "")
 	require.Equal(t, http.StatusAccepted, deleted.StatusCode, "body: %s", deleted.Body)
@@ -110,7 +110,7 @@ func TestCancelRunningJob(t *testing.T) {
 	require.Contains(t, []any{"canceling", "canceled"}, deleted.JSON(t)["state"])
 
 	start := time.Now()
-	canceled := e.waitState(id, job.StateCanceled, 10*time.Second)
+	canceled := e.waitState(id, job.StateCanceled, workerRoundTrip)
 	t.Logf("DELETE to canceled: %s", time.Since(start))
 	body := canceled.JSON(t)
 	problem := body["error"].(map[string]any)
@@ -178,10 +178,10 @@ func TestHealthAndReadiness(t *testing.T) {
 // A finished job past the result TTL answers 410 on status and result.
 func TestExpiredJobIsGone(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{resultTTL: 2 * time.Second})
+	e := mustStartEnv(t, envOptions{resultTTL: 8 * time.Second})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
-	e.waitState(id, job.StateSucceeded, 10*time.Second)
-	eventually(t, 10*time.Second, "410 after the TTL", func() bool {
+	e.waitState(id, job.StateSucceeded, workerRoundTrip)
+	eventually(t, 30*time.Second, "410 after the TTL", func() bool {
 		return e.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusGone
 	})
 	requireProblem(t, e.do(http.MethodGet, "/v1/jobs/"+id, ""), http.StatusGone, "expired")
@@ -254,7 +254,7 @@ func TestCancelWhileQueuedNeverStarts(t *testing.T) {
 
 	e.startWorker()
 
-	e.waitState(id, job.StateCanceled, 10*time.Second)
+	e.waitState(id, job.StateCanceled, workerRoundTrip)
 	it := e.Temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -270,14 +270,14 @@ func TestOperatorCancelAndTerminateShowAsCanceled(t *testing.T) {
 	e := mustStartEnv(t, envOptions{})
 	canceled, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
 	terminated, _ := e.submit(`{"kind":"sleep","input":{"seconds":600}}`)
-	e.waitState(canceled, job.StateRunning, 10*time.Second)
-	e.waitState(terminated, job.StateRunning, 10*time.Second)
+	e.waitState(canceled, job.StateRunning, workerRoundTrip)
+	e.waitState(terminated, job.StateRunning, workerRoundTrip)
 
 	require.NoError(t, e.Temporal.CancelWorkflow(context.Background(), canceled, ""))
 	require.NoError(t, e.Temporal.TerminateWorkflow(context.Background(), terminated, "", "stuck, says the on-call"))
 
-	e.waitState(canceled, job.StateCanceled, 10*time.Second)
-	body := e.waitState(terminated, job.StateCanceled, 10*time.Second).JSON(t)
+	e.waitState(canceled, job.StateCanceled, workerRoundTrip)
+	body := e.waitState(terminated, job.StateCanceled, workerRoundTrip).JSON(t)
 	require.Contains(t, body["error"].(map[string]any)["detail"], "terminated by an operator: stuck, says the on-call")
 	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, "/v1/jobs/"+terminated, "").StatusCode)
 }

@@ -48,7 +48,7 @@ func TestMetrics(t *testing.T) {
 	t.Cleanup(func() { _ = m.Close() })
 	e := mustStartEnv(t, envOptions{metrics: m})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
-	e.waitState(id, job.StateSucceeded, 10*time.Second)
+	e.waitState(id, job.StateSucceeded, workerRoundTrip)
 	e.do(http.MethodGet, "/v1/jobs/7d9f0c6e-3f1a-4a8e-9b57-1f0e2a9c4d11", "")
 
 	var text string
@@ -76,7 +76,7 @@ func TestTracing(t *testing.T) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	e := mustStartEnv(t, envOptions{tracer: tp})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
-	e.waitState(id, job.StateSucceeded, 10*time.Second)
+	e.waitState(id, job.StateSucceeded, workerRoundTrip)
 
 	want := []string{"POST /v1/jobs", "StartWorkflow:Job", "RunWorkflow:Job", "StartActivity:sleep", "RunActivity:sleep"}
 	var byName map[string]sdktrace.ReadOnlySpan

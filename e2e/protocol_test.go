@@ -18,9 +18,9 @@ import (
 func TestSubmitWaitShortJobAnswers303(t *testing.T) {
 	t.Parallel()
 	e := mustStartEnv(t, envOptions{})
-	resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Prefer", "wait=5")
+	resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Prefer", "wait=30")
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode, "body: %s", resp.Body)
-	require.Equal(t, "wait=5", resp.Header.Get("Preference-Applied"))
+	require.Equal(t, "wait=30", resp.Header.Get("Preference-Applied"))
 	body := resp.JSON(t)
 	require.Equal(t, "succeeded", body["state"])
 	require.Equal(t, "/v1/jobs/"+body["id"].(string)+"/result", resp.Header.Get("Location"))
@@ -37,7 +37,7 @@ func TestSubmitWaitLongJobAnswers202AfterTheWait(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Equal(t, http.StatusAccepted, resp.StatusCode)
 	require.GreaterOrEqual(t, elapsed, time.Second, "it waited")
-	require.Less(t, elapsed, 5*time.Second, "it did not wait for the job")
+	require.Less(t, elapsed, 10*time.Second, "it did not wait for the job")
 	require.Empty(t, resp.Header.Get("Preference-Applied"))
 	require.Contains(t, []any{"queued", "running"}, resp.JSON(t)["state"])
 	t.Logf("wait=1 on a 10 s job answered 202 after %s", elapsed)
@@ -47,7 +47,7 @@ func TestSubmitWaitLongJobAnswers202AfterTheWait(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, async.StatusCode)
 	require.Equal(t, "respond-async", async.Header.Get("Preference-Applied"))
 
-	failed := e.do(http.MethodPost, "/v1/jobs", `{"kind":"http.request","input":{"url":"http://127.0.0.1:1/","maxAttempts":1}}`, "Prefer", "wait=10")
+	failed := e.do(http.MethodPost, "/v1/jobs", `{"kind":"http.request","input":{"url":"http://127.0.0.1:1/","maxAttempts":1}}`, "Prefer", "wait=30")
 	require.Equal(t, http.StatusOK, failed.StatusCode, "body: %s", failed.Body)
 	require.Equal(t, "failed", failed.JSON(t)["state"])
 }
@@ -87,7 +87,7 @@ func TestLongPollReturnsOnProgress(t *testing.T) {
 	t.Parallel()
 	e := mustStartEnv(t, envOptions{})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":30}}`)
-	running := e.waitState(id, job.StateRunning, 10*time.Second)
+	running := e.waitState(id, job.StateRunning, workerRoundTrip)
 	before := running.JSON(t)["progress"]
 
 	for range 3 {
@@ -100,12 +100,12 @@ func TestLongPollReturnsOnProgress(t *testing.T) {
 		require.NotEqual(t, before, after, "it returned because the progress changed")
 		// Progress moves every second; the answer follows within the
 		// heartbeat and watch intervals.
-		require.Less(t, elapsed, 2500*time.Millisecond)
+		require.Less(t, elapsed, 15*time.Second, "answered on the change, not after wait=20")
 		t.Logf("long-poll answered after %s with %v", elapsed, after)
 		running, before = resp, after
 	}
 	e.do(http.MethodDelete, "/v1/jobs/"+id, "")
-	e.waitState(id, job.StateCanceled, 10*time.Second)
+	e.waitState(id, job.StateCanceled, workerRoundTrip)
 }
 
 // An event stream delivers each state through to succeeded, then ends; a
@@ -187,7 +187,7 @@ func TestListingPagesThroughJobs(t *testing.T) {
 		id, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
 		want[id] = true
 	}
-	eventually(t, 10*time.Second, "all jobs visible", func() bool {
+	eventually(t, 30*time.Second, "all jobs visible", func() bool {
 		return e.countWorkflows(fmt.Sprintf("JobTenant = '%s'", e.Tenant)) == n
 	})
 

@@ -42,7 +42,7 @@ func TestScaleOutSurvivesAWorker(t *testing.T) {
 	}
 	temporal := mustStartEnv(t, envOptions{noWorker: true}).Temporal
 
-	id, _ := apis[0].submit(`{"kind":"sleep","input":{"seconds":4}}`)
+	id, _ := apis[0].submit(`{"kind":"sleep","input":{"seconds":8}}`)
 	apis[1].waitState(id, job.StateRunning, 15*time.Second)
 
 	// Which worker runs it? Its identity starts with its pid.
@@ -57,7 +57,7 @@ func TestScaleOutSurvivesAWorker(t *testing.T) {
 	require.NoError(t, victim.Process.Signal(syscall.SIGKILL))
 
 	// The heartbeat timeout (10 s) hands the work to the other worker.
-	done := apis[1].waitState(id, job.StateSucceeded, 60*time.Second).JSON(t)
+	done := apis[1].waitState(id, job.StateSucceeded, 90*time.Second).JSON(t)
 	require.EqualValues(t, 2, done["attempt"], "the second attempt, on the surviving worker")
 	var finisher string
 	it := temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)

@@ -138,7 +138,7 @@ func TestWebhookGoneStopsDelivery(t *testing.T) {
 	rc := mustStartReceiver(t, http.StatusInternalServerError, http.StatusGone)
 	e := mustStartEnv(t, envOptions{allowPrivate: true})
 	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "sleep", "input": map[string]any{"seconds": 600}, "callbackUrl": rc.URL}))
-	e.waitState(id, job.StateRunning, 10*time.Second)
+	e.waitState(id, job.StateRunning, workerRoundTrip)
 	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
 
 	body := e.callbackOf(id, job.CallbackGone, 30*time.Second)
@@ -156,9 +156,11 @@ func TestWebhookGoneStopsDelivery(t *testing.T) {
 	require.NoError(t, json.Unmarshal(got[1].body, &payload))
 	require.Equal(t, "job.canceled", payload.Type)
 	// The delivery workflow has closed: nothing else will be sent.
-	desc, err := e.Temporal.DescribeWorkflowExecution(t.Context(), id+":webhook", "")
-	require.NoError(t, err)
-	require.Equal(t, "Completed", desc.GetWorkflowExecutionInfo().GetStatus().String())
+	eventually(t, 10*time.Second, "webhook workflow completed", func() bool {
+		desc, err := e.Temporal.DescribeWorkflowExecution(t.Context(), id+":webhook", "")
+		require.NoError(t, err)
+		return desc.GetWorkflowExecutionInfo().GetStatus().String() == "Completed"
+	})
 }
 
 // Webhooks to loopback are refused at connect time when private targets

@@ -75,9 +75,10 @@ func TestWatchSharesOneLoopAndWakesOnChange(t *testing.T) {
 	for j := range results {
 		require.EqualValues(t, 2, j.Progress.Current)
 	}
-	// 200 waiters over ~100ms at a 20ms interval: a handful of look-ups,
-	// not one per waiter per interval.
-	require.Less(t, f.loads.Load(), int64(20), "look-ups are shared")
+	// 200 waiters over ~100ms at a 20ms interval: a handful of look-ups
+	// (more when a loaded machine stretches the sleep), not one per
+	// waiter, let alone one per waiter per interval.
+	require.Less(t, f.loads.Load(), int64(waiters/2), "look-ups are shared")
 }
 
 func TestWatchNeverAnswersWithAnOlderLookUp(t *testing.T) {
@@ -96,7 +97,9 @@ func TestWatchNeverAnswersWithAnOlderLookUp(t *testing.T) {
 	// still says attempt 1 must not be handed back to it as a change.
 	f.set(func(j *job.Job) { j.Attempt = 2 }, nil)
 	current := f.j
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// Long enough for a fresh look-up even on a loaded machine: when the
+	// context ends first, Watch answers with the latest look-up it has.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	j, err := s.Watch(ctx, "t", "a", current.Version())
 	require.NoError(t, err)
@@ -120,7 +123,7 @@ func TestWatchReturnsAFailureAtOnce(t *testing.T) {
 	start := time.Now()
 	_, err := s.Watch(ctx, "t", "a", f.j.Version())
 	require.True(t, errors.Is(err, job.ErrNotFound), "got %v", err)
-	require.Less(t, time.Since(start), time.Second, "the failure is answered, not waited out")
+	require.Less(t, time.Since(start), 2*time.Second, "the failure is answered, not waited out")
 }
 
 func TestWatchAnswersAFinishedJobAtOnce(t *testing.T) {
