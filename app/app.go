@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -124,6 +126,9 @@ func Run(extra ...job.Kind) error {
 		HostPort:       address,
 		Namespace:      cfg.TemporalNamespace,
 		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		ConnectionOptions: client.ConnectionOptions{
+			GrpcCompression: grpcCompression(cfg.TemporalCompression, address),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", address, err)
@@ -186,6 +191,13 @@ func Run(extra ...job.Kind) error {
 	}
 	if cfg.OTLPEndpoint != "" {
 		handler = tracing.HTTP(handler, tp)
+	}
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		shutdown = append(shutdown, stopPprof)
 	}
 	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
 	if err != nil {
@@ -250,6 +262,53 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 		return nil, fmt.Errorf("embedded Temporal server: %w", err)
 	}
 	return srv, nil
+}
+
+// grpcCompression is the SDK's compression for setting (auto, gzip or
+// none) to address.
+func grpcCompression(setting, address string) client.GrpcCompression {
+	if setting == "none" || setting == "auto" && isLoopback(address) {
+		return &client.GrpcCompressionNone{}
+	}
+	return &client.GrpcCompressionGzip{}
+}
+
+// isLoopback reports whether a host:port names this machine's loopback
+// interface.
+func isLoopback(address string) bool {
+	host, _, err := net.SplitHostPort(address)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// servePprof serves net/http/pprof's handlers at addr until the returned
+// function is called.
+func servePprof(addr string, logger *slog.Logger) (func(context.Context), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("profiler listen on %s: %w (set JOBGATE_PPROF_ADDR to another address, or empty)", addr, err)
+	}
+	// No write timeout: a CPU profile or trace streams for as long as asked.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("profiler failed", "error", err)
+		}
+	}()
+	fmt.Printf("jobgate: profiler at http://%s/debug/pprof/\n", displayAddr(ln.Addr()))
+	return func(context.Context) { _ = srv.Close() }, nil
 }
 
 // listen binds addr first, so that a port in use fails start-up with a

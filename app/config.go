@@ -26,6 +26,11 @@ type Config struct {
 	TemporalNamespace string `envconfig:"TEMPORAL_NAMESPACE" default:"default"`
 	// TaskQueue is the Temporal task queue API and workers share.
 	TaskQueue string `envconfig:"TASK_QUEUE" default:"jobgate"`
+	// TemporalCompression is the gRPC compression of requests to Temporal:
+	// gzip, none, or auto (none to a loopback address such as the embedded
+	// server, where there is no bandwidth to save and compressing every
+	// small request costs CPU; gzip, the SDK's default, to anything else).
+	TemporalCompression string `envconfig:"TEMPORAL_COMPRESSION" default:"auto"`
 	// TemporalCallTimeout bounds every call the API makes to Temporal; a
 	// slower answer is a 503.
 	TemporalCallTimeout time.Duration `envconfig:"TEMPORAL_CALL_TIMEOUT" default:"5s"`
@@ -105,6 +110,10 @@ type Config struct {
 	OTLPInsecure bool `envconfig:"OTLP_INSECURE" default:"false"`
 	// LogLevel is jobgate's log level (debug, info, warn, error).
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// PprofAddr, when set, serves Go's profiler (net/http/pprof) on its
+	// own listener at this address, e.g. 127.0.0.1:6060. It reveals the
+	// process's internals: bind it to loopback or a private network.
+	PprofAddr string `envconfig:"PPROF_ADDR"`
 
 	trustedProxies []netip.Prefix
 	apiKeys        []httpapi.APIKey
@@ -128,6 +137,11 @@ func loadConfig() (Config, error) {
 		}
 	default:
 		return cfg, fmt.Errorf("configuration: JOBGATE_ROLE must be all, api or worker, not %q", cfg.Role)
+	}
+	switch cfg.TemporalCompression {
+	case "auto", "gzip", "none":
+	default:
+		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_COMPRESSION must be auto, gzip or none, not %q", cfg.TemporalCompression)
 	}
 	if cfg.EmbeddedStore != "file" && cfg.EmbeddedStore != "memory" {
 		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file or memory, not %q", cfg.EmbeddedStore)

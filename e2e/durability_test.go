@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -67,7 +69,7 @@ func freeLoopbackPort(tb testing.TB) int {
 }
 
 // startProcess runs the binary on dataDir and waits until it is ready.
-func startProcess(tb testing.TB, dataDir string, ports processPorts) *process {
+func startProcess(tb testing.TB, dataDir string, ports processPorts, env ...string) *process {
 	tb.Helper()
 	cmd := exec.Command(mustBuildBinary(tb))
 	cmd.Env = append(os.Environ(),
@@ -76,6 +78,7 @@ func startProcess(tb testing.TB, dataDir string, ports processPorts) *process {
 		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(ports.temporal),
 		"JOBGATE_EMBEDDED_UI_PORT=0",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	p := &process{cmd: cmd, output: &bytes.Buffer{}, done: make(chan error, 1)}
 	w := &lockedWriter{buf: p.output}
 	cmd.Stdout, cmd.Stderr = w, w
@@ -159,7 +162,17 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	<-first.done
 	first.done <- nil
 
-	second := startProcess(t, dataDir, ports)
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	second := startProcess(t, dataDir, ports, "JOBGATE_PPROF_ADDR="+pprofAddr)
+	// JOBGATE_PPROF_ADDR serves the profiler on its own listener.
+	prof, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
+	require.NoError(t, err)
+	cmdline, err := io.ReadAll(prof.Body)
+	prof.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, prof.StatusCode)
+	require.Contains(t, string(cmdline), "jobgate")
+	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/debug/pprof/cmdline", "").StatusCode, "not on the API's port")
 	for _, id := range ids {
 		eventually(t, 90*time.Second, "job "+id+" succeeded after the restart", func() bool {
 			return api.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusSeeOther
@@ -230,4 +243,27 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	require.Less(t, time.Since(stopping), 25*time.Second, "the open long-poll did not hold the shutdown (JOBGATE_SHUTDOWN_TIMEOUT is 30s)")
 	require.Equal(t, http.StatusOK, <-polling, "the long-poll got its answer before the server went")
 	require.Contains(t, second.output.String(), "jobgate stopped")
+
+	// The embedded store dropped the visibility indexes nothing queries
+	// (devserver.trimVisibilityIndexes) and kept those jobgate's listing
+	// and Temporal's own queries use.
+	// (The driver is the one the embedded server uses, registered by it.)
+	db, err := sql.Open("sqlite", filepath.Join(dataDir, "temporal.db"))
+	require.NoError(t, err)
+	defer db.Close()
+	indexes := map[string]bool{}
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var name string
+		require.NoError(t, rows.Scan(&name))
+		indexes[name] = true
+	}
+	require.NoError(t, rows.Err())
+	for _, gone := range []string{"by_bool_01", "by_int_03", "by_datetime_02", "by_double_01", "by_history_length"} {
+		require.False(t, indexes[gone], gone)
+	}
+	for _, kept := range []string{"default_idx", "by_keyword_01", "by_keyword_02", "by_keyword_03", "by_status", "by_temporal_namespace_division"} {
+		require.True(t, indexes[kept], kept)
+	}
 }

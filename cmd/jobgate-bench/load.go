@@ -136,10 +136,13 @@ func merge(ss ...stats) stats {
 	return newStats(lat, out.Errors, out.Elapsed, out.FirstError)
 }
 
-// alternate measures a and b in turns of slices windows each, so that a
-// drift in the machine's load (other work on a shared machine) hits both
-// alike, and returns the pooled measurements. With a meter (a process's
-// CPU time so far), it also returns the CPU time spent during each.
+// alternate measures a and b in turns, slices windows each, in the order
+// a b b a a b …, so that neither always runs first: what one leaves behind
+// (the server's asynchronous work, such as visibility writes, a window
+// of starts queues) falls on the other as often as on itself, and a drift
+// in the machine's load hits both alike. It returns the pooled
+// measurements and, with a meter (a process's CPU time so far), the CPU
+// time spent during each.
 func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter func() time.Duration) (sa, sb stats, cpuA, cpuB time.Duration) {
 	slices = max(slices, 1)
 	spec.Duration /= time.Duration(slices)
@@ -147,14 +150,19 @@ func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter fu
 		meter = func() time.Duration { return 0 }
 	}
 	var as, bs []stats
-	for range slices {
+	measure := func(f op, into *[]stats, cpu *time.Duration) {
 		t0 := meter()
-		as = append(as, runLoad(ctx, spec, callTimeout, a))
-		t1 := meter()
-		bs = append(bs, runLoad(ctx, spec, callTimeout, b))
-		t2 := meter()
-		cpuA += t1 - t0
-		cpuB += t2 - t1
+		*into = append(*into, runLoad(ctx, spec, callTimeout, f))
+		*cpu += meter() - t0
+	}
+	for i := range slices {
+		if i%2 == 0 {
+			measure(a, &as, &cpuA)
+			measure(b, &bs, &cpuB)
+		} else {
+			measure(b, &bs, &cpuB)
+			measure(a, &as, &cpuA)
+		}
 	}
 	return merge(as...), merge(bs...), cpuA, cpuB
 }

@@ -316,7 +316,7 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	for _, conc := range o.conc {
 		spec := loadSpec{Concurrency: conc, Duration: o.duration}
 		logf("accept path at concurrency %d: raw StartWorkflow and POST /v1/jobs, in turns", conc)
-		raw, jg, _, _ := alternate(ctx, spec, 3, r.rawStartOp, r.acceptOp, nil)
+		raw, jg, _, _ := alternate(ctx, spec, 4, r.rawStartOp, r.acceptOp, nil)
 		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
 		keep(failed(fmt.Sprintf("accepts at concurrency %d", conc), jg))
 		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw})
@@ -337,11 +337,11 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 		return errors.Join(append(errs, err)...)
 	}
 	logf("status of running jobs: GET and raw Describe, in turns")
-	runJG, runRaw, _, _ := alternate(ctx, spec, 3, getOp(r.allAPI, running), describeOp(r.c, running), nil)
+	runJG, runRaw, _, _ := alternate(ctx, spec, 4, getOp(r.allAPI, running), describeOp(r.c, running), nil)
 	cancelRunning()
 	keep(readAll(ctx, r.allAPI, finished, 16))
 	logf("status of finished jobs: GET and raw Describe, in turns")
-	finJG, finRaw, _, _ := alternate(ctx, spec, 3, getOp(r.allAPI, finished), describeOp(r.c, finished), nil)
+	finJG, finRaw, _, _ := alternate(ctx, spec, 4, getOp(r.allAPI, finished), describeOp(r.c, finished), nil)
 	for name, s := range map[string]stats{"GET running": runJG, "Describe running": runRaw, "GET finished": finJG, "Describe finished": finRaw} {
 		keep(failed(name, s))
 	}

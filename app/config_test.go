@@ -1,0 +1,39 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+)
+
+func TestGRPCCompression(t *testing.T) {
+	none, gzip := &client.GrpcCompressionNone{}, &client.GrpcCompressionGzip{}
+	for _, tc := range []struct {
+		setting, address string
+		want             client.GrpcCompression
+	}{
+		{"auto", "127.0.0.1:7233", none},
+		{"auto", "127.9.9.9:7233", none},
+		{"auto", "localhost:7233", none},
+		{"auto", "[::1]:7233", none},
+		{"auto", "temporal:7233", gzip},
+		{"auto", "10.0.0.5:7233", gzip},
+		{"auto", "my-ns.tmprl.cloud:7233", gzip},
+		{"auto", "no-port", gzip},
+		{"gzip", "127.0.0.1:7233", gzip},
+		{"none", "temporal:7233", none},
+	} {
+		require.IsType(t, tc.want, grpcCompression(tc.setting, tc.address), "%s to %s", tc.setting, tc.address)
+	}
+}
+
+func TestLoadConfigRefusesUnknownCompression(t *testing.T) {
+	t.Setenv("JOBGATE_TEMPORAL_COMPRESSION", "zstd")
+	_, err := loadConfig()
+	require.ErrorContains(t, err, "JOBGATE_TEMPORAL_COMPRESSION must be auto, gzip or none")
+	t.Setenv("JOBGATE_TEMPORAL_COMPRESSION", "none")
+	cfg, err := loadConfig()
+	require.NoError(t, err)
+	require.Equal(t, "none", cfg.TemporalCompression)
+}
