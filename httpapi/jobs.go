@@ -155,8 +155,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	}
-	if etagMatches(ifNoneMatch, etag(j)) {
-		s.statusHeaders(w, j)
+	tag := etag(j)
+	if etagMatches(ifNoneMatch, tag) {
+		s.statusHeaders(w, j, tag)
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -164,7 +165,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	if j.State == job.StateSucceeded && redirect {
 		code = http.StatusSeeOther
 	}
-	s.writeStatus(w, r, code, j)
+	s.writeStatusTagged(w, r, code, j, tag)
 }
 
 // longPoll waits up to wait for the job to differ from version (the

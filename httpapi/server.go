@@ -95,6 +95,7 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
 	s.limiter = newLimiter(cfg.Limits, cfg.TenantLimits, cfg.Now)
 	s.routes()
+	s.router.Use(routeTemplate)
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	s.router.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
 	return s
@@ -113,7 +114,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(withRequestID(r.Context(), id))
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 	s.serve(rec, r)
-	s.observe(r, rec.code, time.Since(start))
+	s.observe(r, rec.route, rec.code, time.Since(start))
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
@@ -136,11 +137,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // observe records an answered request in the metrics and the log: client
 // errors at info, server errors at warn, the rest at debug.
-func (s *Server) observe(r *http.Request, code int, d time.Duration) {
-	route := "unmatched"
-	var match mux.RouteMatch
-	if s.router.Match(r, &match) && match.Route != nil {
-		route, _ = match.Route.GetPathTemplate()
+func (s *Server) observe(r *http.Request, route string, code int, d time.Duration) {
+	if route == "" {
+		// Answered before routing (authentication, rate limit) or by no
+		// route: match it now.
+		route = "unmatched"
+		var match mux.RouteMatch
+		if s.router.Match(r, &match) && match.Route != nil {
+			route, _ = match.Route.GetPathTemplate()
+		}
 	}
 	// A tracing span around the API is named by route, not by job id.
 	trace.SpanFromContext(r.Context()).SetName(r.Method + " " + route)
@@ -186,6 +191,22 @@ type recorder struct {
 	http.ResponseWriter
 	code  int
 	wrote bool
+	// route is the matched route's path template, set as the router
+	// dispatches (routeTemplate); "" if the request was answered before.
+	route string
+}
+
+// routeTemplate is router middleware: it notes the matched route in the
+// request's recorder, so that observe need not match the request again.
+func routeTemplate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*recorder); ok {
+			if route := mux.CurrentRoute(r); route != nil {
+				rec.route, _ = route.GetPathTemplate()
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (r *recorder) WriteHeader(code int) {

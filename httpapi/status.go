@@ -17,12 +17,12 @@ type Status struct {
 	Kind                string        `json:"kind"`
 	State               job.State     `json:"state"`
 	Progress            *progressBody `json:"progress"`
-	CreatedAt           time.Time     `json:"createdAt"`
-	StartedAt           *time.Time    `json:"startedAt"`
-	UpdatedAt           time.Time     `json:"updatedAt"`
-	CompletedAt         *time.Time    `json:"completedAt"`
+	CreatedAt           Timestamp     `json:"createdAt"`
+	StartedAt           *Timestamp    `json:"startedAt"`
+	UpdatedAt           Timestamp     `json:"updatedAt"`
+	CompletedAt         *Timestamp    `json:"completedAt"`
 	Attempt             int           `json:"attempt"`
-	EstimatedCompletion *time.Time    `json:"estimatedCompletion"`
+	EstimatedCompletion *Timestamp    `json:"estimatedCompletion"`
 	StatusURL           string        `json:"statusUrl"`
 	ResultURL           *string       `json:"resultUrl"`
 	Error               *Problem      `json:"error"`
@@ -34,9 +34,9 @@ type callbackBody struct {
 	State         job.CallbackState `json:"state"`
 	Attempts      int               `json:"attempts"`
 	LastStatus    int               `json:"lastStatus,omitempty"`
-	LastAttemptAt *time.Time        `json:"lastAttemptAt,omitempty"`
+	LastAttemptAt *Timestamp        `json:"lastAttemptAt,omitempty"`
 	LastError     string            `json:"lastError,omitempty"`
-	NextAttemptAt *time.Time        `json:"nextAttemptAt,omitempty"`
+	NextAttemptAt *Timestamp        `json:"nextAttemptAt,omitempty"`
 }
 
 type progressBody struct {
@@ -71,8 +71,8 @@ func NewStatus(j *job.Job, base string) Status {
 		ID:        j.ID,
 		Kind:      j.Kind,
 		State:     j.State,
-		CreatedAt: j.CreatedAt.UTC(),
-		UpdatedAt: j.UpdatedAt.UTC(),
+		CreatedAt: Timestamp(j.CreatedAt),
+		UpdatedAt: Timestamp(j.UpdatedAt),
 		Attempt:   j.Attempt,
 		StatusURL: base + statusPath(j.ID),
 		StartedAt: timeOrNil(j.StartedAt),
@@ -104,12 +104,23 @@ func NewStatus(j *job.Job, base string) Status {
 	return b
 }
 
-func timeOrNil(t time.Time) *time.Time {
+func timeOrNil(t time.Time) *Timestamp {
 	if t.IsZero() {
 		return nil
 	}
-	u := t.UTC()
+	u := Timestamp(t)
 	return &u
+}
+
+// Timestamp is a time in a status body: RFC 3339 in UTC, to the
+// nanosecond when there are any, as time.Time's own JSON. It marshals as
+// text, which the JSON encoder quotes as it goes, where a MarshalJSON's
+// output would be parsed again and compacted (measurable on status reads).
+type Timestamp time.Time
+
+// MarshalText implements encoding.TextMarshaler.
+func (t Timestamp) MarshalText() ([]byte, error) {
+	return time.Time(t).UTC().AppendFormat(make([]byte, 0, len(time.RFC3339Nano)), time.RFC3339Nano), nil
 }
 
 // retryAfter is how many seconds a client should wait before polling j
@@ -149,10 +160,10 @@ func etagMatches(ifNoneMatch, tag string) bool {
 }
 
 // statusHeaders sets the headers every status answer carries.
-func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job) {
+func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job, etag string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	h.Set("ETag", etag(j))
+	h.Set("ETag", etag)
 	if !j.State.Terminal() {
 		h.Set("Retry-After", s.retryAfter(j))
 	}
@@ -163,7 +174,12 @@ func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job) {
 
 // writeStatus answers with j's status and code; a 303 points at the result.
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, code int, j *job.Job) {
-	s.statusHeaders(w, j)
+	s.writeStatusTagged(w, r, code, j, etag(j))
+}
+
+// writeStatusTagged is writeStatus with j's etag computed already.
+func (s *Server) writeStatusTagged(w http.ResponseWriter, r *http.Request, code int, j *job.Job, etag string) {
+	s.statusHeaders(w, j, etag)
 	if code == http.StatusSeeOther {
 		w.Header().Set("Location", s.url(r, resultPath(j.ID)))
 	}

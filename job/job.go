@@ -3,7 +3,6 @@ package job
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"strconv"
@@ -200,17 +199,28 @@ type Service interface {
 // nothing of that changes (the time of the last heartbeat is left out), so
 // it serves as an ETag and as the cursor of long-polls and event streams.
 func (j *Job) Version() string {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s|%d|%d|%d|", j.State, j.Attempt, j.StartedAt.UnixNano(), j.CompletedAt.UnixNano())
-	if j.Progress != nil {
-		fmt.Fprintf(h, "%d|%d|%s|", j.Progress.Current, j.Progress.Total, j.Progress.Message)
+	// Appends rather than fmt: it runs on every status read.
+	b := make([]byte, 0, 128)
+	b = append(append(b, j.State...), '|')
+	b = append(strconv.AppendInt(b, int64(j.Attempt), 10), '|')
+	b = append(strconv.AppendInt(b, j.StartedAt.UnixNano(), 10), '|')
+	b = append(strconv.AppendInt(b, j.CompletedAt.UnixNano(), 10), '|')
+	if p := j.Progress; p != nil {
+		b = append(strconv.AppendInt(b, p.Current, 10), '|')
+		b = append(strconv.AppendInt(b, p.Total, 10), '|')
+		b = append(append(b, p.Message...), '|')
 	}
-	if j.Error != nil {
-		fmt.Fprintf(h, "%s|%s|", j.Error.Type, j.Error.Message)
+	if e := j.Error; e != nil {
+		b = append(append(b, e.Type...), '|')
+		b = append(append(b, e.Message...), '|')
 	}
 	if c := j.Callback; c != nil {
-		fmt.Fprintf(h, "%s|%d|%d", c.State, c.Attempts, c.LastStatus)
+		b = append(append(b, c.State...), '|')
+		b = append(strconv.AppendInt(b, int64(c.Attempts), 10), '|')
+		b = strconv.AppendInt(b, int64(c.LastStatus), 10)
 	}
+	h := fnv.New64a()
+	h.Write(b)
 	return strconv.FormatUint(h.Sum64(), 36)
 }
 
