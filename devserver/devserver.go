@@ -141,6 +141,13 @@ func Start(opts Options) (*Server, error) {
 			// measured ~12% of start throughput. jobgate's search attributes
 			// are created with the namespace, before the server starts; one
 			// an operator adds later is usable within a minute.
+			// One write partition per task queue: with the default four, a
+			// task written to a partition no poller was on at that moment
+			// could wait out a poll (~70 s) while the worker's pollers sat
+			// on another; on one node, partitions buy nothing. Reads keep
+			// all four, so tasks an earlier version wrote to the others
+			// still drain.
+			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
 			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 			dynamicconfig.EnableEagerWorkflowStart.Key():                     true,
