@@ -71,7 +71,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
 	fs.StringVar(&phases, "phases", "main,store,chaos", "phases to run: main (accept, status, end to end, growth, memory), store (file vs memory SQLite), chaos")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "window of each accept and status measurement")
+	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
 	fs.IntVar(&o.warmJobs, "warm-jobs", 300, "sleep-0 jobs run first: warm-up, and the finished jobs status reads use")
 	fs.IntVar(&o.e2eJobs, "e2e-jobs", 1000, "jobs (and raw workflows) of the end-to-end measurement")
