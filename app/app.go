@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -81,6 +82,15 @@ func Run(extra ...job.Kind) error {
 		}
 		logger.Info("jobgate stopped")
 	}()
+	// The profiler first and stopped last: start-up and a slow shutdown
+	// can be profiled too.
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
+		}
+		shutdown = append(shutdown, stopPprof)
+	}
 
 	address := cfg.TemporalAddress
 	if cfg.embedded() {
@@ -192,13 +202,6 @@ func Run(extra ...job.Kind) error {
 	if cfg.OTLPEndpoint != "" {
 		handler = tracing.HTTP(handler, tp)
 	}
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, logger)
-		if err != nil {
-			return err
-		}
-		shutdown = append(shutdown, stopPprof)
-	}
 	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
 	if err != nil {
 		return err
@@ -280,11 +283,12 @@ func isLoopback(address string) bool {
 	if err != nil {
 		return false
 	}
-	if host == "localhost" {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	// Dialling an unspecified address (0.0.0.0, ::) reaches this machine.
+	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // servePprof serves net/http/pprof's handlers at addr until the returned

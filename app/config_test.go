@@ -17,6 +17,8 @@ func TestGRPCCompression(t *testing.T) {
 		{"auto", "127.9.9.9:7233", none},
 		{"auto", "localhost:7233", none},
 		{"auto", "[::1]:7233", none},
+		{"auto", "LocalHost.:7233", none},
+		{"auto", "0.0.0.0:7233", none},
 		{"auto", "temporal:7233", gzip},
 		{"auto", "10.0.0.5:7233", gzip},
 		{"auto", "my-ns.tmprl.cloud:7233", gzip},

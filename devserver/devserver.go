@@ -252,8 +252,7 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		// interleaved runs each on two shared cores, they took end-to-end
 		// jobs from ~41/s to ~54/s and plain starts from ~218/s to ~234/s
 		// (in memory: ~58/s and ~273/s). Four connections instead of one
-		// (readers beside the writer) measured slower, and a partition
-		// count of 1 for task queues made no difference.
+		// (readers beside the writer) measured slower.
 		conf.ConnectAttributes = map[string]string{
 			"mode":               "rwc",
 			"journal_mode":       "wal",
@@ -272,9 +271,10 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 				return nil, fmt.Errorf("create embedded Temporal schema in %s: %w", opts.DatabaseFile, err)
 			}
 		}
-		if err := trimVisibilityIndexes(conf); err != nil {
-			return nil, err
-		}
+	}
+	// (In memory, the plugin creates the schema on first connecting.)
+	if err := trimVisibilityIndexes(conf); err != nil {
+		return nil, err
 	}
 	ns, err := sqliteschema.NewNamespaceConfig("active", opts.Namespace, false, opts.SearchAttributes)
 	if err != nil {

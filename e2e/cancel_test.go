@@ -94,4 +94,7 @@ func TestCancellationLatency(t *testing.T) {
 	median := (latencies[trials/2-1] + latencies[trials/2]) / 2
 	t.Logf("DELETE to the activity observing cancellation over %d trials: median %s, worst %s, best %s",
 		trials, median.Round(time.Millisecond), latencies[trials-1].Round(time.Millisecond), latencies[0].Round(time.Millisecond))
+	// Single trials get the loaded-machine bound; the typical one is held
+	// to what the README promises: about a heartbeat (1 s), with room.
+	require.Less(t, median, 3*time.Second, "median cancellation latency")
 }

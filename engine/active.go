@@ -12,10 +12,15 @@ import (
 )
 
 // activeCounts caches each tenant's count of running jobs for a second, so
-// a burst of submissions costs one visibility count, not one each.
+// a burst of submissions costs one visibility count, not one each, and
+// remembers this process's recent acceptances, which visibility may not
+// show yet.
 type activeCounts struct {
 	mu     sync.Mutex
 	counts map[string]activeCount
+	// accepts are the times this process started a job, per tenant, for
+	// the last visibilityLag.
+	accepts map[string][]time.Time
 }
 
 type activeCount struct {
@@ -23,42 +28,63 @@ type activeCount struct {
 	at time.Time
 }
 
-// CountActive implements job.Service from Temporal's visibility store. It
-// counts jobs accepted by this process in the last second too, which the
-// cached count may not include yet.
+// visibilityLag bounds how long a started workflow may take to show in a
+// visibility count (the server records it asynchronously, seconds behind
+// under load).
+const visibilityLag = 5 * time.Second
+
+// CountActive implements job.Service from Temporal's visibility store: a
+// count at most a second old, plus the jobs this process accepted in the
+// visibilityLag before that count, which it may not include yet. So the
+// cap is never exceeded through visibility's lag; a job accepted here
+// within the lag and already visible is counted twice, which errs toward
+// refusing.
 func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 	now := s.cfg.Now()
 	s.active.mu.Lock()
 	c, ok := s.active.counts[tenant]
 	s.active.mu.Unlock()
-	if ok && now.Sub(c.at) < time.Second {
-		return c.n, nil
+	if !ok || now.Sub(c.at) >= time.Second {
+		if !plainWord(tenant) {
+			return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		defer cancel()
+		resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'",
+				workflows.JobWorkflowName, workflows.TenantKey.GetName(), tenant),
+		})
+		if err != nil {
+			return 0, translate("count active jobs", err)
+		}
+		c = activeCount{n: int(resp.GetCount()), at: now}
+		s.active.mu.Lock()
+		s.active.counts[tenant] = c
+		s.active.mu.Unlock()
 	}
-	if !plainWord(tenant) {
-		return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
-	}
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
-	resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
-		Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'",
-			workflows.JobWorkflowName, workflows.TenantKey.GetName(), tenant),
-	})
-	if err != nil {
-		return 0, translate("count active jobs", err)
-	}
-	n := int(resp.GetCount())
 	s.active.mu.Lock()
-	s.active.counts[tenant] = activeCount{n: n, at: now}
-	s.active.mu.Unlock()
+	defer s.active.mu.Unlock()
+	n := c.n
+	for _, t := range s.active.accepts[tenant] {
+		if t.After(c.at.Add(-visibilityLag)) {
+			n++
+		}
+	}
 	return n, nil
 }
 
-// accepted counts a job this process just started into the cached count.
+// accepted notes a job this process just started, for CountActive.
 func (s *Service) accepted(tenant string) {
+	now := s.cfg.Now()
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
-	if c, ok := s.active.counts[tenant]; ok {
-		c.n++
-		s.active.counts[tenant] = c
+	// Drop what no count can need any more: older than the lag before
+	// the oldest count that may still be served (a second old).
+	keep := s.active.accepts[tenant][:0]
+	for _, t := range s.active.accepts[tenant] {
+		if now.Sub(t) < visibilityLag+time.Second {
+			keep = append(keep, t)
+		}
 	}
+	s.active.accepts[tenant] = append(keep, now)
 }
