@@ -141,6 +141,7 @@ func Start(opts Options) (*Server, error) {
 			// measured ~12% of start throughput. jobgate's search attributes
 			// are created with the namespace, before the server starts; one
 			// an operator adds later is usable within a minute.
+			//
 			// One write partition per task queue: with the default four, a
 			// task written to a partition no poller was on at that moment
 			// could wait out a poll (~70 s) while the worker's pollers sat
@@ -335,8 +336,8 @@ func serverConfig(opts Options, sqlConf *config.SQL, httpPort int) (*config.Conf
 	return &conf, nil
 }
 
-// unusedVisibilityIndexes index columns of Temporal's SQLite visibility
-// table that nothing here filters or sorts on: the execution statistics
+// unusedVisibilityIndexes are the indexes on columns of Temporal's SQLite
+// visibility table that nothing here filters or sorts on: the execution statistics
 // and the pre-allocated custom search attributes of types jobgate does not
 // register (its own are keywords; the Temporal* system columns stay
 // indexed). Every visibility write updates every index on the table, one
@@ -351,8 +352,8 @@ var unusedVisibilityIndexes = []string{
 }
 
 // trimVisibilityIndexes drops unusedVisibilityIndexes. Dropping an index
-// that is gone already is a no-op, so it runs on every
-// start and covers files created by earlier versions.
+// that is gone already is a no-op, so it runs on every start and covers
+// files created by earlier versions.
 func trimVisibilityIndexes(conf *config.SQL) error {
 	// The SQLite plugin keeps one connection per database for the life of
 	// the process (its Close only counts references); this borrows it.

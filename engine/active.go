@@ -44,7 +44,8 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 	s.active.mu.Lock()
 	c, ok := s.active.counts[tenant]
 	s.active.mu.Unlock()
-	if !ok || now.Sub(c.at) >= time.Second {
+	fresh := !ok || now.Sub(c.at) >= time.Second
+	if fresh {
 		if !plainWord(tenant) {
 			return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
 		}
@@ -58,12 +59,12 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 			return 0, translate("count active jobs", err)
 		}
 		c = activeCount{n: int(resp.GetCount()), at: now}
-		s.active.mu.Lock()
-		s.active.counts[tenant] = c
-		s.active.mu.Unlock()
 	}
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
+	if fresh {
+		s.active.counts[tenant] = c
+	}
 	n := c.n
 	for _, t := range s.active.accepts[tenant] {
 		if t.After(c.at.Add(-visibilityLag)) {
