@@ -178,3 +178,23 @@ func TestParseStatCPU(t *testing.T) {
 	_, err = parseStatCPU("garbage")
 	require.Error(t, err)
 }
+
+// alternate runs its two operations in the order a b b a a b …, so that
+// neither always goes first.
+func TestAlternateOrder(t *testing.T) {
+	t.Parallel()
+	var order []byte
+	recordFirst := func(name byte) op {
+		return func(_ context.Context, i int) error {
+			if i == 0 {
+				order = append(order, name)
+			}
+			return nil
+		}
+	}
+	spec := loadSpec{Concurrency: 1, Duration: time.Minute, MaxOps: 3}
+	a, b, _, _ := alternate(context.Background(), spec, 4, recordFirst('a'), recordFirst('b'), nil)
+	require.Equal(t, "abbaabba", string(order))
+	require.Equal(t, 12, a.N)
+	require.Equal(t, 12, b.N)
+}
