@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/grpc"
 
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
@@ -163,6 +166,48 @@ func TestActiveJobCap(t *testing.T) {
 	eventually(t, 30*time.Second, "visibility: both jobs", func() bool { return e.countWorkflows(all) == 2 })
 	time.Sleep(time.Second)
 	require.EqualValues(t, 2, e.countWorkflows(all), "the refused submissions created no workflow")
+}
+
+// The admission look-ups (the tenant's active-job count and the task
+// queue's backlog) are shared: a burst of submissions that all find them
+// stale makes one call each to Temporal, not one per submission.
+func TestAdmissionLookupsAreShared(t *testing.T) {
+	t.Parallel()
+	var counts, describes atomic.Int64
+	countCalls := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		switch method {
+		case workflowservice.WorkflowService_CountWorkflowExecutions_FullMethodName:
+			counts.Add(1)
+		case workflowservice.WorkflowService_DescribeTaskQueue_FullMethodName:
+			describes.Add(1)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 1000}, maxBacklog: 1000,
+		dialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(countCalls)}})
+	const burst = 40
+	var wg sync.WaitGroup
+	codes := make(chan int, burst)
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`).StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		require.Equal(t, http.StatusAccepted, code)
+	}
+	// Each submission checks both; all but those few that came in the
+	// microseconds between finding the cache stale and joining a look-up
+	// just landed share one.
+	t.Logf("%d submissions: %d active-job counts, %d task queue look-ups (2 per backlog reading)", burst, counts.Load(), describes.Load())
+	require.LessOrEqual(t, counts.Load(), int64(3), "active-job counts")
+	require.LessOrEqual(t, describes.Load(), int64(2*3), "backlog look-ups")
+	require.Positive(t, counts.Load())
+	require.Positive(t, describes.Load())
 }
 
 // Over the configured backlog, submissions get 503 with Retry-After and

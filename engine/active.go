@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/workflowservice/v1"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -16,6 +17,9 @@ import (
 // remembers this process's recent acceptances, which visibility may not
 // show yet.
 type activeCounts struct {
+	// flight makes the callers that find a tenant's count stale at the
+	// same moment share one visibility count.
+	flight singleflight.Group
 	mu     sync.Mutex
 	counts map[string]activeCount
 	// accepts are the times this process started a job, per tenant, for
@@ -44,27 +48,37 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 	s.active.mu.Lock()
 	c, ok := s.active.counts[tenant]
 	s.active.mu.Unlock()
-	fresh := !ok || now.Sub(c.at) >= time.Second
-	if fresh {
+	if !ok || now.Sub(c.at) >= time.Second {
 		if !plainWord(tenant) {
 			return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
 		}
-		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		defer cancel()
-		resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'",
-				workflows.JobWorkflowName, workflows.TenantKey.GetName(), tenant),
+		// Shared by every caller waiting on it, so no one caller's
+		// cancellation may end it.
+		v, err, _ := s.active.flight.Do(tenant, func() (any, error) {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+			defer cancel()
+			resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'",
+					workflows.JobWorkflowName, workflows.TenantKey.GetName(), tenant),
+			})
+			if err != nil {
+				return nil, translate("count active jobs", err)
+			}
+			c := activeCount{n: int(resp.GetCount()), at: now}
+			// Stored inside the flight: a caller that comes after it has
+			// landed finds this count, not the stale one.
+			s.active.mu.Lock()
+			s.active.counts[tenant] = c
+			s.active.mu.Unlock()
+			return c, nil
 		})
 		if err != nil {
-			return 0, translate("count active jobs", err)
+			return 0, err
 		}
-		c = activeCount{n: int(resp.GetCount()), at: now}
+		c = v.(activeCount)
 	}
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
-	if fresh {
-		s.active.counts[tenant] = c
-	}
 	n := c.n
 	for _, t := range s.active.accepts[tenant] {
 		if t.After(c.at.Add(-visibilityLag)) {

@@ -9,6 +9,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/jobgate/jobgate/job"
 )
@@ -16,9 +17,12 @@ import (
 // backlog caches the task queue's backlog for a couple of seconds, so the
 // overload check costs no Temporal call on most submissions.
 type backlog struct {
-	mu sync.Mutex
-	n  int64
-	at time.Time
+	// flight makes the callers that find the reading stale at the same
+	// moment share one look-up.
+	flight singleflight.Group
+	mu     sync.Mutex
+	n      int64
+	at     time.Time
 }
 
 // backlogTTL is how long a backlog reading is trusted.
@@ -36,25 +40,33 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 	}
 	s.backlog.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	defer cancel()
-	var total int64
-	for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
-		resp, err := s.c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
-			Namespace:     s.cfg.Namespace,
-			TaskQueue:     &taskqueuepb.TaskQueue{Name: s.cfg.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
-			TaskQueueType: typ,
-			ReportStats:   true,
-		})
-		if err != nil {
-			return 0, translate("describe task queue backlog", err)
+	// Shared by every caller waiting on it, so no one caller's
+	// cancellation may end it.
+	v, err, _ := s.backlog.flight.Do("", func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+		defer cancel()
+		var total int64
+		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
+			resp, err := s.c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
+				Namespace:     s.cfg.Namespace,
+				TaskQueue:     &taskqueuepb.TaskQueue{Name: s.cfg.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+				TaskQueueType: typ,
+				ReportStats:   true,
+			})
+			if err != nil {
+				return nil, translate("describe task queue backlog", err)
+			}
+			total += resp.GetStats().GetApproximateBacklogCount()
 		}
-		total += resp.GetStats().GetApproximateBacklogCount()
+		s.backlog.mu.Lock()
+		s.backlog.n, s.backlog.at = total, now
+		s.backlog.mu.Unlock()
+		return total, nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	s.backlog.mu.Lock()
-	s.backlog.n, s.backlog.at = total, now
-	s.backlog.mu.Unlock()
-	return total, nil
+	return v.(int64), nil
 }
 
 // checkBacklog returns job.ErrOverloaded when the backlog is over the
