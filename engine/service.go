@@ -141,13 +141,14 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	if err != nil {
 		return nil, false, err
 	}
-	fp, err := Fingerprint(req)
-	if err != nil {
-		return nil, false, err
-	}
-	id := s.cfg.NewID()
+	// Only a keyed job can be asked for again, so only its request is
+	// fingerprinted: a random ID never meets another request.
+	id, fp := s.cfg.NewID(), ""
 	if req.IdempotencyKey != "" {
 		id = KeyedID(req.Tenant, req.IdempotencyKey)
+		if fp, err = Fingerprint(req); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := s.admit(ctx, req); err != nil {
 		// A retry of an accepted request gets its job even when no new job
@@ -169,11 +170,13 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	}
 	now := s.cfg.Now().UTC()
 	memo := map[string]any{
-		memoTenant:      req.Tenant,
-		memoFingerprint: fp,
-		memoCreatedAt:   now.Format(time.RFC3339Nano),
-		memoExpected:    plan.Expected.Milliseconds(),
-		memoRequestID:   req.RequestID,
+		memoTenant:    req.Tenant,
+		memoCreatedAt: now.Format(time.RFC3339Nano),
+		memoExpected:  plan.Expected.Milliseconds(),
+		memoRequestID: req.RequestID,
+	}
+	if fp != "" {
+		memo[memoFingerprint] = fp
 	}
 	if req.CallbackURL != "" {
 		memo[memoCallback] = true

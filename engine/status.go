@@ -151,11 +151,15 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 	if p, ok := fields[memoCallback]; ok && dc.FromPayload(p, &callback) == nil && callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}
+	if p, ok := fields[memoFingerprint]; ok {
+		if err := dc.FromPayload(p, &j.Fingerprint); err != nil {
+			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, memoFingerprint, err)
+		}
+	}
 	for key, dst := range map[string]any{
-		memoTenant:      &j.Tenant,
-		memoFingerprint: &j.Fingerprint,
-		memoCreatedAt:   &created,
-		memoExpected:    &expectedMillis,
+		memoTenant:    &j.Tenant,
+		memoCreatedAt: &created,
+		memoExpected:  &expectedMillis,
 	} {
 		p, ok := fields[key]
 		if !ok {

@@ -43,7 +43,8 @@ type Job struct {
 	Error *Failure
 	// Fingerprint identifies the request that created the job (kind, input
 	// and callback), so a replayed Idempotency-Key can be told apart from a
-	// reused one.
+	// reused one; empty for a job submitted without a key, which no other
+	// request can name.
 	Fingerprint string
 	// Callback is the state of the job's webhook; nil for a job submitted
 	// without a callbackUrl.
