@@ -148,10 +148,29 @@ func Start(opts Options) (*Server, error) {
 			// on another; on one node, partitions buy nothing. Reads keep
 			// all four, so tasks an earlier version wrote to the others
 			// still drain.
+			//
+			// History's task queues (transfer, visibility) track the tasks
+			// they have loaded in slices. Three mitigations meant for
+			// clusters with many namespaces narrow a slice's predicate to
+			// the namespaces it holds: moving a namespace with 500 pending
+			// tasks to a reader of its own, shrinking the predicate of a
+			// slice with few namespaces left, and, past 9,000 pending
+			// tasks, splitting and unloading slices. With one namespace
+			// they isolate nothing, and a narrowed slice can no longer be
+			// merged with the next new range cheaply: every new task then
+			// walked every pending one (executableTracker.split), up to a
+			// fifth of the server's CPU under sustained starts, growing with
+			// the backlog. Off here, with room for 50,000 pending tasks
+			// (they stay in the database; this is what may be held in
+			// memory at once).
 			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
 			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 			dynamicconfig.EnableEagerWorkflowStart.Key():                     true,
+			dynamicconfig.QueueMoveGroupTaskCountBase.Key():                  0,
+			dynamicconfig.QueueShrinkPredicateMaxPendingKeys.Key():           0,
+			dynamicconfig.QueuePendingTaskCriticalCount.Key():                50000,
+			dynamicconfig.QueuePendingTaskMaxCount.Key():                     55000,
 		}),
 	)
 	if err != nil {
@@ -336,24 +355,57 @@ func serverConfig(opts Options, sqlConf *config.SQL, httpPort int) (*config.Conf
 	return &conf, nil
 }
 
-// unusedVisibilityIndexes are the indexes on columns of Temporal's SQLite
-// visibility table that nothing here filters or sorts on: the execution statistics
-// and the pre-allocated custom search attributes of types jobgate does not
-// register (its own are keywords; the Temporal* system columns stay
-// indexed). Every visibility write updates every index on the table, one
-// page each, so each of these costs every workflow start and close a page
-// write; a query on such a column still works, by scanning.
-var unusedVisibilityIndexes = []string{
+// statisticsVisibilityIndexes index execution statistics (history length
+// and size, duration, state transitions) that every closed workflow has and
+// nothing here filters or sorts on. Every visibility write updates every
+// index on the table, so these are dropped; a query on such a column still
+// works, by scanning.
+var statisticsVisibilityIndexes = []string{
 	"by_history_length", "by_history_size_bytes", "by_execution_duration", "by_state_transition_count",
-	"by_bool_01", "by_bool_02", "by_bool_03",
-	"by_datetime_01", "by_datetime_02", "by_datetime_03",
-	"by_double_01", "by_double_02", "by_double_03",
-	"by_int_01", "by_int_02", "by_int_03",
 }
 
-// trimVisibilityIndexes drops unusedVisibilityIndexes. Dropping an index
-// that is gone already is a no-op, so it runs on every start and covers
-// files created by earlier versions.
+// sparseVisibilityColumns are the columns of Temporal's SQLite visibility
+// table that are NULL for most workflows: parent workflows (jobgate's jobs
+// have none), the pre-allocated slots of custom search attributes (jobgate
+// fills three keyword slots; an operator may register more), and system
+// search attributes of features jobgate does not use (schedules, batch
+// operations, pausing, worker deployments, CHASM slots). Their stock
+// indexes hold an entry for every row, NULL or not, so each visibility
+// write updated some forty indexes. Each is replaced by a partial index of
+// the same columns over the rows where the column is set (named with a
+// "_set" suffix): every query that tests the column for a value (=, IN,
+// <, >, …) still uses it, and a row without the attribute costs it
+// nothing.
+var sparseVisibilityColumns = map[string]string{
+	"by_parent_workflow_id": "parent_workflow_id", "by_parent_run_id": "parent_run_id",
+	"by_batcher_user":                  "BatcherUser",
+	"by_temporal_scheduled_start_time": "TemporalScheduledStartTime", "by_temporal_scheduled_by_id": "TemporalScheduledById",
+	"by_temporal_schedule_paused": "TemporalSchedulePaused", "by_temporal_namespace_division": "TemporalNamespaceDivision",
+	"by_temporal_pause_info":                   "TemporalPauseInfo",
+	"by_temporal_worker_deployment_version":    "TemporalWorkerDeploymentVersion",
+	"by_temporal_workflow_versioning_behavior": "TemporalWorkflowVersioningBehavior",
+	"by_temporal_worker_deployment":            "TemporalWorkerDeployment",
+	"by_bool_01":                               "Bool01", "by_bool_02": "Bool02", "by_bool_03": "Bool03",
+	"by_datetime_01": "Datetime01", "by_datetime_02": "Datetime02", "by_datetime_03": "Datetime03",
+	"by_double_01": "Double01", "by_double_02": "Double02", "by_double_03": "Double03",
+	"by_int_01": "Int01", "by_int_02": "Int02", "by_int_03": "Int03",
+	"by_keyword_01": "Keyword01", "by_keyword_02": "Keyword02", "by_keyword_03": "Keyword03", "by_keyword_04": "Keyword04",
+	"by_keyword_05": "Keyword05", "by_keyword_06": "Keyword06", "by_keyword_07": "Keyword07", "by_keyword_08": "Keyword08",
+	"by_keyword_09": "Keyword09", "by_keyword_10": "Keyword10",
+	"by_temporal_bool_01": "TemporalBool01", "by_temporal_bool_02": "TemporalBool02",
+	"by_temporal_datetime_01": "TemporalDatetime01", "by_temporal_datetime_02": "TemporalDatetime02",
+	"by_temporal_double_01": "TemporalDouble01", "by_temporal_double_02": "TemporalDouble02",
+	"by_temporal_int_01": "TemporalInt01", "by_temporal_int_02": "TemporalInt02",
+	"by_temporal_keyword_01": "TemporalKeyword01", "by_temporal_keyword_02": "TemporalKeyword02",
+	"by_temporal_keyword_03": "TemporalKeyword03", "by_temporal_keyword_04": "TemporalKeyword04",
+	"by_temporal_low_cardinality_keyword_01": "TemporalLowCardinalityKeyword01",
+}
+
+// trimVisibilityIndexes drops statisticsVisibilityIndexes and makes the
+// indexes of sparseVisibilityColumns partial. Every statement is a no-op
+// once done (IF EXISTS, IF NOT EXISTS), so it runs on every start and
+// covers files created by earlier versions; the first start on a large
+// file builds the partial indexes once.
 func trimVisibilityIndexes(conf *config.SQL) error {
 	// The SQLite plugin keeps one connection per database for the life of
 	// the process (its Close only counts references); this borrows it.
@@ -362,8 +414,17 @@ func trimVisibilityIndexes(conf *config.SQL) error {
 		return fmt.Errorf("open the embedded Temporal database %s: %w", conf.DatabaseName, err)
 	}
 	defer db.Close()
-	for _, name := range unusedVisibilityIndexes {
-		if err := db.Exec("DROP INDEX IF EXISTS " + name); err != nil {
+	var stmts []string
+	for _, name := range statisticsVisibilityIndexes {
+		stmts = append(stmts, "DROP INDEX IF EXISTS "+name)
+	}
+	for name, column := range sparseVisibilityColumns {
+		stmts = append(stmts, "DROP INDEX IF EXISTS "+name, fmt.Sprintf(
+			"CREATE INDEX IF NOT EXISTS %s_set ON executions_visibility (namespace_id, %s, (COALESCE(close_time, '9999-12-31 23:59:59+00:00')) DESC, start_time DESC, run_id) WHERE %[2]s IS NOT NULL",
+			name, column))
+	}
+	for _, stmt := range stmts {
+		if err := db.Exec(stmt); err != nil {
 			return fmt.Errorf("trim the embedded visibility indexes in %s: %w", conf.DatabaseName, err)
 		}
 	}
