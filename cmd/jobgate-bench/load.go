@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -141,19 +142,19 @@ func merge(ss ...stats) stats {
 // (the server's asynchronous work, such as visibility writes, a window
 // of starts queues) falls on the other as often as on itself, and a drift
 // in the machine's load hits both alike. It returns the pooled
-// measurements and, with a meter (a process's CPU time so far), the CPU
-// time spent during each.
-func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter func() time.Duration) (sa, sb stats, cpuA, cpuB time.Duration) {
+// measurements and, with a meter (the CPU time the processes have used so
+// far), the CPU time spent during each.
+func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter func() cpuUse) (sa, sb stats, cpuA, cpuB cpuUse) {
 	slices = max(slices, 1)
 	spec.Duration /= time.Duration(slices)
 	if meter == nil {
-		meter = func() time.Duration { return 0 }
+		meter = func() cpuUse { return cpuUse{} }
 	}
 	var as, bs []stats
-	measure := func(f op, into *[]stats, cpu *time.Duration) {
+	measure := func(f op, into *[]stats, cpu *cpuUse) {
 		t0 := meter()
 		*into = append(*into, runLoad(ctx, spec, callTimeout, f))
-		*cpu += meter() - t0
+		*cpu = cpu.add(meter().sub(t0))
 	}
 	for i := range slices {
 		if i%2 == 0 {
@@ -165,6 +166,37 @@ func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter fu
 		}
 	}
 	return merge(as...), merge(bs...), cpuA, cpuB
+}
+
+// cpuUse is CPU time (user and system) of the processes of a measurement:
+// the all-in-one jobgate, whose embedded Temporal server does nearly all
+// of its work (Server), the api-role jobgate (API), and the bench itself,
+// with its HTTP and SDK clients (Bench).
+type cpuUse struct{ Server, API, Bench time.Duration }
+
+func (c cpuUse) add(d cpuUse) cpuUse {
+	return cpuUse{c.Server + d.Server, c.API + d.API, c.Bench + d.Bench}
+}
+
+func (c cpuUse) sub(d cpuUse) cpuUse {
+	return cpuUse{c.Server - d.Server, c.API - d.API, c.Bench - d.Bench}
+}
+
+// perOp is c divided over n operations.
+func (c cpuUse) perOp(n int) cpuUse {
+	return cpuUse{perOp(c.Server, n), perOp(c.API, n), perOp(c.Bench, n)}
+}
+
+// Total is the CPU time of all three.
+func (c cpuUse) Total() time.Duration { return c.Server + c.API + c.Bench }
+
+// selfCPU is the bench process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // perOp is cpu divided over s's operations.

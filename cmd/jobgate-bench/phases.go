@@ -64,6 +64,11 @@ func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
 	return r, nil
 }
 
+// cpu is the CPU time the rig's processes and the bench have used so far.
+func (r *rig) cpu() cpuUse {
+	return cpuUse{Server: r.all.cpuTime(), API: r.accept.cpuTime(), Bench: selfCPU()}
+}
+
 func (r *rig) close() {
 	if r.accept != nil {
 		_ = r.accept.stop(30 * time.Second)
@@ -316,10 +321,10 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	for _, conc := range o.conc {
 		spec := loadSpec{Concurrency: conc, Duration: o.duration}
 		logf("accept path at concurrency %d: raw StartWorkflow and POST /v1/jobs, in turns", conc)
-		raw, jg, _, _ := alternate(ctx, spec, 4, r.rawStartOp, r.acceptOp, nil)
+		raw, jg, cpuRaw, cpuJG := alternate(ctx, spec, 4, r.rawStartOp, r.acceptOp, r.cpu)
 		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
 		keep(failed(fmt.Sprintf("accepts at concurrency %d", conc), jg))
-		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw})
+		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw, CPUJobgate: cpuJG.perOp(jg.N), CPURaw: cpuRaw.perOp(raw.N)})
 	}
 
 	logf("end to end: %d sleep-0 jobs, %d submitters", o.e2eJobs, o.e2eConc)
@@ -421,9 +426,9 @@ func measureStore(ctx context.Context, o options, bin, dir, store string) (store
 	row.Conc = conc
 	spec := loadSpec{Concurrency: conc, Duration: o.storeDur}
 	logf("%s store: raw starts and accepts in turns, at concurrency %d", store, conc)
-	var cpuStart, cpuAccept time.Duration
-	row.RawStarts, row.Accept, cpuStart, cpuAccept = alternate(ctx, spec, 2, r.rawStartOp, r.acceptOp, r.all.cpuTime)
-	row.CPUStart, row.CPUAccept = perOp(cpuStart, row.RawStarts.N), perOp(cpuAccept, row.Accept.N)
+	var cpuStart, cpuAccept cpuUse
+	row.RawStarts, row.Accept, cpuStart, cpuAccept = alternate(ctx, spec, 2, r.rawStartOp, r.acceptOp, r.cpu)
+	row.CPUStart, row.CPUAccept = perOp(cpuStart.Server, row.RawStarts.N), perOp(cpuAccept.Server, row.Accept.N)
 	logf("%s store: %d jobs end to end", store, o.storeJobs)
 	var errs []error
 	cpu0 := r.all.cpuTime()

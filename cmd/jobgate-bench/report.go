@@ -29,6 +29,8 @@ type results struct {
 type acceptRow struct {
 	Conc         int
 	Jobgate, Raw stats
+	// CPU time per operation in each process.
+	CPUJobgate, CPURaw cpuUse
 }
 
 type statusRow struct {
@@ -165,6 +167,14 @@ func (r *results) markdown() string {
 		for _, a := range r.Accept {
 			t.add(fmt.Sprint(a.Conc), rate(a.Jobgate.Throughput())+errNote(a.Jobgate), ms(a.Jobgate.P(50)), ms(a.Jobgate.P(99)),
 				rate(a.Raw.Throughput())+errNote(a.Raw), ms(a.Raw.P(50)), ms(a.Raw.P(99)), ratio(a.Jobgate.Throughput(), a.Raw.Throughput()))
+		}
+		b.WriteString(t.markdown() + "\n")
+		b.WriteString("CPU time per operation in each process (/proc and getrusage): the server is the all-in-one jobgate with the embedded Temporal server, the API the api-role jobgate the POSTs go to, the bench the load tool with its HTTP client (jobgate) or SDK client (raw). The two cores are shared by all three, so throughput follows the total.\n\n")
+		t = newTable("concurrency", "jobgate: server / API / bench", "total", "raw: server / API (idle) / bench", "total", "raw / jobgate")
+		for _, a := range r.Accept {
+			j, w := a.CPUJobgate, a.CPURaw
+			t.add(fmt.Sprint(a.Conc), ms(j.Server)+" / "+ms(j.API)+" / "+ms(j.Bench), ms(j.Total()),
+				ms(w.Server)+" / "+ms(w.API)+" / "+ms(w.Bench), ms(w.Total()), ratio(float64(w.Total()), float64(j.Total())))
 		}
 		b.WriteString(t.markdown() + "\n")
 	}
