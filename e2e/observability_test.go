@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/metrics"
@@ -37,6 +38,26 @@ func metricValue(t *testing.T, text, name string, labels ...string) float64 {
 		}
 	}
 	return -1
+}
+
+// The request id of a submission (X-Request-Id) is in its workflow's memo,
+// beside the tenant and creation time, where an operator looking at the job
+// in the Temporal Web UI finds it.
+func TestRequestIDInWorkflowMemo(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true})
+	id, resp := e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
+	requestID := resp.Header.Get("X-Request-Id")
+	require.NotEmpty(t, requestID)
+	desc, err := e.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	p, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()["job"]
+	require.True(t, ok, "memo: %v", desc.GetWorkflowExecutionInfo().GetMemo())
+	var memo map[string]any
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(p, &memo))
+	require.Equal(t, requestID, memo["requestId"])
+	require.Equal(t, e.TaskQueue, memo["tenant"], "the env's tenant")
+	require.Equal(t, resp.JSON(t)["createdAt"], memo["createdAt"])
 }
 
 // /metrics shows HTTP requests by route and code, accepted and finished

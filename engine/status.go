@@ -140,42 +140,58 @@ func (s *Service) historyResult(ctx context.Context, id string) (json.RawMessage
 	return nil, fmt.Errorf("job %s: no completion event in its history", id)
 }
 
-// jobFromMemo reads the fields the API stored with the workflow at start.
+// jobFromMemo reads what the API stored with the workflow at start.
 func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
-	fields := memo.GetFields()
-	j := &job.Job{ID: id, Attempt: 1}
-	var created string
-	var expectedMillis int64
+	var m jobMemo
 	dc := converter.GetDefaultDataConverter()
-	var callback bool
-	if p, ok := fields[memoCallback]; ok && dc.FromPayload(p, &callback) == nil && callback {
+	if p, ok := memo.GetFields()[memoJob]; ok {
+		if err := dc.FromPayload(p, &m); err != nil {
+			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, memoJob, err)
+		}
+	} else if err := legacyMemo(id, memo, &m); err != nil {
+		return nil, err
+	}
+	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt,
+		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond)}
+	if m.Callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}
-	if p, ok := fields[memoFingerprint]; ok {
-		if err := dc.FromPayload(p, &j.Fingerprint); err != nil {
-			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, memoFingerprint, err)
-		}
-	}
+	return j, nil
+}
+
+// legacyMemo reads the memo of a job accepted by an earlier version, one
+// field per value, into m.
+func legacyMemo(id string, memo *commonpb.Memo, m *jobMemo) error {
+	fields := memo.GetFields()
+	dc := converter.GetDefaultDataConverter()
+	var created string
 	for key, dst := range map[string]any{
-		memoTenant:    &j.Tenant,
+		memoTenant:    &m.Tenant,
 		memoCreatedAt: &created,
-		memoExpected:  &expectedMillis,
+		memoExpected:  &m.ExpectedMillis,
 	} {
 		p, ok := fields[key]
 		if !ok {
-			return nil, fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, key)
+			return fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, memoJob)
 		}
 		if err := dc.FromPayload(p, dst); err != nil {
-			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
+			return fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
 		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, created)
 	if err != nil {
-		return nil, fmt.Errorf("job %s: memo createdAt %q: %w", id, created, err)
+		return fmt.Errorf("job %s: memo createdAt %q: %w", id, created, err)
 	}
-	j.CreatedAt = t
-	j.EstimatedCompletion = t.Add(time.Duration(expectedMillis) * time.Millisecond)
-	return j, nil
+	m.CreatedAt = t
+	if p, ok := fields[memoFingerprint]; ok {
+		if err := dc.FromPayload(p, &m.Fingerprint); err != nil {
+			return fmt.Errorf("job %s: decode memo %q: %w", id, memoFingerprint, err)
+		}
+	}
+	if p, ok := fields[memoCallback]; ok {
+		_ = dc.FromPayload(p, &m.Callback)
+	}
+	return nil
 }
 
 // runningState fills a running workflow's state, attempt and progress from

@@ -1,0 +1,57 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/jobgate/jobgate/job"
+)
+
+func memoOf(t *testing.T, fields map[string]any) *commonpb.Memo {
+	t.Helper()
+	m := &commonpb.Memo{Fields: map[string]*commonpb.Payload{}}
+	for k, v := range fields {
+		p, err := converter.GetDefaultDataConverter().ToPayload(v)
+		require.NoError(t, err)
+		m.Fields[k] = p
+	}
+	return m
+}
+
+// A job reads the same from the memo this version writes (one field) and
+// from the one-field-per-value memo of jobs accepted by earlier versions.
+func TestJobFromMemo(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2026, 11, 22, 1, 2, 3, 456789000, time.UTC)
+	want := &job.Job{ID: "j1", Attempt: 1, Tenant: "acme", Fingerprint: "f00d", CreatedAt: created,
+		EstimatedCompletion: created.Add(1500 * time.Millisecond), Callback: &job.Callback{State: job.CallbackPending}}
+
+	current := memoOf(t, map[string]any{memoJob: jobMemo{Tenant: "acme", CreatedAt: created, ExpectedMillis: 1500,
+		RequestID: "r1", Callback: true, Fingerprint: "f00d"}})
+	got, err := jobFromMemo("j1", current)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	legacy := memoOf(t, map[string]any{memoTenant: "acme", memoCreatedAt: created.Format(time.RFC3339Nano), memoExpected: 1500,
+		"requestId": "r1", memoCallback: true, memoFingerprint: "f00d"})
+	got, err = jobFromMemo("j1", legacy)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// An unkeyed job without a callback.
+	got, err = jobFromMemo("j2", memoOf(t, map[string]any{memoJob: jobMemo{Tenant: "acme", CreatedAt: created}}))
+	require.NoError(t, err)
+	require.Empty(t, got.Fingerprint)
+	require.Nil(t, got.Callback)
+	require.Equal(t, created, got.EstimatedCompletion)
+
+	// A workflow jobgate did not start.
+	_, err = jobFromMemo("x", memoOf(t, map[string]any{"other": 1}))
+	require.ErrorContains(t, err, "was it started by jobgate?")
+	_, err = jobFromMemo("x", nil)
+	require.Error(t, err)
+}
