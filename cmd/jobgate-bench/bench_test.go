@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -197,4 +199,38 @@ func TestAlternateOrder(t *testing.T) {
 	require.Equal(t, "abbaabba", string(order))
 	require.Equal(t, 12, a.N)
 	require.Equal(t, 12, b.N)
+
+	order = nil
+	s, _ := alternateN(context.Background(), spec, 3, nil, recordFirst('a'), recordFirst('b'), recordFirst('c'))
+	require.Equal(t, "abccbaabc", string(order))
+	require.Len(t, s, 3)
+	require.Equal(t, 9, s[2].N)
+}
+
+func TestHitChecksTheAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/accepted":
+			require.Equal(t, "application/json", r.Header.Get("Content-Type"))
+			w.Header().Set("Location", "/v1/jobs/1")
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"id":"1"}`))
+		case "/no-location":
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte(`{"id":"1"}`))
+		case "/empty":
+		default:
+			http.Error(w, "nope", http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+	a := newAPI(srv.URL, 4)
+	ctx := context.Background()
+	require.NoError(t, a.hit(ctx, http.MethodPost, "/accepted", `{}`, http.StatusAccepted))
+	require.ErrorContains(t, a.hit(ctx, http.MethodPost, "/no-location", `{}`, http.StatusAccepted), "without a Location")
+	require.ErrorContains(t, a.hit(ctx, http.MethodGet, "/empty", "", http.StatusOK), "empty body")
+	var he *httpError
+	require.ErrorAs(t, a.hit(ctx, http.MethodGet, "/other", "", http.StatusOK), &he)
+	require.Equal(t, http.StatusTeapot, he.Code)
+	require.Equal(t, "nope", he.Body)
 }

@@ -91,14 +91,15 @@ func writeChart(r *results, path string) error {
 	}
 	if len(r.Accept) > 0 {
 		var labels []string
-		var jg, raw []float64
+		var jg, raw, eng []float64
 		for _, a := range r.Accept {
 			labels = append(labels, fmt.Sprintf("c=%d", a.Conc))
 			jg = append(jg, a.Jobgate.Throughput())
 			raw = append(raw, a.Raw.Throughput())
+			eng = append(eng, a.Engine.Throughput())
 		}
 		if err := add(groupedBars("1. Accept path", "starts per second", labels,
-			series{"jobgate POST /v1/jobs", jg}, series{"raw SDK StartWorkflow", raw})); err != nil {
+			series{"jobgate POST /v1/jobs", jg}, series{"raw SDK StartWorkflow", raw}, series{"jobgate engine, no HTTP", eng})); err != nil {
 			return err
 		}
 	}

@@ -145,27 +145,35 @@ func merge(ss ...stats) stats {
 // measurements and, with a meter (the CPU time the processes have used so
 // far), the CPU time spent during each.
 func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter func() cpuUse) (sa, sb stats, cpuA, cpuB cpuUse) {
+	s, cpu := alternateN(ctx, spec, slices, meter, a, b)
+	return s[0], s[1], cpu[0], cpu[1]
+}
+
+// alternateN is alternate for any number of operations: in each slice they
+// run in order, then in reverse order in the next (a b c c b a a b c …).
+func alternateN(ctx context.Context, spec loadSpec, slices int, meter func() cpuUse, ops ...op) ([]stats, []cpuUse) {
 	slices = max(slices, 1)
 	spec.Duration /= time.Duration(slices)
 	if meter == nil {
 		meter = func() cpuUse { return cpuUse{} }
 	}
-	var as, bs []stats
-	measure := func(f op, into *[]stats, cpu *cpuUse) {
-		t0 := meter()
-		*into = append(*into, runLoad(ctx, spec, callTimeout, f))
-		*cpu = cpu.add(meter().sub(t0))
-	}
+	runs := make([][]stats, len(ops))
+	cpu := make([]cpuUse, len(ops))
 	for i := range slices {
-		if i%2 == 0 {
-			measure(a, &as, &cpuA)
-			measure(b, &bs, &cpuB)
-		} else {
-			measure(b, &bs, &cpuB)
-			measure(a, &as, &cpuA)
+		for k := range ops {
+			if i%2 == 1 {
+				k = len(ops) - 1 - k
+			}
+			t0 := meter()
+			runs[k] = append(runs[k], runLoad(ctx, spec, callTimeout, ops[k]))
+			cpu[k] = cpu[k].add(meter().sub(t0))
 		}
 	}
-	return merge(as...), merge(bs...), cpuA, cpuB
+	pooled := make([]stats, len(ops))
+	for k := range ops {
+		pooled[k] = merge(runs[k]...)
+	}
+	return pooled, cpu
 }
 
 // cpuUse is CPU time (user and system) of the processes of a measurement:

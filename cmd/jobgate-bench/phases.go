@@ -2,13 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/job"
 )
 
 // callTimeout bounds one measured call.
@@ -23,6 +30,9 @@ type rig struct {
 	accept *proc
 	c      client.Client
 	stopW  func()
+	// engine is jobgate's engine in the bench's own process, on the
+	// bench's SDK client: what a POST does without the HTTP layer.
+	engine *engine.Service
 	// allAPI is the all-in-one's API; acceptAPI the api-role one's.
 	allAPI, acceptAPI *api
 }
@@ -50,6 +60,11 @@ func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
 		return fail(err)
 	}
 	r.stopW = w.Stop
+	kinds, err := job.NewRegistry(activities.Sleep())
+	if err != nil {
+		return fail(err)
+	}
+	r.engine = engine.New(r.c, kinds, engine.Config{TaskQueue: acceptQueue, Namespace: "default"})
 	r.accept, err = newProc(procSpec{Name: "api-" + store, Bin: bin, DataDir: filepath.Join(dir, "api"), LogDir: dir,
 		Env: []string{"JOBGATE_ROLE=api", "JOBGATE_TEMPORAL_ADDRESS=" + all.TemporalAddress(), "JOBGATE_TASK_QUEUE=" + acceptQueue}})
 	if err != nil {
@@ -88,9 +103,20 @@ func (r *rig) close() {
 
 // acceptOp submits a sleep-0 job through the api-role jobgate.
 func (r *rig) acceptOp(ctx context.Context, _ int) error {
-	_, err := r.acceptAPI.submit(ctx, sleepBody(0), "")
+	return r.acceptAPI.hit(ctx, http.MethodPost, "/v1/jobs", sleep0, http.StatusAccepted)
+}
+
+var sleep0 = sleepBody(0)
+
+// engineOp submits a sleep-0 job through jobgate's engine in this process
+// (the api-role jobgate's tenant, task queue and request, without HTTP).
+func (r *rig) engineOp(ctx context.Context, i int) error {
+	_, _, err := r.engine.Submit(ctx, job.SubmitRequest{Tenant: "default", Kind: "sleep", Input: sleep0Input,
+		RequestID: "bench-" + strconv.Itoa(i)})
 	return err
 }
+
+var sleep0Input = json.RawMessage(`{"seconds":0}`)
 
 // rawStartOp starts a raw workflow on the queue nobody polls.
 func (r *rig) rawStartOp(ctx context.Context, _ int) error {
@@ -230,8 +256,7 @@ func (r *rig) startRunning(ctx context.Context, n int) ([]string, func(), error)
 // getOp reads the status of ids in turn through a.
 func getOp(a *api, ids []string) op {
 	return func(ctx context.Context, i int) error {
-		_, err := a.get(ctx, ids[i%len(ids)])
-		return err
+		return a.hit(ctx, http.MethodGet, "/v1/jobs/"+ids[i%len(ids)]+"?redirect=false", "", http.StatusOK)
 	}
 }
 
@@ -321,10 +346,13 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	for _, conc := range o.conc {
 		spec := loadSpec{Concurrency: conc, Duration: o.duration}
 		logf("accept path at concurrency %d: raw StartWorkflow and POST /v1/jobs, in turns", conc)
-		raw, jg, cpuRaw, cpuJG := alternate(ctx, spec, 4, r.rawStartOp, r.acceptOp, r.cpu)
+		s, cpu := alternateN(ctx, spec, 4, r.cpu, r.rawStartOp, r.acceptOp, r.engineOp)
+		raw, jg, eng := s[0], s[1], s[2]
 		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
 		keep(failed(fmt.Sprintf("accepts at concurrency %d", conc), jg))
-		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw, CPUJobgate: cpuJG.perOp(jg.N), CPURaw: cpuRaw.perOp(raw.N)})
+		keep(failed(fmt.Sprintf("engine submissions at concurrency %d", conc), eng))
+		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw, Engine: eng,
+			CPURaw: cpu[0].perOp(raw.N), CPUJobgate: cpu[1].perOp(jg.N), CPUEngine: cpu[2].perOp(eng.N)})
 	}
 
 	logf("end to end: %d sleep-0 jobs, %d submitters", o.e2eJobs, o.e2eConc)
