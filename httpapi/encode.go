@@ -119,7 +119,12 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType s
 		_, _ = w.Write([]byte(`{"type":"` + ProblemBase + `internal","title":"Internal server error","status":500}`))
 		return
 	}
-	data = append(data, '\n')
+	writeEncoded(w, r, status, contentType, append(data, '\n'))
+}
+
+// writeEncoded writes data, a body encoded already. HEAD requests get the
+// headers only.
+func writeEncoded(w http.ResponseWriter, r *http.Request, status int, contentType string, data []byte) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)

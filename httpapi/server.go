@@ -72,6 +72,8 @@ type Server struct {
 	router  *mux.Router
 	ready   func(context.Context) error
 	limiter *limiter
+	// finished keeps the encoded status bodies of finished jobs.
+	finished finishedBodies
 }
 
 // New returns the API over jobs, which runs the given kinds.

@@ -183,5 +183,11 @@ func (s *Server) writeStatusTagged(w http.ResponseWriter, r *http.Request, code 
 	if code == http.StatusSeeOther {
 		w.Header().Set("Location", s.url(r, resultPath(j.ID)))
 	}
+	if cacheable(j) {
+		if body, err := s.finished.body(j, etag, s.base(r)); err == nil {
+			writeEncoded(w, r, code, "application/json", body)
+			return
+		}
+	}
 	writeJSON(w, r, code, s.status(r, j))
 }
