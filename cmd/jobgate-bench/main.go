@@ -1,6 +1,6 @@
 // Command jobgate-bench measures jobgate against raw Temporal on one
 // embedded Temporal server: the accept path (POST /v1/jobs) next to plain
-// SDK starts, status reads next to plain DescribeWorkflowExecution, jobs
+// SDK starts and to jobgate's engine called without HTTP, status reads next to plain DescribeWorkflowExecution, jobs
 // completed end to end next to plain workflows with one activity, latency
 // as jobs accumulate, peak memory, the durable SQLite store against an
 // in-memory one, and a chaos run that SIGKILLs the worker and the whole

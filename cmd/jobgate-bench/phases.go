@@ -345,7 +345,7 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 
 	for _, conc := range o.conc {
 		spec := loadSpec{Concurrency: conc, Duration: o.duration}
-		logf("accept path at concurrency %d: raw StartWorkflow and POST /v1/jobs, in turns", conc)
+		logf("accept path at concurrency %d: raw StartWorkflow, POST /v1/jobs and the engine without HTTP, in turns", conc)
 		s, cpu := alternateN(ctx, spec, 4, r.cpu, r.rawStartOp, r.acceptOp, r.engineOp)
 		raw, jg, eng := s[0], s[1], s[2]
 		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
