@@ -264,15 +264,15 @@ func TestDurabilityAcrossKill(t *testing.T) {
 		indexes[name] = def.String
 	}
 	require.NoError(t, rows.Err())
-	for _, gone := range []string{"by_history_length", "by_execution_duration", "by_keyword_01", "by_bool_01", "by_temporal_namespace_division", "by_parent_workflow_id"} {
+	for _, gone := range []string{"by_history_length", "by_execution_duration", "by_keyword_01", "by_bool_01", "by_parent_workflow_id", "by_temporal_namespace_division_set"} {
 		require.NotContains(t, indexes, gone)
 	}
 	for name, column := range map[string]string{"by_keyword_01_set": "Keyword01", "by_keyword_03_set": "Keyword03", "by_int_02_set": "Int02",
-		"by_temporal_namespace_division_set": "TemporalNamespaceDivision", "by_parent_workflow_id_set": "parent_workflow_id"} {
+		"by_temporal_scheduled_by_id_set": "TemporalScheduledById", "by_parent_workflow_id_set": "parent_workflow_id"} {
 		require.Contains(t, indexes, name)
 		require.Contains(t, indexes[name], "WHERE "+column+" IS NOT NULL", name)
 	}
-	for _, kept := range []string{"default_idx", "by_status", "by_workflow_type", "by_workflow_id", "by_task_queue"} {
+	for _, kept := range []string{"default_idx", "by_status", "by_workflow_type", "by_workflow_id", "by_task_queue", "by_temporal_namespace_division"} {
 		require.Contains(t, indexes, kept)
 		require.NotContains(t, indexes[kept], "WHERE", kept)
 	}

@@ -188,6 +188,7 @@ func TestAdmissionLookupsAreShared(t *testing.T) {
 	const burst = 40
 	var wg sync.WaitGroup
 	codes := make(chan int, burst)
+	began := time.Now()
 	for range burst {
 		wg.Add(1)
 		go func() {
@@ -196,16 +197,20 @@ func TestAdmissionLookupsAreShared(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	took := time.Since(began)
 	close(codes)
 	for code := range codes {
 		require.Equal(t, http.StatusAccepted, code)
 	}
 	// Each submission checks both; all but those few that came in the
 	// microseconds between finding the cache stale and joining a look-up
-	// just landed share one.
-	t.Logf("%d submissions: %d active-job counts, %d task queue look-ups (2 per backlog reading)", burst, counts.Load(), describes.Load())
-	require.LessOrEqual(t, counts.Load(), int64(3), "active-job counts")
-	require.LessOrEqual(t, describes.Load(), int64(2*3), "backlog look-ups")
+	// just landed share one. A burst slower than the caches' life (1 s for
+	// the count, 2 s for the backlog, on a loaded machine) may rightly
+	// look again.
+	t.Logf("%d submissions in %s: %d active-job counts, %d task queue look-ups (2 per backlog reading)", burst, took, counts.Load(), describes.Load())
+	again := int64(took / time.Second)
+	require.LessOrEqual(t, counts.Load(), 3+3*again, "active-job counts")
+	require.LessOrEqual(t, describes.Load(), 2*(3+3*again), "backlog look-ups")
 	require.Positive(t, counts.Load())
 	require.Positive(t, describes.Load())
 }

@@ -54,7 +54,7 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 		}
 		// Shared by every caller waiting on it, so no one caller's
 		// cancellation may end it.
-		v, err, _ := s.active.flight.Do(tenant, func() (any, error) {
+		ch := s.active.flight.DoChan(tenant, func() (any, error) {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 			defer cancel()
 			resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
@@ -72,10 +72,17 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 			s.active.mu.Unlock()
 			return c, nil
 		})
-		if err != nil {
-			return 0, err
+		// A caller whose own request ends stops waiting; the look-up goes
+		// on for the others.
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				return 0, res.Err
+			}
+			c = res.Val.(activeCount)
+		case <-ctx.Done():
+			return 0, translate("count active jobs", ctx.Err())
 		}
-		c = v.(activeCount)
 	}
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()

@@ -42,7 +42,7 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 
 	// Shared by every caller waiting on it, so no one caller's
 	// cancellation may end it.
-	v, err, _ := s.backlog.flight.Do("", func() (any, error) {
+	ch := s.backlog.flight.DoChan("", func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 		defer cancel()
 		var total int64
@@ -63,10 +63,17 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 		s.backlog.mu.Unlock()
 		return total, nil
 	})
-	if err != nil {
-		return 0, err
+	// A caller whose own request ends stops waiting; the look-up goes on
+	// for the others.
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return 0, res.Err
+		}
+		return res.Val.(int64), nil
+	case <-ctx.Done():
+		return 0, translate("describe task queue backlog", ctx.Err())
 	}
-	return v.(int64), nil
 }
 
 // checkBacklog returns job.ErrOverloaded when the backlog is over the

@@ -172,7 +172,7 @@ func legacyMemo(id string, memo *commonpb.Memo, m *jobMemo) error {
 	} {
 		p, ok := fields[key]
 		if !ok {
-			return fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, memoJob)
+			return fmt.Errorf("job %s: workflow memo lacks %q (and %q); was it started by jobgate?", id, memoJob, key)
 		}
 		if err := dc.FromPayload(p, dst); err != nil {
 			return fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
