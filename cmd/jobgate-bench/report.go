@@ -174,11 +174,11 @@ func (r *results) markdown() string {
 		}
 		b.WriteString(t.markdown() + "\n")
 		b.WriteString("CPU time per operation in each process (/proc and getrusage): the server is the all-in-one jobgate with the embedded Temporal server, the API the api-role jobgate the POSTs go to (idle otherwise), the bench the load tool with its HTTP client (jobgate) or its SDK client (raw, engine). The two cores are shared by all three, so throughput follows the total.\n\n")
-		t = newTable("concurrency", "jobgate: server / API / bench", "total", "raw: server / bench", "total", "engine: server / bench", "total")
+		t = newTable("concurrency", "jobgate: server / API / bench", "total", "raw: server / API / bench", "total", "engine: server / API / bench", "total")
+		split := func(c cpuUse) string { return ms(c.Server) + " / " + ms(c.API) + " / " + ms(c.Bench) }
 		for _, a := range r.Accept {
 			j, w, e := a.CPUJobgate, a.CPURaw, a.CPUEngine
-			t.add(fmt.Sprint(a.Conc), ms(j.Server)+" / "+ms(j.API)+" / "+ms(j.Bench), ms(j.Total()),
-				ms(w.Server)+" / "+ms(w.Bench), ms(w.Total()), ms(e.Server)+" / "+ms(e.Bench), ms(e.Total()))
+			t.add(fmt.Sprint(a.Conc), split(j), ms(j.Total()), split(w), ms(w.Total()), split(e), ms(e.Total()))
 		}
 		b.WriteString(t.markdown() + "\n")
 	}
