@@ -52,36 +52,25 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 		if !plainWord(tenant) {
 			return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
 		}
-		// Shared by every caller waiting on it, so no one caller's
-		// cancellation may end it.
-		ch := s.active.flight.DoChan(tenant, func() (any, error) {
-			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
-			defer cancel()
-			resp, err := s.c.CountWorkflow(cctx, &workflowservice.CountWorkflowExecutionsRequest{
+		var err error
+		c, err = shared(ctx, &s.active.flight, tenant, "count active jobs", s.cfg.CallTimeout, func(ctx context.Context) (activeCount, error) {
+			resp, err := s.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{
 				Query: fmt.Sprintf("WorkflowType = '%s' AND %s = '%s' AND ExecutionStatus = 'Running'",
 					workflows.JobWorkflowName, workflows.TenantKey.GetName(), tenant),
 			})
 			if err != nil {
-				return nil, translate("count active jobs", err)
+				return activeCount{}, err
 			}
 			c := activeCount{n: int(resp.GetCount()), at: now}
-			// Stored inside the flight: a caller that comes after it has
-			// landed finds this count, not the stale one.
+			// Stored inside the look-up: a caller that comes after it has
+			// ended finds this count, not the stale one.
 			s.active.mu.Lock()
 			s.active.counts[tenant] = c
 			s.active.mu.Unlock()
 			return c, nil
 		})
-		// A caller whose own request ends stops waiting; the look-up goes
-		// on for the others.
-		select {
-		case res := <-ch:
-			if res.Err != nil {
-				return 0, res.Err
-			}
-			c = res.Val.(activeCount)
-		case <-ctx.Done():
-			return 0, translate("count active jobs", ctx.Err())
+		if err != nil {
+			return 0, err
 		}
 	}
 	s.active.mu.Lock()

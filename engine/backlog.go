@@ -40,11 +40,7 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 	}
 	s.backlog.mu.Unlock()
 
-	// Shared by every caller waiting on it, so no one caller's
-	// cancellation may end it.
-	ch := s.backlog.flight.DoChan("", func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
-		defer cancel()
+	return shared(ctx, &s.backlog.flight, "", "describe task queue backlog", s.cfg.CallTimeout, func(ctx context.Context) (int64, error) {
 		var total int64
 		for _, typ := range []enumspb.TaskQueueType{enumspb.TASK_QUEUE_TYPE_WORKFLOW, enumspb.TASK_QUEUE_TYPE_ACTIVITY} {
 			resp, err := s.c.WorkflowService().DescribeTaskQueue(ctx, &workflowservice.DescribeTaskQueueRequest{
@@ -54,7 +50,7 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 				ReportStats:   true,
 			})
 			if err != nil {
-				return nil, translate("describe task queue backlog", err)
+				return 0, err
 			}
 			total += resp.GetStats().GetApproximateBacklogCount()
 		}
@@ -63,17 +59,6 @@ func (s *Service) Backlog(ctx context.Context) (int64, error) {
 		s.backlog.mu.Unlock()
 		return total, nil
 	})
-	// A caller whose own request ends stops waiting; the look-up goes on
-	// for the others.
-	select {
-	case res := <-ch:
-		if res.Err != nil {
-			return 0, res.Err
-		}
-		return res.Val.(int64), nil
-	case <-ctx.Done():
-		return 0, translate("describe task queue backlog", ctx.Err())
-	}
 }
 
 // checkBacklog returns job.ErrOverloaded when the backlog is over the
