@@ -48,22 +48,29 @@ type httpError struct {
 
 func (e *httpError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Code, e.Body) }
 
-func (a *api) do(ctx context.Context, method, path, body string, header map[string]string, want ...int) (status, http.Header, error) {
+// send makes a request: body, when set, as JSON, and header's fields.
+func (a *api) send(ctx context.Context, method, path, body string, header map[string]string) (*http.Response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	if err != nil {
-		return status{}, nil, err
+		return nil, err
 	}
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonContentType
 	}
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := a.hc.Do(req)
+	return a.hc.Do(req)
+}
+
+var jsonContentType = []string{"application/json"}
+
+func (a *api) do(ctx context.Context, method, path, body string, header map[string]string, want ...int) (status, http.Header, error) {
+	resp, err := a.send(ctx, method, path, body, header)
 	if err != nil {
 		return status{}, nil, err
 	}
@@ -94,18 +101,7 @@ func (a *api) do(ctx context.Context, method, path, body string, header map[stri
 // CPU, spent on the same two cores as the server's, stays small. (The raw
 // side's SDK client decodes its answers: that is part of an SDK call.)
 func (a *api) hit(ctx context.Context, method, path, body string, want int) error {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != "" {
-		req.Header["Content-Type"] = jsonContentType
-	}
-	resp, err := a.hc.Do(req)
+	resp, err := a.send(ctx, method, path, body, nil)
 	if err != nil {
 		return err
 	}
@@ -125,8 +121,6 @@ func (a *api) hit(ctx context.Context, method, path, body string, want int) erro
 	}
 	return nil
 }
-
-var jsonContentType = []string{"application/json"}
 
 // sleepBody is a sleep job of secs seconds.
 func sleepBody(secs int) string { return fmt.Sprintf(`{"kind":"sleep","input":{"seconds":%d}}`, secs) }
