@@ -164,10 +164,9 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 func legacyMemo(id string, memo *commonpb.Memo, m *jobMemo) error {
 	fields := memo.GetFields()
 	dc := converter.GetDefaultDataConverter()
-	var created string
 	for key, dst := range map[string]any{
 		memoTenant:    &m.Tenant,
-		memoCreatedAt: &created,
+		memoCreatedAt: &m.CreatedAt, // RFC 3339 text, as time.Time's JSON
 		memoExpected:  &m.ExpectedMillis,
 	} {
 		p, ok := fields[key]
@@ -178,11 +177,6 @@ func legacyMemo(id string, memo *commonpb.Memo, m *jobMemo) error {
 			return fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
 		}
 	}
-	t, err := time.Parse(time.RFC3339Nano, created)
-	if err != nil {
-		return fmt.Errorf("job %s: memo createdAt %q: %w", id, created, err)
-	}
-	m.CreatedAt = t
 	if p, ok := fields[memoFingerprint]; ok {
 		if err := dc.FromPayload(p, &m.Fingerprint); err != nil {
 			return fmt.Errorf("job %s: decode memo %q: %w", id, memoFingerprint, err)
