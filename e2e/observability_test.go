@@ -58,6 +58,15 @@ func TestRequestIDInWorkflowMemo(t *testing.T) {
 	require.Equal(t, requestID, memo["requestId"])
 	require.Equal(t, e.TaskQueue, memo["tenant"], "the env's tenant")
 	require.Equal(t, resp.JSON(t)["createdAt"], memo["createdAt"])
+	// Only a keyed submission is fingerprinted: no other request can name
+	// this job.
+	require.NotContains(t, memo, "fingerprint")
+	keyed, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "memo-key")
+	desc, err = e.Temporal.DescribeWorkflowExecution(context.Background(), keyed, "")
+	require.NoError(t, err)
+	var keyedMemo map[string]any
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.GetWorkflowExecutionInfo().GetMemo().GetFields()["job"], &keyedMemo))
+	require.NotEmpty(t, keyedMemo["fingerprint"])
 }
 
 // /metrics shows HTTP requests by route and code, accepted and finished
