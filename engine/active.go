@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 	"sync"
 	"time"
 
@@ -24,7 +25,7 @@ type activeCounts struct {
 	counts map[string]activeCount
 	// accepts are the times this process started a job, per tenant, for
 	// the last visibilityLag.
-	accepts map[string][]time.Time
+	accepts map[string]*recentAccepts
 }
 
 type activeCount struct {
@@ -76,10 +77,8 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
 	n := c.n
-	for _, t := range s.active.accepts[tenant] {
-		if t.After(c.at.Add(-visibilityLag)) {
-			n++
-		}
+	if r := s.active.accepts[tenant]; r != nil {
+		n += r.after(c.at.Add(-visibilityLag))
 	}
 	return n, nil
 }
@@ -89,13 +88,43 @@ func (s *Service) accepted(tenant string) {
 	now := s.cfg.Now()
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
+	r := s.active.accepts[tenant]
+	if r == nil {
+		r = &recentAccepts{}
+		s.active.accepts[tenant] = r
+	}
 	// Drop what no count can need any more: older than the lag before
 	// the oldest count that may still be served (a second old).
-	keep := s.active.accepts[tenant][:0]
-	for _, t := range s.active.accepts[tenant] {
-		if now.Sub(t) < visibilityLag+time.Second {
-			keep = append(keep, t)
-		}
+	r.add(now, now.Add(-visibilityLag-time.Second))
+}
+
+// recentAccepts are one tenant's acceptance times in the order they
+// happened, oldest first. Adding and counting cost the same at any rate of
+// acceptances: expired times are dropped from the front, and a count
+// searches the sorted times instead of walking them.
+type recentAccepts struct {
+	times []time.Time
+}
+
+// add appends t and drops the times before expired.
+func (r *recentAccepts) add(t, expired time.Time) {
+	// The dropped prefix's memory goes when append next moves the live
+	// times to a new array.
+	r.times = r.times[r.firstAfter(expired):]
+	// A clock that stepped back would break the order the searches rely
+	// on; such a time counts as the latest one instead.
+	if n := len(r.times); n > 0 && t.Before(r.times[n-1]) {
+		t = r.times[n-1]
 	}
-	s.active.accepts[tenant] = append(keep, now)
+	r.times = append(r.times, t)
+}
+
+// after counts the times after cutoff.
+func (r *recentAccepts) after(cutoff time.Time) int {
+	return len(r.times) - r.firstAfter(cutoff)
+}
+
+// firstAfter is the index of the first time after cutoff.
+func (r *recentAccepts) firstAfter(cutoff time.Time) int {
+	return sort.Search(len(r.times), func(i int) bool { return r.times[i].After(cutoff) })
 }

@@ -102,7 +102,7 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.FinishedCacheSize == 0 {
 		cfg.FinishedCacheSize = 10000
 	}
-	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string][]time.Time{}}}
+	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string]*recentAccepts{}}}
 	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
 	return s
 }
