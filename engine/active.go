@@ -99,14 +99,14 @@ func (s *Service) accepted(tenant string) {
 }
 
 // recentAccepts are one tenant's acceptance times in the order they
-// happened, oldest first. Adding and counting cost the same at any rate of
-// acceptances: expired times are dropped from the front, and a count
-// searches the sorted times instead of walking them.
+// happened, oldest first. Adding and counting take O(log n) however many
+// jobs a tenant starts a second: expired times are dropped from the front,
+// and a count searches the sorted times instead of walking them.
 type recentAccepts struct {
 	times []time.Time
 }
 
-// add appends t and drops the times before expired.
+// add appends t and drops the times up to and including expired.
 func (r *recentAccepts) add(t, expired time.Time) {
 	// The dropped prefix's memory goes when append next moves the live
 	// times to a new array.
