@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
 )
 
 func memoOf(t *testing.T, fields map[string]any) *commonpb.Memo {
@@ -22,28 +23,21 @@ func memoOf(t *testing.T, fields map[string]any) *commonpb.Memo {
 	return m
 }
 
-// A job reads the same from the memo this version writes (one field) and
-// from the one-field-per-value memo of jobs accepted by earlier versions.
+// A job reads from the memo the API writes at submission.
 func TestJobFromMemo(t *testing.T) {
 	t.Parallel()
 	created := time.Date(2026, 11, 22, 1, 2, 3, 456789000, time.UTC)
 	want := &job.Job{ID: "j1", Attempt: 1, Tenant: "acme", Fingerprint: "f00d", CreatedAt: created,
 		EstimatedCompletion: created.Add(1500 * time.Millisecond), Callback: &job.Callback{State: job.CallbackPending}}
 
-	current := memoOf(t, map[string]any{memoJob: jobMemo{Tenant: "acme", CreatedAt: created, ExpectedMillis: 1500,
+	current := memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created, ExpectedMillis: 1500,
 		RequestID: "r1", Callback: true, Fingerprint: "f00d"}})
 	got, err := jobFromMemo("j1", current)
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 
-	legacy := memoOf(t, map[string]any{memoTenant: "acme", memoCreatedAt: created.Format(time.RFC3339Nano), memoExpected: 1500,
-		"requestId": "r1", memoCallback: true, memoFingerprint: "f00d"})
-	got, err = jobFromMemo("j1", legacy)
-	require.NoError(t, err)
-	require.Equal(t, want, got)
-
 	// An unkeyed job without a callback.
-	got, err = jobFromMemo("j2", memoOf(t, map[string]any{memoJob: jobMemo{Tenant: "acme", CreatedAt: created}}))
+	got, err = jobFromMemo("j2", memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created}}))
 	require.NoError(t, err)
 	require.Empty(t, got.Fingerprint)
 	require.Nil(t, got.Callback)

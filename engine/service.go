@@ -110,37 +110,6 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 // Kinds returns the registry of kinds the service runs.
 func (s *Service) Kinds() *job.Registry { return s.kinds }
 
-// memoJob is the memo field stored with every job's workflow: a jobMemo,
-// what the API knew when it accepted the job. One field rather than one per
-// value, as earlier versions stored it: each field is a payload of its own,
-// and the memo is written to the start event, the workflow's mutable state
-// and its visibility record (one field measured ~3% more starts per second
-// than five).
-const memoJob = "job"
-
-// jobMemo is the value of memoJob.
-type jobMemo struct {
-	Tenant         string    `json:"tenant"`
-	CreatedAt      time.Time `json:"createdAt"`
-	ExpectedMillis int64     `json:"expectedMillis"`
-	// RequestID is the X-Request-Id of the submission.
-	RequestID string `json:"requestId,omitempty"`
-	// Callback is true for a job submitted with a callbackUrl.
-	Callback bool `json:"callback,omitempty"`
-	// Fingerprint is set for a job submitted with an Idempotency-Key.
-	Fingerprint string `json:"fingerprint,omitempty"`
-}
-
-// The memo fields of jobs accepted by earlier versions, one per value;
-// still read.
-const (
-	memoTenant      = "tenant"
-	memoFingerprint = "fingerprint"
-	memoCreatedAt   = "createdAt"
-	memoExpected    = "expectedMillis"
-	memoCallback    = "callback"
-)
-
 // keyNamespace is the UUID namespace of job IDs derived from keys.
 var keyNamespace = uuid.MustParse("6f1b5a52-3c0e-4d8a-9b6a-2f1e0c7d9a41")
 
@@ -189,7 +158,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		timeout = plan.Expected + time.Minute
 	}
 	now := s.cfg.Now().UTC()
-	memo := map[string]any{memoJob: jobMemo{
+	memo := map[string]any{workflows.MemoJob: workflows.JobMemo{
 		Tenant:         req.Tenant,
 		CreatedAt:      now,
 		ExpectedMillis: plan.Expected.Milliseconds(),

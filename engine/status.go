@@ -142,50 +142,20 @@ func (s *Service) historyResult(ctx context.Context, id string) (json.RawMessage
 
 // jobFromMemo reads what the API stored with the workflow at start.
 func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
-	var m jobMemo
-	dc := converter.GetDefaultDataConverter()
-	if p, ok := memo.GetFields()[memoJob]; ok {
-		if err := dc.FromPayload(p, &m); err != nil {
-			return nil, fmt.Errorf("job %s: decode memo %q: %w", id, memoJob, err)
-		}
-	} else if err := legacyMemo(id, memo, &m); err != nil {
-		return nil, err
+	var m workflows.JobMemo
+	p, ok := memo.GetFields()[workflows.MemoJob]
+	if !ok {
+		return nil, fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, workflows.MemoJob)
 	}
-	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt,
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &m); err != nil {
+		return nil, fmt.Errorf("job %s: decode memo %q: %w", id, workflows.MemoJob, err)
+	}
+	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt, ParentID: m.ParentID,
 		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond)}
 	if m.Callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}
 	return j, nil
-}
-
-// legacyMemo reads the memo of a job accepted by an earlier version, one
-// field per value, into m.
-func legacyMemo(id string, memo *commonpb.Memo, m *jobMemo) error {
-	fields := memo.GetFields()
-	dc := converter.GetDefaultDataConverter()
-	for key, dst := range map[string]any{
-		memoTenant:    &m.Tenant,
-		memoCreatedAt: &m.CreatedAt, // RFC 3339 text, as time.Time's JSON
-		memoExpected:  &m.ExpectedMillis,
-	} {
-		p, ok := fields[key]
-		if !ok {
-			return fmt.Errorf("job %s: workflow memo lacks %q (and %q); was it started by jobgate?", id, memoJob, key)
-		}
-		if err := dc.FromPayload(p, dst); err != nil {
-			return fmt.Errorf("job %s: decode memo %q: %w", id, key, err)
-		}
-	}
-	if p, ok := fields[memoFingerprint]; ok {
-		if err := dc.FromPayload(p, &m.Fingerprint); err != nil {
-			return fmt.Errorf("job %s: decode memo %q: %w", id, memoFingerprint, err)
-		}
-	}
-	if p, ok := fields[memoCallback]; ok {
-		_ = dc.FromPayload(p, &m.Callback)
-	}
-	return nil
 }
 
 // runningState fills a running workflow's state, attempt and progress from

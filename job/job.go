@@ -49,6 +49,37 @@ type Job struct {
 	// Callback is the state of the job's webhook; nil for a job submitted
 	// without a callbackUrl.
 	Callback *Callback
+	// ParentID is the job that started this one as a child job; empty for
+	// a job a client submitted.
+	ParentID string
+	// WaitingFor lists the inputs a running job waits for, if any.
+	WaitingFor []Waiting
+	// Steps are a workflow kind's steps, in the order they started; nil
+	// for kinds that are one activity.
+	Steps []Step
+}
+
+// Waiting is an input a running job waits for
+// (POST /v1/jobs/{id}/inputs/{name} delivers it).
+type Waiting struct {
+	Name string
+	// Since is when the job started waiting; zero when its worker did not
+	// say.
+	Since time.Time
+}
+
+// Step is one step of a workflow kind: an activity, or a child job.
+type Step struct {
+	Name  string
+	State State
+	// Attempt counts the tries of a running step, starting at 1.
+	Attempt     int
+	StartedAt   time.Time
+	CompletedAt time.Time
+	// JobID is the child job a step runs, if it is one.
+	JobID string
+	// Error says why a failed step failed.
+	Error string
 }
 
 // CallbackState is where a job's webhook delivery is.
