@@ -13,7 +13,7 @@ import (
 )
 
 // Config is jobgate's whole configuration, read once from JOBGATE_*
-// environment variables. The README lists every variable.
+// environment variables. docs/configuration.md lists every variable.
 type Config struct {
 	// Role is all (API and worker in one process), api or worker.
 	Role string `envconfig:"ROLE" default:"all"`

@@ -1,4 +1,4 @@
-// Package client is a Go client of jobgate's HTTP contract (shared/SPEC.md):
+// Package client is a Go client of jobgate's HTTP contract (docs/api.md):
 // it submits jobs, reads their status, waits for them to end (long-polling,
 // and honouring Retry-After on servers that do not long-poll), cancels them
 // and streams their results.

@@ -16,7 +16,7 @@ import (
 )
 
 // fakeJobgate is a small in-memory imitation of jobgate's HTTP contract
-// (shared/SPEC.md), for testing the client against the answers a real
+// (docs/api.md), for testing the client against the answers a real
 // server gives: 202 with Location and Retry-After, 303 to the result,
 // ETag and 304, long-poll with Prefer: wait, 202/204/409 on DELETE, the
 // result with its own Content-Type, problem+json errors. It imitates HTTP

@@ -131,7 +131,7 @@ func TestComposeStack(t *testing.T) {
 		}
 		d, err := time.ParseDuration(retention)
 		require.NoError(t, err, "temporal: DEFAULT_NAMESPACE_RETENTION %q", retention)
-		require.GreaterOrEqual(t, d, resultTTL+24*time.Hour, "temporal: DEFAULT_NAMESPACE_RETENTION must be JOBGATE_RESULT_TTL (%s) plus a day, so expired jobs answer 410 before Temporal forgets them (README, Running in production)", resultTTL)
+		require.GreaterOrEqual(t, d, resultTTL+24*time.Hour, "temporal: DEFAULT_NAMESPACE_RETENTION must be JOBGATE_RESULT_TTL (%s) plus a day, so expired jobs answer 410 before Temporal forgets them (docs/production.md)", resultTTL)
 	})
 
 	t.Run("temporal uses the postgresql service", func(t *testing.T) {

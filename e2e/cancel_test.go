@@ -59,7 +59,7 @@ func (p *probeKind) kind() job.Kind {
 // How long a DELETE takes to reach running work, over 20 trials: the time
 // from sending the DELETE to the activity seeing its context canceled. The
 // test asserts behaviour (every job ends canceled, once, within the
-// heartbeat bound) and logs the median and worst, which the README quotes:
+// heartbeat bound) and logs the median and worst, which docs/benchmarks.md quotes:
 //
 //	go test ./e2e/ -run TestCancellationLatency -count=1 -v
 func TestCancellationLatency(t *testing.T) {
@@ -95,6 +95,6 @@ func TestCancellationLatency(t *testing.T) {
 	t.Logf("DELETE to the activity observing cancellation over %d trials: median %s, worst %s, best %s",
 		trials, median.Round(time.Millisecond), latencies[trials-1].Round(time.Millisecond), latencies[0].Round(time.Millisecond))
 	// Single trials get the loaded-machine bound; the typical one is held
-	// to what the README promises: about a heartbeat (1 s), with room.
+	// to what docs/api.md promises: about a heartbeat (1 s), with room.
 	require.Less(t, median, 3*time.Second, "median cancellation latency")
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/jobgate/jobgate/job"
 )
 
-// ProblemBase is the prefix of every problem type URI; the README lists
+// ProblemBase is the prefix of every problem type URI; docs/api.md lists
 // them all.
 const ProblemBase = "https://jobgate.dev/problems/"
 

@@ -1,4 +1,4 @@
-// Package httpapi serves jobgate's HTTP contract (shared/SPEC.md): clients
+// Package httpapi serves jobgate's HTTP contract (docs/api.md): clients
 // submit jobs and get 202 at once, then read their status and result or
 // cancel them. It knows the job service, not the engine behind it.
 package httpapi
