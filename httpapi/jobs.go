@@ -62,6 +62,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Observer.JobAccepted(j.Kind, time.Since(start))
 	}
 	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
+	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
 
 	prefs := ParsePrefer(r.Header.Values("Prefer"))
 	if prefs.RespondAsync {
@@ -264,5 +265,6 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
+	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
 	s.writeStatus(w, r, http.StatusAccepted, j)
 }

@@ -1,0 +1,216 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobgate/jobgate/httpapi"
+	"github.com/jobgate/jobgate/httpapi/httpapitest"
+)
+
+// The contract is written twice: docs/api.md for people, openapi.json for
+// machines. These tests catch drift between them and the code: the same
+// endpoints in the router, the OpenAPI document and the page's endpoint
+// table, and the same problem types in the code, the OpenAPI document and
+// the page's problem table.
+
+// mustRead reads a file of the repository, relative to httpapi/.
+func mustRead(tb testing.TB, path string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.FromSlash(path))
+	require.NoError(tb, err)
+	return string(b)
+}
+
+// section is the text of the markdown section under heading, up to the
+// next heading of the same or a higher level.
+func section(tb testing.TB, doc, heading string) string {
+	tb.Helper()
+	level := strings.Index(heading, " ")
+	start := strings.Index(doc, "\n"+heading+"\n")
+	require.GreaterOrEqual(tb, start, 0, "docs/api.md has no section %q", heading)
+	rest := doc[start+len(heading)+2:]
+	for _, line := range regexp.MustCompile(`(?m)^#{1,6} `).FindAllStringIndex(rest, -1) {
+		if line[1]-line[0]-1 <= level {
+			return rest[:line[0]]
+		}
+	}
+	return rest
+}
+
+// tableColumn is the first column of every row of the markdown tables in
+// text, without its backquotes.
+func tableColumn(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		cell := strings.TrimSpace(strings.Split(line, "|")[1])
+		out = append(out, strings.Trim(cell, "`"))
+	}
+	return out
+}
+
+type endpoint struct{ method, path string }
+
+func (e endpoint) String() string { return e.method + " " + e.path }
+
+// openAPIEndpoints lists the operations of httpapi/openapi.json.
+func openAPIEndpoints(tb testing.TB) []endpoint {
+	tb.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(tb, json.Unmarshal(httpapi.OpenAPI, &doc))
+	var out []endpoint
+	for path, ops := range doc.Paths {
+		for m := range ops {
+			switch m {
+			case "get", "post", "put", "patch", "delete":
+				out = append(out, endpoint{strings.ToUpper(m), path})
+			}
+		}
+	}
+	return out
+}
+
+func TestAPIDocNamesEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	srv := httpapitest.NewServer(t, httpapi.Config{Metrics: http.NotFoundHandler()})
+	routes, err := srv.API.Routes()
+	require.NoError(t, err)
+
+	var documented []endpoint
+	for _, cell := range tableColumn(section(t, mustRead(t, "../docs/api.md"), "## Endpoints")) {
+		method, path, ok := strings.Cut(cell, " ")
+		require.True(t, ok, "docs/api.md, Endpoints: %q is not `METHOD /path`", cell)
+		path, _, _ = strings.Cut(path, "?")
+		documented = append(documented, endpoint{method, path})
+	}
+	inOpenAPI := openAPIEndpoints(t)
+
+	var routed []endpoint
+	for _, r := range routes {
+		if r.Method == http.MethodHead {
+			continue // documented with its GET
+		}
+		e := endpoint{r.Method, r.Path}
+		routed = append(routed, e)
+		require.Contains(t, documented, e, "%s is routed (routes.go) but not in the Endpoints table of docs/api.md", e)
+		require.Contains(t, inOpenAPI, e, "%s is routed (routes.go) but not in httpapi/openapi.json", e)
+	}
+	for _, e := range documented {
+		require.Contains(t, routed, e, "docs/api.md lists %s, which routes.go does not route", e)
+	}
+	for _, e := range inOpenAPI {
+		require.Contains(t, routed, e, "httpapi/openapi.json has %s, which routes.go does not route", e)
+	}
+}
+
+// problemTypesInCode are the problem type names the HTTP layer's source
+// writes: problem(status, "name", …), badRequest("name", …) and
+// ProblemBase + "name".
+func problemTypesInCode(tb testing.TB) []string {
+	tb.Helper()
+	files, err := filepath.Glob("*.go")
+	require.NoError(tb, err)
+	re := regexp.MustCompile(`(?:problem\([^,()]+, "|badRequest\("|ProblemBase \+ "|name, title := ")([a-z-]+)"`)
+	var out []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		for _, m := range re.FindAllStringSubmatch(mustRead(tb, f), -1) {
+			out = append(out, m[1])
+		}
+	}
+	// A job's own error: job-failed above, job-canceled beside it.
+	if slices.Contains(out, "job-failed") {
+		out = append(out, "job-canceled")
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func TestAPIDocListsEveryProblemType(t *testing.T) {
+	t.Parallel()
+	doc := mustRead(t, "../docs/api.md")
+	errorsSection := section(t, doc, "## Errors")
+	documented := tableColumn(errorsSection)
+	require.NotEmpty(t, documented)
+	for _, name := range []string{"job-failed", "job-canceled"} {
+		require.Contains(t, errorsSection, "`"+name+"`", "docs/api.md, Errors, must name the job error type %s", name)
+		documented = append(documented, name)
+	}
+	inOpenAPI := map[string]bool{}
+	for _, m := range regexp.MustCompile(`problems/([a-z-]+)`).FindAllStringSubmatch(string(httpapi.OpenAPI), -1) {
+		inOpenAPI[m[1]] = true
+	}
+
+	code := problemTypesInCode(t)
+	require.Contains(t, code, "not-found", "the scan of httpapi's source found no problem types; has the way problems are built changed?")
+	for _, name := range code {
+		if name == "client-closed" {
+			continue // answered to a client that went away: nobody reads it
+		}
+		require.Contains(t, documented, name, "httpapi writes the problem type %s, which the Errors section of docs/api.md does not list", name)
+		require.True(t, inOpenAPI[name], "httpapi writes the problem type %s, which httpapi/openapi.json does not list", name)
+	}
+	for _, name := range documented {
+		require.Contains(t, code, name, "docs/api.md lists the problem type %s, which httpapi never writes", name)
+	}
+	for name := range inOpenAPI {
+		require.Contains(t, code, name, "httpapi/openapi.json lists the problem type %s, which httpapi never writes", name)
+	}
+}
+
+// Every relative link in the README and docs/ names a file of the
+// repository, and every #anchor a heading of it: a reader following the
+// docs never lands outside the repository or nowhere.
+func TestDocLinksResolve(t *testing.T) {
+	t.Parallel()
+	pages, err := filepath.Glob("../docs/*.md")
+	require.NoError(t, err)
+	pages = append(pages, "../README.md")
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	for _, page := range pages {
+		text := mustRead(t, page)
+		for _, m := range link.FindAllStringSubmatch(text, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			file, anchor, _ := strings.Cut(target, "#")
+			path := page
+			if file != "" {
+				path = filepath.Join(filepath.Dir(page), filepath.FromSlash(file))
+				_, err := os.Stat(path)
+				require.NoError(t, err, "%s links to %s, which does not exist", page, target)
+			}
+			if anchor != "" {
+				require.Contains(t, anchors(mustRead(t, path)), anchor, "%s links to %s: %s has no such heading", page, target, path)
+			}
+		}
+		require.NotContains(t, text, "../shared", "%s points outside the repository", page)
+	}
+}
+
+// anchors are the GitHub anchors of a markdown page's headings.
+func anchors(doc string) []string {
+	var out []string
+	drop := regexp.MustCompile(`[^\p{L}\p{N} _-]`)
+	for _, m := range regexp.MustCompile(`(?m)^#{1,6} (.+)$`).FindAllStringSubmatch(doc, -1) {
+		s := drop.ReplaceAllString(strings.ToLower(m[1]), "")
+		out = append(out, strings.ReplaceAll(s, " ", "-"))
+	}
+	return out
+}
