@@ -60,6 +60,15 @@ func Run(extra ...job.Kind) error {
 	logger := newLogger(cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// One embedded server per data directory: a second one fails here, at
+	// once and naming the holder, rather than on SQLite's lock.
+	if cfg.embedded() && cfg.EmbeddedStore == "file" {
+		release, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 
 	st, err := openStorage(ctx, cfg)
 	if err != nil {
