@@ -44,6 +44,13 @@ type Options struct {
 	// DatabaseFile is the SQLite file that holds all state; its directory
 	// must exist. Empty keeps everything in memory (lost on exit).
 	DatabaseFile string
+	// Postgres, when set, is a postgres://user:password@host:port/database
+	// URL: the server keeps its state in that PostgreSQL database and its
+	// visibility in a second one (database_visibility, or the URL's
+	// visibility_database parameter) instead of SQLite, creating both if
+	// missing and setting up or migrating their schemas at every start.
+	// DatabaseFile is then ignored.
+	Postgres string
 	// IP is the address every service binds to (default 127.0.0.1).
 	IP string
 	// Port is the frontend's gRPC port (0 picks a free one).
@@ -60,6 +67,11 @@ type Options struct {
 	// LogLevel of the server's own log, written as JSON to standard error
 	// (default "warn"; "none" silences it).
 	LogLevel string
+	// DynamicConfigFile is a Temporal dynamic config YAML file (the format
+	// of deploy/temporal/dynamicconfig.yaml) whose settings override this
+	// package's. A key the server does not know, or a value it does not
+	// accept, fails Start.
+	DynamicConfigFile string
 }
 
 // Server is a running embedded Temporal server.
@@ -110,6 +122,10 @@ func Start(opts Options) (*Server, error) {
 		return nil, err
 	}
 
+	fileConfig, err := loadDynamicConfig(opts.DynamicConfigFile)
+	if err != nil {
+		return nil, err
+	}
 	logger := log.Logger(log.NewNoopLogger())
 	if opts.LogLevel != "none" {
 		logger = log.NewZapLogger(log.BuildZapLogger(log.Config{Level: opts.LogLevel, Format: "json"}))
@@ -133,7 +149,7 @@ func Start(opts Options) (*Server, error) {
 		temporal.WithLogger(logger),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
-		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+		temporal.WithDynamicConfigClient(overlayDynamicConfig(fileConfig, dynamicconfig.StaticClient{
 			// ForceSearchAttributesCacheRefreshOnRead (the Temporal CLI's dev
 			// server sets it) stays off: it re-reads the cluster metadata
 			// under a lock on every search attribute look-up, several per
@@ -173,7 +189,7 @@ func Start(opts Options) (*Server, error) {
 			dynamicconfig.QueueShrinkPredicateMaxPendingKeys.Key():           0,
 			dynamicconfig.QueuePendingTaskCriticalCount.Key():                50000,
 			dynamicconfig.QueuePendingTaskMaxCount.Key():                     55000,
-		}),
+		})),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create embedded Temporal server: %w", err)
@@ -253,6 +269,9 @@ func (s *Server) startUI() error {
 }
 
 func sqlConfig(opts Options) (*config.SQL, error) {
+	if opts.Postgres != "" {
+		return postgresConfig(opts)
+	}
 	conf := &config.SQL{PluginName: sqliteplugin.PluginName}
 	if opts.DatabaseFile == "" {
 		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
@@ -317,6 +336,9 @@ func serverConfig(opts Options, sqlConf *config.SQL, httpPort int) (*config.Conf
 	conf.Persistence.VisibilityStore = "sqlite-default"
 	conf.Persistence.NumHistoryShards = 1
 	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite-default": {SQL: sqlConf}}
+	if opts.Postgres != "" {
+		usePostgres(&conf, sqlConf, opts.Postgres)
+	}
 	addr := net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port))
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
