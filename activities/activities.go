@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
@@ -93,7 +94,9 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 		stopping := activity.GetWorkerStopChannel(ctx)
 		ctx = job.WithStopping(job.WithInfo(ctx, info), stopping)
 
-		hb := &heartbeater{}
+		ctx, lost := context.WithCancelCause(ctx)
+		defer lost(nil)
+		hb := &heartbeater{lost: lost}
 		// Resume from the last progress a previous attempt reported.
 		if activity.HasHeartbeatDetails(ctx) {
 			var p job.Progress
@@ -161,9 +164,27 @@ func activityError(ctx context.Context, stopping <-chan struct{}, err error) err
 
 // heartbeater keeps the last reported progress and heartbeats it every
 // HeartbeatInterval until stopped.
+//
+// It sends the heartbeats itself, through the worker's client, rather than
+// through activity.RecordHeartbeat: the SDK gives a heartbeat call only the
+// throttle interval (1 s) to get through and cancels the activity when it
+// fails, so any Temporal or database interruption longer than a second
+// restarted every running job. Here a heartbeat that fails for a transient
+// reason (Temporal restarting, its database down) is simply tried again on
+// the next tick, and the work goes on on the same attempt, for as long as
+// the server would still accept the attempt (workflows.HeartbeatTimeout).
+// An answer that ends the attempt (cancellation requested, the attempt or
+// its workflow gone, the activity paused or reset) is handed to the SDK's
+// own heartbeat, which asks the server once more and cancels the work with
+// the cause the SDK needs to report it (canceled, not failed): cancellation
+// reaches the work as fast as before, one round trip later.
 type heartbeater struct {
 	mu   sync.Mutex
 	last *job.Progress
+	// lost cancels the work when no heartbeat got through for longer than
+	// workflows.HeartbeatTimeout: the server has timed the attempt out and
+	// given the job to another one.
+	lost context.CancelCauseFunc
 }
 
 func (h *heartbeater) report(p job.Progress) {
@@ -178,18 +199,62 @@ func (h *heartbeater) progress() *job.Progress {
 	return h.last
 }
 
-func (h *heartbeater) beat(ctx context.Context) {
+// heartbeatCallTimeout bounds one heartbeat call, retries of transient
+// errors included; a call cut short is tried again on the next tick.
+const heartbeatCallTimeout = 5 * time.Second
+
+// beat sends one heartbeat. It reports whether the server answered (with
+// anything) and whether that answer ends the attempt.
+func (h *heartbeater) beat(ctx context.Context) (answered, final bool) {
+	var details []any
 	if p := h.progress(); p != nil {
-		activity.RecordHeartbeat(ctx, *p)
-	} else {
-		activity.RecordHeartbeat(ctx)
+		details = []any{*p}
 	}
+	c := activity.GetClient(ctx)
+	if c == nil { // the SDK's test environment
+		activity.RecordHeartbeat(ctx, details...)
+		return true, false
+	}
+	cctx, cancel := context.WithTimeout(ctx, heartbeatCallTimeout)
+	defer cancel()
+	err := c.RecordActivityHeartbeat(cctx, activity.GetInfo(ctx).TaskToken, details...)
+	if err == nil {
+		return true, false
+	}
+	if ctx.Err() != nil {
+		return false, false // the work ended meanwhile
+	}
+	if heartbeatEndsAttempt(err) {
+		// The SDK's heartbeat gets the same answer and cancels the work
+		// with the cause it reports; should it not, the work stops anyway.
+		activity.RecordHeartbeat(ctx, details...)
+		if ctx.Err() == nil && h.lost != nil {
+			h.lost(fmt.Errorf("Temporal ended this attempt: %w", err))
+		}
+		return true, true
+	}
+	activity.GetLogger(ctx).Warn("Heartbeat did not get through; the work goes on and the next heartbeat tries again", "Error", err)
+	return false, false
+}
+
+// heartbeatEndsAttempt reports whether a heartbeat's error is the server's
+// answer that this attempt is over, as opposed to a failure to reach it.
+func heartbeatEndsAttempt(err error) bool {
+	var canceled *temporal.CanceledError
+	var notFound *serviceerror.NotFound
+	var nsNotFound *serviceerror.NamespaceNotFound
+	var nsNotActive *serviceerror.NamespaceNotActive
+	var invalid *serviceerror.InvalidArgument
+	return errors.As(err, &canceled) || errors.As(err, &notFound) || errors.As(err, &nsNotFound) ||
+		errors.As(err, &nsNotActive) || errors.As(err, &invalid) ||
+		errors.Is(err, activity.ErrActivityPaused) || errors.Is(err, activity.ErrActivityReset)
 }
 
 func (h *heartbeater) run(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	h.beat(ctx)
+	lastAnswer := time.Now()
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(HeartbeatInterval)
@@ -201,7 +266,17 @@ func (h *heartbeater) run(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				h.beat(ctx)
+				answered, final := h.beat(ctx)
+				switch {
+				case final:
+					return
+				case answered:
+					lastAnswer = time.Now()
+				case time.Since(lastAnswer) > workflows.HeartbeatTimeout && h.lost != nil:
+					h.lost(fmt.Errorf("no heartbeat reached Temporal for %s: the attempt has timed out there and another one takes over the job",
+						time.Since(lastAnswer).Round(time.Second)))
+					return
+				}
 			}
 		}
 	}()

@@ -55,8 +55,12 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 	}
 	w := worker.New(c, taskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: opts.MaxConcurrentJobs,
-		// Heartbeats carry progress and bring cancellation back: send them
-		// to Temporal about once a second, not 80% of the heartbeat timeout.
+		// The job activities send their heartbeats themselves, once a
+		// second, and ride out a heartbeat that fails (activities'
+		// heartbeater); the SDK's own heartbeat only delivers a
+		// cancellation they were told of, and jobgate's short activities
+		// (webhooks, cleanup) do not heartbeat. The throttle stays at the
+		// heartbeat interval, as it was.
 		MaxHeartbeatThrottleInterval:     activities.HeartbeatInterval,
 		DefaultHeartbeatThrottleInterval: activities.HeartbeatInterval,
 		WorkerStopTimeout:                10 * time.Second,
