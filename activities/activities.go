@@ -74,6 +74,9 @@ type Worker struct {
 // jobgate's own activities (webhooks, result cleanup).
 func (w *Worker) Register(r worker.ActivityRegistry) {
 	for _, k := range w.Kinds.Kinds() {
+		if k.Run == nil {
+			continue // a workflow kind: its workflow registers its activities
+		}
 		r.RegisterActivityWithOptions(w.runner(k), activity.RegisterOptions{Name: k.Name})
 	}
 	r.RegisterActivityWithOptions(w.RenderWebhook, activity.RegisterOptions{Name: workflows.RenderWebhookActivity})

@@ -50,7 +50,7 @@ const webhookReadLimit = 64 << 10
 // Payload is a webhook's body: the event, when it happened, and the job's
 // status.
 type Payload struct {
-	// Type is job.succeeded, job.failed or job.canceled.
+	// Type is job.succeeded, job.failed, job.canceled or job.waiting.
 	Type string `json:"type"`
 	// Timestamp is when the job ended.
 	Timestamp time.Time `json:"timestamp"`
@@ -72,6 +72,14 @@ func (w *Worker) RenderWebhook(ctx context.Context, in workflows.WebhookInput) (
 			return workflows.WebhookMessage{}, temporal.NewNonRetryableApplicationError(err.Error(), "job-gone", nil)
 		}
 		return workflows.WebhookMessage{}, err
+	}
+	if in.Event == workflows.EventWaiting {
+		// job.waiting: the status as it stands, waiting for the input.
+		body, err := json.Marshal(Payload{Type: "job.waiting", Timestamp: time.Now().UTC(), Data: wh.Render(j)})
+		if err != nil {
+			return workflows.WebhookMessage{}, temporal.NewNonRetryableApplicationError("encode the webhook: "+err.Error(), "invalid-payload", nil)
+		}
+		return workflows.WebhookMessage{ID: MessageID(j.ID, job.State("waiting")) + "_" + strconv.Itoa(in.Seq), Body: body}, nil
 	}
 	if !j.State.Terminal() {
 		return workflows.WebhookMessage{}, fmt.Errorf("job %s is still %s; waiting for it to close", j.ID, j.State)

@@ -33,6 +33,7 @@ import (
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/metrics"
@@ -75,7 +76,7 @@ func Run(extra ...job.Kind) error {
 		return err
 	}
 	defer st.close(logger)
-	builtin := activities.Builtin(st.deps(cfg))
+	builtin := append(activities.Builtin(st.deps(cfg)), flow.Builtin()...)
 	kinds, err := job.NewRegistry(append(builtin, extra...)...)
 	if err != nil {
 		return err
@@ -94,11 +95,21 @@ func Run(extra ...job.Kind) error {
 	// The profiler first and stopped last: start-up and a slow shutdown
 	// can be profiled too.
 	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		stopPprof, err := servePprof(cfg.PprofAddr, st.reserved, logger)
 		if err != nil {
 			return err
 		}
 		shutdown = append(shutdown, stopPprof)
+	}
+	// The API's port is bound before any job can run, so that no job
+	// reaches it before it is reserved.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("API listen on %s: %w (set JOBGATE_HTTP_ADDR to another address)", cfg.HTTPAddr, err)
+	}
+	shutdown = append(shutdown, func(context.Context) { _ = ln.Close() })
+	if err := st.reserved.Add(ln.Addr().String()); err != nil {
+		return err
 	}
 
 	address := cfg.TemporalAddress
@@ -113,10 +124,22 @@ func Run(extra ...job.Kind) error {
 			}
 		})
 		address = srv.FrontendAddress()
-		fmt.Printf("jobgate: embedded Temporal server at %s (namespace %q, data in %s)\n", address, cfg.TemporalNamespace, cfg.DataDir)
+		where := cfg.DataDir
+		if cfg.embeddedPostgres() {
+			where = "PostgreSQL"
+		}
+		fmt.Printf("jobgate: embedded Temporal server at %s (namespace %q, data in %s)\n", address, cfg.TemporalNamespace, where)
 		if ui := srv.UIAddress(); ui != "" {
 			fmt.Printf("jobgate: Temporal Web UI at %s\n", ui)
 		}
+		for _, l := range srv.Listeners() {
+			if err := st.reserved.Add(l); err != nil {
+				return err
+			}
+		}
+	} else if err := st.reserved.Add(address); err != nil {
+		// Temporal's own dial below says what is wrong with the address.
+		logger.Warn("cannot resolve the Temporal address to refuse it to outbound requests", "address", address, "error", err)
 	}
 
 	m := metrics.New()
@@ -165,6 +188,9 @@ func Run(extra ...job.Kind) error {
 		}
 		shutdown = append(shutdown, func(context.Context) { w.Stop() })
 		fmt.Printf("jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(kinds))
+		if cfg.AllowPrivateTargets {
+			warnPrivateTargets(st.reserved.Addresses(), logger)
+		}
 	}
 
 	var handler http.Handler
@@ -183,6 +209,7 @@ func Run(extra ...job.Kind) error {
 			PublicURL:             cfg.PublicURL,
 			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
 			MaxWait:               cfg.MaxWait,
+			MaxDelay:              cfg.MaxDelay,
 			TrustedProxies:        cfg.trustedProxies,
 			APIKeys:               cfg.apiKeys,
 			Limits:                cfg.limits,
@@ -205,16 +232,14 @@ func Run(extra ...job.Kind) error {
 			if _, err := c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
 				return fmt.Errorf("%w: Temporal health check: %v", job.ErrUnavailable, err)
 			}
-			return nil
+			// A worker whose Temporal cannot reach its database runs nothing.
+			return engine.CheckStore(ctx, c)
 		}, m.Handler(), logger)
 	}
 	if cfg.OTLPEndpoint != "" {
 		handler = tracing.HTTP(handler, tp)
 	}
-	srv, ln, err := listen(cfg.HTTPAddr, handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
-	if err != nil {
-		return err
-	}
+	srv := newHTTPServer(handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
 	// Shutdown waits for requests in flight; long-polls and event streams
 	// would hold it for their whole wait, so their contexts end with it.
 	baseCtx, endRequests := context.WithCancel(context.Background())
@@ -250,17 +275,21 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", cfg.DataDir, err)
 	}
-	dbFile := filepath.Join(cfg.DataDir, "temporal.db")
+	dbFile, postgres := filepath.Join(cfg.DataDir, "temporal.db"), ""
 	if cfg.EmbeddedStore == "memory" {
 		dbFile = ""
+	} else if cfg.embeddedPostgres() {
+		dbFile, postgres = "", cfg.EmbeddedStore
 	}
 	// Retention covers the result TTL, so an expired job answers 410 for a
 	// day before Temporal forgets it and it becomes 404.
 	retention := cfg.ResultTTL + 24*time.Hour
 	srv, err := devserver.Start(devserver.Options{
 		DatabaseFile: dbFile,
+		Postgres:     postgres,
 		Port:         cfg.EmbeddedTemporalPort,
 		UIPort:       cfg.EmbeddedUIPort,
+		HTTPPort:     cfg.EmbeddedHTTPPort,
 		Namespace:    cfg.TemporalNamespace,
 		Retention:    retention,
 		SearchAttributes: map[string]enumspb.IndexedValueType{
@@ -300,9 +329,19 @@ func isLoopback(address string) bool {
 	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
+// warnPrivateTargets says what JOBGATE_ALLOW_PRIVATE_TARGETS=true opens up
+// and what stays refused.
+func warnPrivateTargets(reserved []string, logger *slog.Logger) {
+	logger.Warn("PRIVATE TARGETS ALLOWED: every tenant's http.request, batch.http and webhooks can reach whatever this worker can reach: "+
+		"loopback, the private network, link-local addresses such as cloud metadata (169.254.169.254); only jobgate's own listeners are refused",
+		"refused", reserved)
+	fmt.Printf("jobgate: WARNING: JOBGATE_ALLOW_PRIVATE_TARGETS=true: any tenant's jobs and webhooks can reach loopback, private and link-local addresses "+
+		"(databases, admin consoles, cloud metadata at 169.254.169.254) from this worker; refused still: jobgate's own listeners %v\n", reserved)
+}
+
 // servePprof serves net/http/pprof's handlers at addr until the returned
-// function is called.
-func servePprof(addr string, logger *slog.Logger) (func(context.Context), error) {
+// function is called. Its address is reserved from outbound requests.
+func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger) (func(context.Context), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -312,6 +351,10 @@ func servePprof(addr string, logger *slog.Logger) (func(context.Context), error)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("profiler listen on %s: %w (set JOBGATE_PPROF_ADDR to another address, or empty)", addr, err)
+	}
+	if err := reserved.Add(ln.Addr().String()); err != nil {
+		_ = ln.Close()
+		return nil, err
 	}
 	// No write timeout: a CPU profile or trace streams for as long as asked.
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -324,13 +367,9 @@ func servePprof(addr string, logger *slog.Logger) (func(context.Context), error)
 	return func(context.Context) { _ = srv.Close() }, nil
 }
 
-// listen binds addr first, so that a port in use fails start-up with a
-// clear error, and returns a server with timeouts against slow clients.
-func listen(addr string, h http.Handler, readHeaderTimeout, writeTimeout time.Duration) (*http.Server, net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("API listen on %s: %w (set JOBGATE_HTTP_ADDR to another address)", addr, err)
-	}
+// newHTTPServer returns the API's server, with timeouts against slow
+// clients.
+func newHTTPServer(h http.Handler, readHeaderTimeout, writeTimeout time.Duration) *http.Server {
 	return &http.Server{
 		Handler: h,
 		// A client that trickles its headers or body is cut off.
@@ -341,7 +380,7 @@ func listen(addr string, h http.Handler, readHeaderTimeout, writeTimeout time.Du
 		WriteTimeout:   writeTimeout,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
-	}, ln, nil
+	}
 }
 
 func displayAddr(a net.Addr) string {

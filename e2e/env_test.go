@@ -33,6 +33,7 @@ import (
 	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/metrics"
@@ -48,7 +49,8 @@ var temporalServer *devserver.Server
 
 func TestMain(m *testing.M) {
 	srv, err := devserver.Start(devserver.Options{
-		LogLevel: "none",
+		LogLevel:         "none",
+		UnfairTaskQueues: []string{unfairTaskQueue},
 		SearchAttributes: map[string]enumspb.IndexedValueType{
 			workflows.TenantKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 			workflows.KindKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
@@ -117,6 +119,9 @@ type envOptions struct {
 	// webhookSecrets are the signing secrets by tenant; nil gives the
 	// env's tenant a new one.
 	webhookSecrets map[string]string
+	// workerSlots bounds the jobs the env's worker runs at once (0: the
+	// default).
+	workerSlots int
 }
 
 var queueSeq atomic.Int64
@@ -156,13 +161,14 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	blobs := mustOpenBlobs(tb)
 	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate}
 	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
-	kinds, err := job.NewRegistry(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), opts.kinds...)...)
+	kinds, err := job.NewRegistry(append(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), flow.Builtin()...), opts.kinds...)...)
 	require.NoError(tb, err)
 	secrets := opts.webhookSecrets
 	if secrets == nil {
 		secrets = map[string]string{queue: webhook.NewSecret()}
 	}
 	workerOpts := engine.WorkerOptions{
+		MaxConcurrentJobs:   opts.workerSlots,
 		Blobs:               blobs,
 		ResultBlobThreshold: opts.resultBlobThreshold,
 		Webhooks: &engine.WebhookOptions{

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
 )
@@ -296,7 +297,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	t.Parallel()
 	spec, err := openAPI()
 	require.NoError(t, err)
-	kinds, err := job.NewRegistry(activities.Builtin(activities.Deps{})...)
+	kinds, err := job.NewRegistry(append(activities.Builtin(activities.Deps{}), flow.Builtin()...)...)
 	require.NoError(t, err)
 	// With metrics on, as every deployment runs, /metrics is a route too.
 	api := httpapi.New(engine.New(nil, kinds, engine.Config{}), kinds, httpapi.Config{Metrics: http.NotFoundHandler()}, slog.New(slog.DiscardHandler))

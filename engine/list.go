@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/google/uuid"
 	"strings"
 	"time"
 
@@ -27,7 +28,7 @@ type cursor struct {
 // Temporal's visibility returns). Listed jobs carry no progress; get a job
 // for it.
 func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {
-	query, err := listQuery(tenant, f)
+	query, err := listQuery(tenant, f, s.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +62,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		if err != nil {
 			continue // not a job jobgate started
 		}
+		createdAtStart(j, info.GetStartTime().AsTime())
 		if !f.CreatedFrom.IsZero() && j.CreatedAt.Before(f.CreatedFrom) || !f.CreatedTo.IsZero() && !j.CreatedAt.Before(f.CreatedTo) {
 			continue
 		}
@@ -70,6 +72,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		j.Callback = nil
 		recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
 		j.State = jobState(info.GetStatus(), recorded, nil, false)
+		untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
 		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
 			j.CompletedAt = t.AsTime()
 			j.UpdatedAt = j.CompletedAt
@@ -90,7 +93,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 // listQuery is the visibility query for a tenant's jobs under f. Values are
 // checked to be plain words, so nothing a client sends can change the
 // query's shape.
-func listQuery(tenant string, f job.ListFilter) (string, error) {
+func listQuery(tenant string, f job.ListFilter, now time.Time) (string, error) {
 	if !plainWord(tenant) {
 		return "", fmt.Errorf("tenant %q cannot be listed: unexpected characters", tenant)
 	}
@@ -104,6 +107,18 @@ func listQuery(tenant string, f job.ListFilter) (string, error) {
 		}
 		q = append(q, fmt.Sprintf("%s = '%s'", workflows.KindKey.GetName(), f.Kind))
 	}
+	if f.ScheduleID != "" {
+		if !plainWord(f.ScheduleID) {
+			return "", &job.ValidationError{Fields: []job.FieldError{{Field: "scheduleId", Message: "is not a schedule id"}}}
+		}
+		q = append(q, fmt.Sprintf("TemporalScheduledById = '%s'", temporalScheduleID(tenant, f.ScheduleID)))
+	}
+	if f.ParentID != "" {
+		if _, err := uuid.Parse(f.ParentID); err != nil {
+			return "", &job.ValidationError{Fields: []job.FieldError{{Field: "parentId", Message: "is not a job id"}}}
+		}
+		q = append(q, fmt.Sprintf("ParentWorkflowId = '%s'", f.ParentID))
+	}
 	// Creation times are in the memo; the workflow's start, a moment
 	// later, narrows the search, and List keeps the exact range.
 	if !f.CreatedFrom.IsZero() {
@@ -114,7 +129,15 @@ func listQuery(tenant string, f job.ListFilter) (string, error) {
 	}
 	switch f.State {
 	case "":
-	case job.StateQueued, job.StateRunning:
+	case job.StateScheduled:
+		// Delayed jobs whose start time has not come (ExecutionTime is the
+		// start plus the start delay).
+		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("%s = '%s'", workflows.StateKey.GetName(), job.StateScheduled),
+			fmt.Sprintf("ExecutionTime > '%s'", now.UTC().Format(time.RFC3339Nano)))
+	case job.StateQueued:
+		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("(%s = '%s' OR (%s = '%s' AND ExecutionTime <= '%s'))",
+			workflows.StateKey.GetName(), job.StateQueued, workflows.StateKey.GetName(), job.StateScheduled, now.UTC().Format(time.RFC3339Nano)))
+	case job.StateRunning:
 		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("%s = '%s'", workflows.StateKey.GetName(), f.State))
 	case job.StateCanceling:
 		q = append(q, "ExecutionStatus = 'Running'", fmt.Sprintf("%s = '%s'", workflows.StateKey.GetName(), job.StateCanceling))

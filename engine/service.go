@@ -23,6 +23,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/jobgate/jobgate/blob"
+	"github.com/jobgate/jobgate/external"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -139,7 +141,8 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 			return nil, false, err
 		}
 	}
-	if err := s.admit(ctx, req); err != nil {
+	release, err := s.admit(ctx, req)
+	if err != nil {
 		// A retry of an accepted request gets its job even when no new job
 		// would be admitted now: that is when clients retry.
 		if req.IdempotencyKey != "" {
@@ -152,12 +155,13 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		}
 		return nil, false, err
 	}
+	defer release(false)
 	plan := kind.Plan(req.Input)
-	timeout := plan.Timeout
-	if timeout <= 0 {
-		timeout = plan.Expected + time.Minute
-	}
+	timeout := flow.TimeoutOf(kind, plan)
 	now := s.cfg.Now().UTC()
+	// A start time in the future is Temporal's start delay: the workflow
+	// exists (and answers status) at once, its first task waits.
+	delay, state, startsAt := startOf(req.RunAt, now)
 	memo := map[string]any{workflows.MemoJob: workflows.JobMemo{
 		Tenant:         req.Tenant,
 		CreatedAt:      now,
@@ -165,6 +169,9 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		RequestID:      req.RequestID,
 		Callback:       req.CallbackURL != "",
 		Fingerprint:    fp,
+		Workflow:       kind.IsWorkflow(),
+		Priority:       priorityOf(req.Priority),
+		RerunOf:        req.RerunOf,
 	}}
 	opts := client.StartWorkflowOptions{
 		ID:        id,
@@ -173,12 +180,14 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		EnableEagerStart:                         s.cfg.EagerStart,
+		EnableEagerStart:                         s.cfg.EagerStart && delay == 0,
+		StartDelay:                               delay,
+		Priority:                                 dispatch(req.Tenant, req.Priority, req.FairnessWeight),
 		Memo:                                     memo,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
 			workflows.TenantKey.ValueSet(req.Tenant),
 			workflows.KindKey.ValueSet(req.Kind),
-			workflows.StateKey.ValueSet(string(job.StateQueued)),
+			workflows.StateKey.ValueSet(string(state)),
 		),
 		StaticSummary: fmt.Sprintf("%s job of tenant %s", req.Kind, req.Tenant),
 	}
@@ -191,10 +200,17 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		Retry:       plan.Retry,
 		ResultTTL:   s.cfg.ResultTTL,
 		Scratch:     kind.KeepsScratch,
+		Flow:        kind.IsWorkflow(),
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	_, err = s.c.ExecuteWorkflow(cctx, opts, workflows.JobWorkflowName, in)
+	ext, isExternal := external.Of(kind)
+	if isExternal {
+		err = s.startExternal(cctx, opts, ext, req.Input, timeout)
+	} else {
+		_, err = s.c.ExecuteWorkflow(cctx, opts, workflows.JobWorkflowName, in)
+	}
+	release(err == nil)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	switch {
 	case errors.As(err, &started):
@@ -205,11 +221,21 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		if existing.Fingerprint != fp {
 			return nil, false, job.ErrKeyReused
 		}
+		if isExternal && req.CallbackURL != "" {
+			// A retry heals a watch the first attempt could not start.
+			if err := s.watchExternal(ctx, req, id, delay+timeout); err != nil {
+				return nil, false, err
+			}
+		}
 		return existing, false, nil
 	case err != nil:
 		return nil, false, translate("start job", err)
 	}
-	s.accepted(req.Tenant)
+	if isExternal && req.CallbackURL != "" {
+		if err := s.watchExternal(ctx, req, id, delay+timeout); err != nil {
+			return nil, false, err
+		}
+	}
 	var callback *job.Callback
 	if req.CallbackURL != "" {
 		callback = &job.Callback{State: job.CallbackPending}
@@ -218,33 +244,31 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		ID:                  id,
 		Tenant:              req.Tenant,
 		Kind:                req.Kind,
-		State:               job.StateQueued,
+		State:               state,
 		Attempt:             1,
 		CreatedAt:           now,
 		UpdatedAt:           now,
-		EstimatedCompletion: now.Add(plan.Expected),
+		EstimatedCompletion: startsAt.Add(plan.Expected),
 		Fingerprint:         fp,
 		Callback:            callback,
+		ScheduledFor:        scheduledFor(delay, startsAt),
+		Priority:            priorityOf(req.Priority),
+		RerunOf:             req.RerunOf,
 	}, true, nil
 }
 
 // admit refuses a new job while the task queue's backlog is too deep or the
-// tenant has its maximum of active jobs.
-func (s *Service) admit(ctx context.Context, req job.SubmitRequest) error {
+// tenant has its maximum of active jobs. An admitted job holds its place
+// under the cap until release is called with whether it started
+// (reserveActive).
+func (s *Service) admit(ctx context.Context, req job.SubmitRequest) (release func(started bool), err error) {
 	if err := s.checkBacklog(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if req.MaxActive <= 0 {
-		return nil
+		return s.noteStart(req.Tenant), nil
 	}
-	n, err := s.CountActive(ctx, req.Tenant)
-	if err != nil {
-		return err
-	}
-	if n >= req.MaxActive {
-		return &job.QuotaError{Active: n, Limit: req.MaxActive}
-	}
-	return nil
+	return s.reserveActive(ctx, req.Tenant, req.MaxActive)
 }
 
 // Fingerprint identifies a submission by its kind, input (canonical JSON:

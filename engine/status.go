@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
@@ -31,6 +30,9 @@ type view struct {
 	// terminated is true for a job an operator terminated: its workflow
 	// sent no webhook.
 	terminated bool
+	// external is true for a job of an external kind, whose workflow's
+	// result is the job's result as it is (not a workflows.Output).
+	external bool
 	// resultInHistory is true when the inline result was left out of this
 	// (cached) view for its size: read it with historyResult.
 	resultInHistory bool
@@ -55,7 +57,7 @@ func (s *Service) load(ctx context.Context, tenant, id string) (*view, error) {
 }
 
 func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
-	if _, err := uuid.Parse(id); err != nil {
+	if !jobID(id) {
 		return nil, job.ErrNotFound
 	}
 	if v, ok := s.finished.get(id); ok {
@@ -75,26 +77,49 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 		return nil, translate("describe job", err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	if info.GetType().GetName() != workflows.JobWorkflowName {
+	// A job is a Job workflow, or an external kind's workflow: one jobgate
+	// started, whose memo says for whom.
+	ext := info.GetType().GetName() != workflows.JobWorkflowName
+	j, err := jobFromMemo(id, info.GetMemo())
+	if err != nil && ext {
 		return nil, job.ErrNotFound
 	}
-	j, err := jobFromMemo(id, info.GetMemo())
 	if err != nil {
 		return nil, err
 	}
 	if j.Tenant != tenant {
 		return nil, job.ErrNotFound
 	}
+	createdAtStart(j, info.GetStartTime().AsTime())
 	j.UpdatedAt = j.CreatedAt
 	j.Kind, _ = searchKeyword(info.GetSearchAttributes(), workflows.KindKey.GetName())
+	// Last, on whichever path returns: the state and estimate of a job
+	// with a start delay depend on its start time.
+	defer untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
 
+	flow := isWorkflowJob(info.GetMemo())
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
-		runningState(j, desc)
+		if ext {
+			externalRunning(j, desc)
+		} else if flow {
+			recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
+			j.State = jobState(info.GetStatus(), recorded, nil, desc.GetWorkflowExtendedInfo().GetCancelRequested())
+			applyWorkflowMemo(j, info.GetMemo(), desc.GetPendingActivities())
+		} else {
+			runningState(j, desc)
+		}
 		return &view{job: j}, nil
 	}
-	v, err := s.finishedView(cctx, j, info.GetExecution().GetRunId(), info.GetStatus())
+	v, err := s.finishedView(cctx, j, info.GetExecution().GetRunId(), info.GetStatus(), ext)
 	if err != nil {
 		return nil, err
+	}
+	if flow {
+		// The history's activities are the steps'; the job's own start
+		// and progress are in the memo.
+		j.StartedAt, j.Attempt = time.Time{}, 1
+		applyWorkflowMemo(j, info.GetMemo(), nil)
+		j.WaitingFor = nil
 	}
 	if t := info.GetCloseTime(); t != nil {
 		v.job.CompletedAt = t.AsTime()
@@ -116,11 +141,11 @@ func (v *view) forCache() *view {
 	if len(v.result) <= maxCachedResult {
 		return v
 	}
-	return &view{job: v.job, blob: v.blob, terminated: v.terminated, resultInHistory: true}
+	return &view{job: v.job, blob: v.blob, terminated: v.terminated, external: v.external, resultInHistory: true}
 }
 
 // historyResult reads a succeeded job's inline result from its history.
-func (s *Service) historyResult(ctx context.Context, id string) (json.RawMessage, error) {
+func (s *Service) historyResult(ctx context.Context, id string, ext bool) (json.RawMessage, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	it := s.c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
@@ -130,6 +155,9 @@ func (s *Service) historyResult(ctx context.Context, id string) (json.RawMessage
 			return nil, translate("read job result", err)
 		}
 		if attrs := ev.GetWorkflowExecutionCompletedEventAttributes(); attrs != nil {
+			if ext {
+				return externalResult(attrs.GetResult())
+			}
 			var out workflows.Output
 			if err := converter.GetDefaultDataConverter().FromPayloads(attrs.GetResult(), &out); err != nil {
 				return nil, fmt.Errorf("job %s: decode result: %w", id, err)
@@ -151,7 +179,8 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 		return nil, fmt.Errorf("job %s: decode memo %q: %w", id, workflows.MemoJob, err)
 	}
 	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt, ParentID: m.ParentID,
-		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond)}
+		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond),
+		Priority: m.Priority, RerunOf: m.RerunOf, ScheduleID: m.ScheduleID}
 	if m.Callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}
@@ -189,8 +218,8 @@ func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionRes
 
 // finishedView reads a closed workflow's history for the job's outcome, the
 // start and attempt of its last try, and its result.
-func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus) (*view, error) {
-	v := &view{job: j}
+func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus, ext bool) (*view, error) {
+	v := &view{job: j, external: ext}
 	dc := converter.GetDefaultDataConverter()
 	it := s.c.GetWorkflowHistory(ctx, j.ID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
@@ -202,7 +231,18 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
 			j.StartedAt = ev.GetEventTime().AsTime()
 			j.Attempt = int(max(ev.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+			// An external job started when a worker first took it.
+			if ext && j.StartedAt.IsZero() {
+				j.StartedAt = ev.GetEventTime().AsTime()
+			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			if ext {
+				if v.result, err = externalResult(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult()); err != nil {
+					return nil, fmt.Errorf("job %s: %w", j.ID, err)
+				}
+				continue
+			}
 			var out workflows.Output
 			if err := dc.FromPayloads(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &out); err != nil {
 				return nil, fmt.Errorf("job %s: decode result: %w", j.ID, err)

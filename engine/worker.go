@@ -65,7 +65,7 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 		DefaultHeartbeatThrottleInterval: activities.HeartbeatInterval,
 		WorkerStopTimeout:                10 * time.Second,
 	})
-	workflows.Register(w)
+	workflows.Register(w, kinds)
 	acts := &activities.Worker{Kinds: kinds, Blobs: opts.Blobs, ResultBlobThreshold: opts.ResultBlobThreshold}
 	if wo := opts.Webhooks; wo != nil {
 		// Webhooks read the job's status as the API does.
@@ -73,6 +73,13 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 		acts.Webhooks = &activities.Webhooks{Secrets: wo.Secrets, Outbound: wo.Outbound, Load: reader.Get, Render: wo.Render}
 	}
 	acts.Register(w)
+	for _, k := range kinds.Kinds() {
+		if f, ok := k.Workflow.(workflows.FlowRunner); ok {
+			for _, a := range f.Activities() {
+				w.RegisterActivity(a)
+			}
+		}
+	}
 	return w
 }
 
@@ -123,6 +130,9 @@ func (s *Service) Ready(ctx context.Context) error {
 	if _, err := s.c.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
 		return fmt.Errorf("%w: Temporal health check: %v", job.ErrUnavailable, err)
 	}
+	if err := CheckStore(ctx, s.c); err != nil {
+		return err
+	}
 	resp, err := s.c.DescribeTaskQueue(ctx, s.cfg.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
 	if err != nil {
 		return translate("describe task queue", err)
@@ -136,6 +146,28 @@ func (s *Service) Ready(ctx context.Context) error {
 		return fmt.Errorf("%w: task queue %q", job.ErrNoWorker, s.cfg.TaskQueue)
 	}
 	return s.checkBacklog(ctx)
+}
+
+// storeProbeID is a workflow ID no job has (job IDs are UUIDs and
+// Idempotency-Keys are prefixed by their tenant).
+const storeProbeID = "jobgate-store-probe"
+
+// CheckStore reports whether Temporal can read its database, which its
+// health check does not tell: the frontend answers SERVING, and task queue
+// descriptions come from memory, while every start, signal and listing
+// fails. It describes a workflow that does not exist, which the history
+// service looks up in the database: NotFound is the database answering.
+// It returns job.ErrUnavailable (wrapped with the reason) if not.
+func CheckStore(ctx context.Context, c client.Client) error {
+	_, err := c.DescribeWorkflowExecution(ctx, storeProbeID, "")
+	var notFound *serviceerror.NotFound
+	if err == nil || errors.As(err, &notFound) {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("Temporal's database check: %w", err)
+	}
+	return fmt.Errorf("%w: Temporal's database: %v", job.ErrUnavailable, err)
 }
 
 // pollerFreshness is how recently a worker must have polled to count as

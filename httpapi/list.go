@@ -25,10 +25,10 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := job.ListFilter{State: job.State(q.Get("state")), Kind: q.Get("kind"), Limit: defaultListLimit, Cursor: q.Get("cursor")}
 	switch f.State {
-	case "", job.StateQueued, job.StateRunning, job.StateCanceling, job.StateSucceeded, job.StateFailed, job.StateCanceled:
+	case "", job.StateScheduled, job.StateQueued, job.StateRunning, job.StateCanceling, job.StateSucceeded, job.StateFailed, job.StateCanceled:
 	default:
 		s.Error(w, r, badRequest("invalid-query", "Invalid query parameter",
-			"state must be one of queued, running, canceling, succeeded, failed, canceled; not "+strconv.Quote(string(f.State))+"."))
+			"state must be one of scheduled, queued, running, canceling, succeeded, failed, canceled; not "+strconv.Quote(string(f.State))+"."))
 		return
 	}
 	if f.Kind != "" {
@@ -36,6 +36,14 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 			s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "kind "+strconv.Quote(f.Kind)+" is not a kind of this deployment; GET /v1/kinds lists them."))
 			return
 		}
+	}
+	if f.ScheduleID = q.Get("scheduleId"); f.ScheduleID != "" && !validScheduleID(f.ScheduleID) {
+		s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "scheduleId "+strconv.Quote(f.ScheduleID)+" is not a schedule id (1-64 letters, digits, '-' or '_')."))
+		return
+	}
+	if f.ParentID = q.Get("parentId"); f.ParentID != "" && !validJobID(f.ParentID) {
+		s.Error(w, r, badRequest("invalid-query", "Invalid query parameter", "parentId "+strconv.Quote(f.ParentID)+" is not a job id (a UUID)."))
+		return
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -57,7 +65,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	if page.NextCursor != "" {
 		body.NextCursor = &page.NextCursor
 		next := url.Values{}
-		for _, k := range []string{"state", "kind", "limit"} {
+		for _, k := range []string{"state", "kind", "scheduleId", "parentId", "limit"} {
 			if v := q.Get(k); v != "" {
 				next.Set(k, v)
 			}
@@ -67,4 +75,22 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, r, http.StatusOK, body)
+}
+
+// validJobID reports whether id has the shape of a job id: a UUID.
+func validJobID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, c := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'):
+			return false
+		}
+	}
+	return true
 }

@@ -100,6 +100,9 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		finished    *job.FinishedError
 		badCursor   *job.InvalidCursorError
 		quota       *job.QuotaError
+		noInput     *job.UnknownInputError
+		notWaiting  *job.NotWaitingError
+		rejected    *job.InputRejectedError
 	)
 	switch {
 	case errors.As(err, &p):
@@ -122,6 +125,24 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 	case errors.As(err, &unknownKind):
 		p := problem(http.StatusUnprocessableEntity, "unknown-kind", "Unknown job kind", unknownKind.Error())
 		p.Errors = []job.FieldError{{Field: "/kind", Message: fmt.Sprintf("must be one of: %s", strings.Join(unknownKind.Known, ", "))}}
+		return p
+	case errors.As(err, &noInput):
+		return problem(http.StatusNotFound, "no-such-input", "No such input", noInput.Error()+".")
+	case errors.As(err, &notWaiting):
+		j := notWaiting.Job
+		p := problem(http.StatusConflict, "not-waiting", "The job is not waiting for this input", notWaiting.Error()+".")
+		if j.State != "" {
+			p.JobID, p.State, p.StatusURL = j.ID, j.State, s.url(r, statusPath(j.ID))
+		}
+		return p
+	case errors.As(err, &rejected):
+		p := problem(http.StatusUnprocessableEntity, "input-rejected", "Input refused by the job", rejected.Error()+".")
+		p.Errors = []job.FieldError{{Field: "/", Message: rejected.Reason}}
+		return p
+	case errors.As(err, &invalid) && invalid.Input != "":
+		p := problem(http.StatusUnprocessableEntity, "invalid-input", "Invalid input", fmt.Sprintf("The body does not satisfy the schema of input %q; see errors.", invalid.Input))
+		p.Errors = append([]job.FieldError(nil), invalid.Fields...)
+		sort.Slice(p.Errors, func(i, j int) bool { return p.Errors[i].Field < p.Errors[j].Field })
 		return p
 	case errors.As(err, &invalid):
 		p := problem(http.StatusUnprocessableEntity, "invalid-input", "Invalid job input", fmt.Sprintf("The input does not satisfy kind %q; see errors.", invalid.Kind))

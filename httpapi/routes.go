@@ -10,6 +10,8 @@ func (s *Server) routes() {
 	s.router.HandleFunc("/v1/jobs/{id}", s.handleCancel).Methods(http.MethodDelete)
 	s.router.HandleFunc("/v1/jobs/{id}/result", s.handleResult).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/v1/jobs/{id}/events", s.handleEvents).Methods(http.MethodGet)
+	s.router.HandleFunc("/v1/jobs/{id}/rerun", s.handleRerun).Methods(http.MethodPost)
+	s.router.HandleFunc("/v1/jobs/{id}/inputs/{name}", s.handleInput).Methods(http.MethodPost)
 	s.router.HandleFunc("/v1/operations/{id}", s.handleOperation).Methods(http.MethodGet)
 	s.router.HandleFunc("/v1/kinds", s.handleKinds).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet, http.MethodHead)

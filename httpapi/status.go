@@ -27,7 +27,42 @@ type Status struct {
 	ResultURL           *string       `json:"resultUrl"`
 	Error               *Problem      `json:"error"`
 	Callback            *callbackBody `json:"callback"`
+	// ParentID is set on a child job: the job that started it.
+	ParentID string `json:"parentId,omitempty"`
+	// WaitingFor lists the inputs a running job waits for.
+	WaitingFor []waitingBody `json:"waitingFor,omitempty"`
+	// Steps are a workflow kind's steps.
+	Steps []stepBody `json:"steps,omitempty"`
+	// Priority is the job's dispatch priority, 1 (first) to 5 (last).
+	Priority int `json:"priority"`
+	// ScheduledFor is when a job submitted with runAt or delaySeconds
+	// starts (or started).
+	ScheduledFor *Timestamp `json:"scheduledFor,omitempty"`
+	// ScheduleID is the schedule that started the job.
+	ScheduleID string `json:"scheduleId,omitempty"`
+	// RerunOf is the job this one reruns.
+	RerunOf string `json:"rerunOf,omitempty"`
 }
+
+// waitingBody is an input a running job waits for.
+type waitingBody struct {
+	Name  string     `json:"name"`
+	Since *Timestamp `json:"since,omitempty"`
+	URL   string     `json:"url"`
+}
+
+// stepBody is one step of a workflow kind.
+type stepBody struct {
+	Name        string     `json:"name"`
+	State       job.State  `json:"state"`
+	Attempt     int        `json:"attempt"`
+	StartedAt   *Timestamp `json:"startedAt"`
+	CompletedAt *Timestamp `json:"completedAt"`
+	JobID       string     `json:"jobId,omitempty"`
+	Error       string     `json:"error,omitempty"`
+}
+
+func inputPath(id, name string) string { return "/v1/jobs/" + id + "/inputs/" + name }
 
 // callbackBody is the state of a job's webhook delivery.
 type callbackBody struct {
@@ -97,6 +132,22 @@ func NewStatus(j *job.Job, base string) Status {
 		u := base + resultPath(j.ID)
 		b.ResultURL = &u
 	}
+	b.ParentID = j.ParentID
+	b.Priority, b.ScheduledFor, b.ScheduleID, b.RerunOf = j.Priority, timeOrNil(j.ScheduledFor), j.ScheduleID, j.RerunOf
+	if b.Priority == 0 {
+		b.Priority = job.DefaultPriority
+	}
+	for _, w := range j.WaitingFor {
+		b.WaitingFor = append(b.WaitingFor, waitingBody{Name: w.Name, Since: timeOrNil(w.Since), URL: base + inputPath(j.ID, w.Name)})
+	}
+	if len(j.WaitingFor) > 0 {
+		// Nobody can say when a person or another system answers.
+		b.EstimatedCompletion = nil
+	}
+	for _, st := range j.Steps {
+		b.Steps = append(b.Steps, stepBody{Name: st.Name, State: st.State, Attempt: max(st.Attempt, 1), StartedAt: timeOrNil(st.StartedAt),
+			CompletedAt: timeOrNil(st.CompletedAt), JobID: st.JobID, Error: st.Error})
+	}
 	if c := j.Callback; c != nil {
 		b.Callback = &callbackBody{State: c.State, Attempts: c.Attempts, LastStatus: c.LastStatus,
 			LastAttemptAt: timeOrNil(c.LastAttemptAt), LastError: c.LastError, NextAttemptAt: timeOrNil(c.NextAttemptAt)}
@@ -124,11 +175,26 @@ func (t Timestamp) MarshalText() ([]byte, error) {
 }
 
 // retryAfter is how many seconds a client should wait before polling j
-// again: until its estimated completion, at least 1 and at most 60.
+// again: until its estimated completion, at least 1 and at most 60. A job
+// that waits for an input is polled every waitingRetryAfter seconds (or
+// long-polled), and a multi-step job past its estimate is expected to end
+// when its progress, at the rate it has made so far, says.
 func (s *Server) retryAfter(j *job.Job) string {
-	secs := math.Ceil(j.EstimatedCompletion.Sub(s.cfg.Now()).Seconds())
+	if len(j.WaitingFor) > 0 {
+		return strconv.Itoa(waitingRetryAfter)
+	}
+	now := s.cfg.Now()
+	end := j.EstimatedCompletion
+	if p := j.Progress; p != nil && p.Total > 0 && p.Current > 0 && !j.StartedAt.IsZero() && end.Before(now) {
+		elapsed := now.Sub(j.StartedAt)
+		end = j.StartedAt.Add(time.Duration(float64(elapsed) * float64(p.Total) / float64(p.Current)))
+	}
+	secs := math.Ceil(end.Sub(now).Seconds())
 	return strconv.Itoa(int(min(max(secs, 1), 60)))
 }
+
+// waitingRetryAfter is the Retry-After of a job waiting for an input.
+const waitingRetryAfter = 10
 
 // etag is the job's entity tag: weak, since the status body's updatedAt may
 // move while nothing a client acts on changes.

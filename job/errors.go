@@ -45,9 +45,13 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
-// ValidationError is returned when a job's input fails its kind's rules.
+// ValidationError is returned when a job's input fails its kind's rules,
+// or an input delivered to a running job fails its schema.
 type ValidationError struct {
-	Kind   string
+	Kind string
+	// Input names the delivered input that failed; empty for a job's own
+	// input.
+	Input  string
 	Fields []FieldError
 }
 
@@ -57,7 +61,48 @@ func (e *ValidationError) Error() string {
 		msgs[i] = f.Field + ": " + f.Message
 	}
 	sort.Strings(msgs)
+	if e.Input != "" {
+		return fmt.Sprintf("invalid input %q for a job of kind %q: %s", e.Input, e.Kind, strings.Join(msgs, "; "))
+	}
 	return fmt.Sprintf("invalid input for kind %q: %s", e.Kind, strings.Join(msgs, "; "))
+}
+
+// UnknownInputError is returned for an input a job's kind does not have.
+type UnknownInputError struct {
+	Kind, Input string
+	Known       []string
+}
+
+func (e *UnknownInputError) Error() string {
+	if len(e.Known) == 0 {
+		return fmt.Sprintf("jobs of kind %q take no inputs (asked for %q)", e.Kind, e.Input)
+	}
+	return fmt.Sprintf("jobs of kind %q have no input %q; their inputs: %s", e.Kind, e.Input, strings.Join(e.Known, ", "))
+}
+
+// NotWaitingError is returned for an input delivered to a job that is not
+// waiting for it: it has ended, or it waits for something else (or for
+// nothing) now.
+type NotWaitingError struct {
+	Job   *Job
+	Input string
+}
+
+func (e *NotWaitingError) Error() string {
+	if e.Job.State.Terminal() {
+		return fmt.Sprintf("job %s already %s; it takes no more inputs", e.Job.ID, e.Job.State)
+	}
+	return fmt.Sprintf("job %s is not waiting for input %q now", e.Job.ID, e.Input)
+}
+
+// InputRejectedError is returned when a running job's own validation
+// refused an input (its schema held).
+type InputRejectedError struct {
+	Input, Reason string
+}
+
+func (e *InputRejectedError) Error() string {
+	return fmt.Sprintf("the job refused input %q: %s", e.Input, e.Reason)
 }
 
 // NotFinishedError is returned when a job's result is asked for before the

@@ -57,6 +57,15 @@ type Job struct {
 	// Steps are a workflow kind's steps, in the order they started; nil
 	// for kinds that are one activity.
 	Steps []Step
+	// ScheduledFor is when a job submitted with a start time (runAt or
+	// delaySeconds) starts, or started; zero for a job that started at once.
+	ScheduledFor time.Time
+	// Priority is the job's dispatch priority, 1 (first) to 5 (last).
+	Priority int
+	// ScheduleID is the schedule that started the job; empty otherwise.
+	ScheduleID string
+	// RerunOf is the job this one reruns; empty otherwise.
+	RerunOf string
 }
 
 // Waiting is an input a running job waits for
@@ -190,7 +199,24 @@ type SubmitRequest struct {
 	// tenant has that many queued or running jobs; a replay of an existing
 	// key is still answered.
 	MaxActive int
+	// RunAt, when in the future, defers the job's start until then (the
+	// job is StateScheduled until it comes); zero or past starts it now.
+	RunAt time.Time
+	// Priority is 1 (dispatched first) to 5 (last); 0 means DefaultPriority.
+	Priority int
+	// FairnessWeight is the tenant's share of workers under fair dispatch
+	// between tenants, relative to other tenants'; 0 means 1.
+	FairnessWeight float64
+	// RerunOf names the finished job this one reruns.
+	RerunOf string
 }
+
+// Priorities of jobs: 1 is dispatched first, 5 last.
+const (
+	MinPriority     = 1
+	MaxPriority     = 5
+	DefaultPriority = 3
+)
 
 // Service runs jobs durably. Its implementations translate their engine's
 // errors into this package's errors at their boundary.
@@ -211,6 +237,13 @@ type Service interface {
 	// its status after the request. Errors: ErrNotFound, ErrExpired,
 	// *FinishedError, ErrUnavailable.
 	Cancel(ctx context.Context, tenant, id string) (*Job, error)
+	// Rerun submits, as Submit does, a new job with the kind, input,
+	// callback and priority of the finished job id of req.Tenant; a
+	// non-empty req.Input replaces the input. req's key, request id, quota
+	// and weight apply as to a submission. Errors: as Submit, and
+	// ErrNotFound, ErrExpired, *NotFinishedError for a job that has not
+	// finished.
+	Rerun(ctx context.Context, id string, req SubmitRequest) (j *Job, created bool, err error)
 	// Watch returns the job as soon as its Version differs from version,
 	// or when ctx ends (then with its current status and no error). A
 	// finished job is returned at once. Many watchers of one job share one
@@ -224,10 +257,17 @@ type Service interface {
 	CountActive(ctx context.Context, tenant string) (int, error)
 	// Ready reports whether the service can accept and run jobs now.
 	Ready(ctx context.Context) error
+	// SendInput delivers input name to a running job that waits for it
+	// and returns the job's status once the job has taken it. key, when
+	// not empty, identifies the delivery: one key is taken once. Errors:
+	// ErrNotFound, ErrExpired, *UnknownInputError, *ValidationError,
+	// *InputRejectedError, *NotWaitingError, ErrUnavailable.
+	SendInput(ctx context.Context, tenant, id, name, key string, body json.RawMessage) (*Job, error)
 }
 
 // Version identifies what a client can see change in a job: its state,
-// progress, attempt, start, completion, error and webhook delivery. It is stable while
+// progress, attempt, start, completion, error, waits, steps and webhook
+// delivery. It is stable while
 // nothing of that changes (the time of the last heartbeat is left out), so
 // it serves as an ETag and as the cursor of long-polls and event streams.
 func (j *Job) Version() string {
@@ -245,6 +285,13 @@ func (j *Job) Version() string {
 	if e := j.Error; e != nil {
 		b = append(append(b, e.Type...), '|')
 		b = append(append(b, e.Message...), '|')
+	}
+	for _, w := range j.WaitingFor {
+		b = append(append(b, "w:"+w.Name...), '|')
+	}
+	for _, st := range j.Steps {
+		b = append(append(append(b, st.Name...), st.State...), '|')
+		b = append(strconv.AppendInt(b, int64(st.Attempt), 10), '|')
 	}
 	if c := j.Callback; c != nil {
 		b = append(append(b, c.State...), '|')
@@ -269,6 +316,10 @@ type ListFilter struct {
 	// CreatedFrom and CreatedTo, when not zero, keep jobs created at or
 	// after CreatedFrom and before CreatedTo.
 	CreatedFrom, CreatedTo time.Time
+	// ScheduleID, when set, keeps the runs of that schedule.
+	ScheduleID string
+	// ParentID, when set, keeps the child jobs of that job.
+	ParentID string
 }
 
 // Lister lists a tenant's jobs; job.Service is one.

@@ -49,7 +49,34 @@ type Kind struct {
 	// plan unless wrapped with Permanent. InfoFrom(ctx) tells which job it
 	// runs; Stopping(ctx) tells when its worker shuts down.
 	Run func(ctx context.Context, input json.RawMessage, report Reporter) (any, error)
+	// Inputs are the named inputs a job of this kind may wait for while it
+	// runs (POST /v1/jobs/{id}/inputs/{name}); each body is checked against
+	// its schema before it reaches the job.
+	Inputs []Input
+	// ValidateWith checks what an input says of other kinds (a pipeline's
+	// steps) with the whole registry at hand, after Validate; nil skips it.
+	ValidateWith func(r *Registry, input json.RawMessage) []FieldError
+	// Workflow, when set, makes this a workflow kind: the job runs a
+	// Temporal workflow rather than Run as one activity. It is opaque here
+	// (package job knows no Temporal); flow.Define sets it, and Run is then
+	// nil.
+	Workflow any
 }
+
+// Input is a named input a running job can wait for: an approval, a
+// document, another system's answer.
+type Input struct {
+	// Name identifies the input in its URL (/v1/jobs/{id}/inputs/{name}).
+	Name string `json:"name"`
+	// Description says what the input is for.
+	Description string `json:"description,omitempty"`
+	// Schema is the JSON Schema of the input's body; empty means any
+	// object.
+	Schema json.RawMessage `json:"schema,omitempty"`
+}
+
+// IsWorkflow reports whether k is a workflow kind (see Kind.Workflow).
+func (k Kind) IsWorkflow() bool { return k.Workflow != nil }
 
 // Plan is how a job of some kind is run.
 type Plan struct {
@@ -111,8 +138,11 @@ type KindSpec[In any] struct {
 	Validate func(in In) []FieldError
 	// Plan derives the plan from the decoded input.
 	Plan func(in In) Plan
-	// Run does the work on the decoded input.
+	// Run does the work on the decoded input; nil for a workflow kind
+	// (flow.Define sets its workflow instead).
 	Run func(ctx context.Context, in In, report Reporter) (any, error)
+	// Inputs are the named inputs a job of the kind may wait for.
+	Inputs []Input
 }
 
 // Define builds a Kind from a typed spec: it decodes the input into In
@@ -134,12 +164,13 @@ func Define[In any](spec KindSpec[In]) Kind {
 		}
 		return in, nil
 	}
-	return Kind{
+	k := Kind{
 		Name:             spec.Name,
 		Description:      spec.Description,
 		InputSchema:      json.RawMessage(spec.InputSchema),
 		ExpectedDuration: spec.ExpectedDuration,
 		KeepsScratch:     spec.KeepsScratch,
+		Inputs:           spec.Inputs,
 		Validate: func(raw json.RawMessage) []FieldError {
 			in, err := decode(raw)
 			if err != nil {
@@ -157,14 +188,17 @@ func Define[In any](spec KindSpec[In]) Kind {
 			}
 			return spec.Plan(in)
 		},
-		Run: func(ctx context.Context, raw json.RawMessage, report Reporter) (any, error) {
+	}
+	if spec.Run != nil {
+		k.Run = func(ctx context.Context, raw json.RawMessage, report Reporter) (any, error) {
 			in, err := decode(raw)
 			if err != nil {
 				return nil, Permanent("invalid-input", fmt.Errorf("decode input: %w", err))
 			}
 			return spec.Run(ctx, in, report)
-		},
+		}
 	}
+	return k
 }
 
 // decodeFieldError turns a JSON decoding error into a field error pointing
@@ -208,6 +242,8 @@ const ReservedPrefix = "jobgate."
 type Registry struct {
 	kinds   map[string]Kind
 	schemas map[string]*jsonschema.Schema
+	// inputs are the compiled schemas of kinds' inputs, by kind and name.
+	inputs  map[string]map[string]*jsonschema.Schema
 	printer *message.Printer
 }
 
@@ -216,13 +252,14 @@ type Registry struct {
 // function, a name used twice or starting with ReservedPrefix, or an InputSchema that is not a valid,
 // self-contained JSON Schema.
 func NewRegistry(kinds ...Kind) (*Registry, error) {
-	r := &Registry{kinds: make(map[string]Kind, len(kinds)), schemas: map[string]*jsonschema.Schema{}, printer: newPrinter()}
+	r := &Registry{kinds: make(map[string]Kind, len(kinds)), schemas: map[string]*jsonschema.Schema{},
+		inputs: map[string]map[string]*jsonschema.Schema{}, printer: newPrinter()}
 	for _, k := range kinds {
 		switch {
 		case k.Name == "":
 			return nil, errors.New("job kind without a name")
-		case k.Run == nil || k.Validate == nil || k.Plan == nil:
-			return nil, fmt.Errorf("job kind %q: build it with job.Define", k.Name)
+		case (k.Run == nil && k.Workflow == nil) || k.Validate == nil || k.Plan == nil:
+			return nil, fmt.Errorf("job kind %q: build it with job.Define (or flow.Define for a workflow kind)", k.Name)
 		case strings.HasPrefix(k.Name, ReservedPrefix):
 			return nil, fmt.Errorf("job kind %q: names starting with %q are jobgate's own; choose another", k.Name, ReservedPrefix)
 		}
@@ -236,9 +273,81 @@ func NewRegistry(kinds ...Kind) (*Registry, error) {
 			}
 			r.schemas[k.Name] = s
 		}
+		inputs := map[string]*jsonschema.Schema{}
+		for _, in := range k.Inputs {
+			if !validInputName(in.Name) {
+				return nil, fmt.Errorf("job kind %q: input name %q: use 1-64 letters, digits, '-', '_' or '.'", k.Name, in.Name)
+			}
+			if _, dup := inputs[in.Name]; dup {
+				return nil, fmt.Errorf("job kind %q: input %q declared twice", k.Name, in.Name)
+			}
+			inputs[in.Name] = nil
+			if len(bytes.TrimSpace(in.Schema)) > 0 {
+				s, err := compileSchema(k.Name+"/inputs/"+in.Name, in.Schema)
+				if err != nil {
+					return nil, err
+				}
+				inputs[in.Name] = s
+			}
+		}
+		r.inputs[k.Name] = inputs
 		r.kinds[k.Name] = k
 	}
 	return r, nil
+}
+
+func validInputName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckInput validates the body of input name of a job of kind against
+// the input's schema. Errors: *UnknownInputError for a kind without that
+// input (or an unknown kind), *ValidationError with fields under "/" (the
+// body itself).
+func (r *Registry) CheckInput(kind, name string, body json.RawMessage) error {
+	inputs, ok := r.inputs[kind]
+	if !ok {
+		return &UnknownInputError{Kind: kind, Input: name}
+	}
+	s, ok := inputs[name]
+	if !ok {
+		known := make([]string, 0, len(inputs))
+		for _, in := range r.kinds[kind].Inputs {
+			known = append(known, in.Name)
+		}
+		return &UnknownInputError{Kind: kind, Input: name, Known: known}
+	}
+	if s == nil {
+		return nil
+	}
+	if errs := checkSchema(s, body, r.printer); len(errs) > 0 {
+		for i := range errs {
+			errs[i].Field = strings.TrimPrefix(errs[i].Field, "/input")
+			if errs[i].Field == "" {
+				errs[i].Field = "/"
+			}
+		}
+		return &ValidationError{Kind: kind, Input: name, Fields: errs}
+	}
+	return nil
+}
+
+// Under returns errs with their fields moved under prefix: "/input/x"
+// becomes prefix+"/x". A pipeline reports its steps' problems so.
+func Under(prefix string, errs []FieldError) []FieldError {
+	out := make([]FieldError, len(errs))
+	for i, e := range errs {
+		out[i] = FieldError{Field: prefix + strings.TrimPrefix(e.Field, "/input"), Message: e.Message}
+	}
+	return out
 }
 
 // Kinds returns the registered kinds, sorted by name.
@@ -277,6 +386,11 @@ func (r *Registry) Check(name string, input json.RawMessage) (Kind, error) {
 	}
 	if errs := k.Validate(input); len(errs) > 0 {
 		return Kind{}, &ValidationError{Kind: name, Fields: errs}
+	}
+	if k.ValidateWith != nil {
+		if errs := k.ValidateWith(r, input); len(errs) > 0 {
+			return Kind{}, &ValidationError{Kind: name, Fields: errs}
+		}
 	}
 	return k, nil
 }

@@ -59,11 +59,19 @@ const (
 	WebhookNoKey   = "no-signing-secret"
 )
 
+// EventWaiting is the WebhookInput.Event of a job.waiting webhook.
+const EventWaiting = "waiting"
+
 // WebhookInput is what a JobWebhook workflow is started with.
 type WebhookInput struct {
 	JobID  string `json:"jobId"`
 	Tenant string `json:"tenant"`
 	URL    string `json:"url"`
+	// Event is empty for the webhook of the job's end, EventWaiting for a
+	// job that started waiting for Input (its Seq-th wait).
+	Event string `json:"event,omitempty"`
+	Input string `json:"input,omitempty"`
+	Seq   int    `json:"seq,omitempty"`
 }
 
 // WebhookMessage is one webhook, rendered once so that every retry sends
@@ -243,11 +251,12 @@ func JobCleanup(ctx workflow.Context, in CleanupInput) error {
 	return workflow.ExecuteActivity(actx, DeleteResultActivity, in.Key).Get(ctx, nil)
 }
 
-// Register registers jobgate's workflows on w.
+// Register registers jobgate's workflows on w; kinds are the worker's
+// kinds, where the Job workflow finds workflow kinds' code (nil: none).
 func Register(w interface {
 	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
-}) {
-	w.RegisterWorkflowWithOptions(Job, workflow.RegisterOptions{Name: JobWorkflowName})
+}, kinds *job.Registry) {
+	w.RegisterWorkflowWithOptions(jobWorkflow(kinds), workflow.RegisterOptions{Name: JobWorkflowName})
 	w.RegisterWorkflowWithOptions(JobWebhook, workflow.RegisterOptions{Name: WebhookWorkflowName})
 	w.RegisterWorkflowWithOptions(JobCleanup, workflow.RegisterOptions{Name: CleanupWorkflowName})
 }

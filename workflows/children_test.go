@@ -26,7 +26,7 @@ func newSuiteEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	env := s.NewTestWorkflowEnvironment()
-	workflows.Register(env)
+	workflows.Register(env, nil)
 	return env
 }
 

@@ -54,6 +54,20 @@ type Input struct {
 	// Scratch is true for kinds that keep data between attempts (see
 	// job.Kind.KeepsScratch); it is deleted once the job has ended.
 	Scratch bool `json:"scratch,omitempty"`
+	// Flow is true for a workflow kind: the job runs the kind's workflow
+	// code (job.Kind.Workflow, a FlowRunner) instead of one activity.
+	Flow bool `json:"flow,omitempty"`
+	// Depth counts the parents of a child job (0 for a job a client
+	// submitted), so that jobs starting jobs stay bounded.
+	Depth int `json:"depth,omitempty"`
+}
+
+// FlowRunner runs a workflow kind's code inside the Job workflow; it is
+// what flow.Define puts in job.Kind.Workflow. RunFlow must be
+// deterministic. Activities are registered on every worker.
+type FlowRunner interface {
+	RunFlow(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error)
+	Activities() []any
 }
 
 // Work is the second argument of a kind's activity: which job it runs.
@@ -90,20 +104,24 @@ type BlobRef struct {
 // activity and starts the webhook and cleanup workflows when the job ends.
 const childrenVersion = "webhooks-and-blob-cleanup"
 
-// Job runs one job: it executes the activity named after the job's kind and
-// returns its output. A cancellation (DELETE, or from the Temporal UI/CLI)
-// is passed to the activity, waited for, and ends the workflow canceled;
-// a job canceled before its activity starts never starts it.
-func Job(ctx workflow.Context, in Input) (Output, error) {
-	v := workflow.GetVersion(ctx, childrenVersion, workflow.DefaultVersion, 1)
-	out, err := runJob(ctx, in, v)
-	if v >= 1 {
-		afterJob(ctx, in, out, err)
+// jobWorkflow returns the Job workflow, which runs one job: it executes
+// the activity named after the job's kind, or for a workflow kind the
+// kind's workflow code, and returns its output. A cancellation (DELETE, or
+// from the Temporal UI/CLI) is passed to the work, waited for, and ends the
+// workflow canceled; a job canceled before its work starts never starts
+// it. kinds are the worker's kinds, where workflow kinds' code is found.
+func jobWorkflow(kinds *job.Registry) func(ctx workflow.Context, in Input) (Output, error) {
+	return func(ctx workflow.Context, in Input) (Output, error) {
+		v := workflow.GetVersion(ctx, childrenVersion, workflow.DefaultVersion, 1)
+		out, err := runJob(ctx, in, v, kinds)
+		if v >= 1 {
+			afterJob(ctx, in, out, err)
+		}
+		return out, err
 	}
-	return out, err
 }
 
-func runJob(ctx workflow.Context, in Input, v workflow.Version) (Output, error) {
+func runJob(ctx workflow.Context, in Input, v workflow.Version, kinds *job.Registry) (Output, error) {
 	finished := false
 	setState := func(ctx workflow.Context, s job.State) {
 		if finished {
@@ -130,20 +148,13 @@ func runJob(ctx workflow.Context, in Input, v workflow.Version) (Output, error) 
 		setState(dctx, job.StateCanceling)
 	})
 
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: in.Timeout,
-		HeartbeatTimeout:    HeartbeatTimeout,
-		WaitForCancellation: true,
-		RetryPolicy:         retryPolicy(in.Retry),
-		Summary:             in.Kind,
-	})
-	args := []any{in.Input}
-	if v >= 1 {
-		info := workflow.GetInfo(ctx)
-		args = append(args, Work{ID: info.WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind})
-	}
 	var out Output
-	err := workflow.ExecuteActivity(actx, in.Kind, args...).Get(actx, &out)
+	var err error
+	if in.Flow {
+		out, err = runFlow(ctx, in, kinds)
+	} else {
+		out, err = runActivity(ctx, in, v)
+	}
 	switch {
 	case err == nil:
 		setState(ctx, job.StateSucceeded)
@@ -156,6 +167,41 @@ func runJob(ctx workflow.Context, in Input, v workflow.Version) (Output, error) 
 		setState(ctx, job.StateFailed)
 		return Output{}, jobFailure(err)
 	}
+}
+
+// runFlow runs a workflow kind's code.
+func runFlow(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error) {
+	var runner FlowRunner
+	if kinds != nil {
+		if k, ok := kinds.Lookup(in.Kind); ok {
+			runner, _ = k.Workflow.(FlowRunner)
+		}
+	}
+	if runner == nil {
+		// Failing the task rather than the job: a worker that has the
+		// kind can still pick it up.
+		panic("workflow kind " + in.Kind + " is not registered on this worker")
+	}
+	return runner.RunFlow(ctx, in, kinds)
+}
+
+// runActivity runs an activity kind's work as one activity.
+func runActivity(ctx workflow.Context, in Input, v workflow.Version) (Output, error) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: in.Timeout,
+		HeartbeatTimeout:    HeartbeatTimeout,
+		WaitForCancellation: true,
+		RetryPolicy:         RetryPolicy(in.Retry),
+		Summary:             in.Kind,
+	})
+	args := []any{in.Input}
+	if v >= 1 {
+		info := workflow.GetInfo(ctx)
+		args = append(args, Work{ID: info.WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind})
+	}
+	var out Output
+	err := workflow.ExecuteActivity(actx, in.Kind, args...).Get(actx, &out)
+	return out, err
 }
 
 // jobFailure turns an activity's error into the job's failure: the work's
@@ -172,7 +218,9 @@ func jobFailure(err error) error {
 	return temporal.NewNonRetryableApplicationError("the job's work failed", "failed", nil)
 }
 
-func retryPolicy(p job.RetryPolicy) *temporal.RetryPolicy {
+// RetryPolicy is Temporal's retry policy for p, with p's defaults filled
+// in.
+func RetryPolicy(p job.RetryPolicy) *temporal.RetryPolicy {
 	rp := &temporal.RetryPolicy{
 		InitialInterval:    p.InitialInterval,
 		BackoffCoefficient: p.BackoffCoefficient,

@@ -41,6 +41,19 @@ type JobMemo struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// ParentID is the job that started this one as a child job.
 	ParentID string `json:"parentId,omitempty"`
+	// Priority is the job's dispatch priority, 1 to 5; 0 (jobs accepted
+	// before priorities) reads as 3.
+	Priority int `json:"priority,omitempty"`
+	// RerunOf is the job this one reruns.
+	RerunOf string `json:"rerunOf,omitempty"`
+	// ScheduleID is the schedule (its id in jobgate) whose run this job
+	// is; such a memo is the schedule's, the same for every run, so it has
+	// no CreatedAt (the run's start time is its creation).
+	ScheduleID string `json:"scheduleId,omitempty"`
+	// Workflow is true for a job of a workflow kind (or an external one):
+	// its progress, steps and waits are read from the other memo fields,
+	// not from a pending activity.
+	Workflow bool `json:"workflow,omitempty"`
 }
 
 // WaitingMemo is one input a job waits for, as workflow kinds publish it.

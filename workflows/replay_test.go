@@ -36,7 +36,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			// The Job workflow names its followers after its own ID.
 			id := strings.TrimSuffix(strings.SplitN(filepath.Base(f), "--", 2)[1], ".json")
 			replayer := worker.NewWorkflowReplayer()
-			workflows.Register(replayer)
+			workflows.Register(replayer, nil)
 			require.NoError(t, replayer.ReplayWorkflowHistoryWithOptions(
 				log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
 				worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}}))
