@@ -155,7 +155,7 @@ func collectKind(a *collectActs) job.Kind {
 	return flow.Define(flow.Spec[collectInput]{
 		Name:        "e2e.collect",
 		Description: "prepares, then collects items until it has as many as asked",
-		Inputs: []job.Input{{Name: "item", Schema: json.RawMessage(`{"type":"object","required":["value"],"properties":{"value":{"type":"string"}},"additionalProperties":false}`)}},
+		Inputs:      []job.Input{{Name: "item", Schema: json.RawMessage(`{"type":"object","required":["value"],"properties":{"value":{"type":"string"}},"additionalProperties":false}`)}},
 		Activities:  []any{a},
 		Workflow: func(ctx workflow.Context, in collectInput) (any, error) {
 			if err := flow.Run(ctx, "prepare", flow.StepOptions{}, "CollectPrepare").Get(ctx, nil); err != nil {

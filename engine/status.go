@@ -180,7 +180,7 @@ func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
 	}
 	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt, ParentID: m.ParentID,
 		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond),
-		Priority: m.Priority, RerunOf: m.RerunOf, ScheduleID: m.ScheduleID}
+		Priority:            m.Priority, RerunOf: m.RerunOf, ScheduleID: m.ScheduleID}
 	if m.Callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}

@@ -83,10 +83,10 @@ func (j *Job) Started(ctx workflow.Context) error {
 // history (a side effect), so that replay needs neither the registry's
 // verdict nor a random id again.
 type childStart struct {
-	ID     string           `json:"id"`
-	Input  workflows.Input  `json:"input"`
+	ID     string            `json:"id"`
+	Input  workflows.Input   `json:"input"`
 	Memo   workflows.JobMemo `json:"memo"`
-	Reason string           `json:"reason,omitempty"`
+	Reason string            `json:"reason,omitempty"`
 }
 
 // StartJob starts a child job of kind with input (JSON-encodable),
