@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The command blocks of the docs run here as printed, in a fresh directory,
+// with real processes: the only changes are free ports in place of the
+// documented ones (other tests and engineers use those), a temporary
+// directory in place of /tmp/jobgate-blobs, and the binaries this test
+// built in place of the `go build` lines (the build is the same).
+
+// docBlock is the first ```sh block under heading in the markdown file
+// (relative to the repository root) that contains marker.
+func docBlock(tb testing.TB, file, heading, marker string) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+	require.NoError(tb, err)
+	text := string(b)
+	at := strings.Index(text, "\n"+heading+"\n")
+	require.GreaterOrEqual(tb, at, 0, "%s has no heading %q", file, heading)
+	for _, m := range regexp.MustCompile("(?s)\n```sh\n(.*?)\n```").FindAllStringSubmatch(text[at:], -1) {
+		if strings.Contains(m[1], marker) {
+			return m[1] + "\n"
+		}
+	}
+	tb.Fatalf("%s, %q: no sh block with %q", file, heading, marker)
+	return ""
+}
+
+// docScript is a doc block made runnable here.
+type docScript struct {
+	tb     testing.TB
+	script string
+	// ports maps each documented port to the free one used instead.
+	ports map[string]int
+	dir   string
+}
+
+// newDocScript replaces the documented ports in block by free ones, and
+// each `go build` line of builds by a copy of the binary built for it.
+func newDocScript(tb testing.TB, block string, builds map[string]string) *docScript {
+	tb.Helper()
+	s := &docScript{tb: tb, script: block, ports: map[string]int{}, dir: tb.TempDir()}
+	for line, bin := range builds {
+		require.Contains(tb, block, line+"\n", "the block builds with %q", line)
+		out := strings.Fields(line)[3] // go build -o <out> <pkg>
+		s.script = strings.Replace(s.script, line+"\n", fmt.Sprintf("cp %q %s\n", bin, out), 1)
+	}
+	s.script = regexp.MustCompile(`\b(7233|8080|8081|8090)\b`).ReplaceAllStringFunc(s.script, func(p string) string {
+		if _, ok := s.ports[p]; !ok {
+			s.ports[p] = freeLoopbackPort(tb)
+		}
+		return strconv.Itoa(s.ports[p])
+	})
+	s.script = strings.ReplaceAll(s.script, "/tmp/jobgate-blobs", filepath.Join(s.dir, "shared-blobs"))
+	return s
+}
+
+func (s *docScript) port(documented string) int {
+	p, ok := s.ports[documented]
+	require.True(s.tb, ok, "the block uses port %s", documented)
+	return p
+}
+
+// run runs the script with bash in its own directory and process group,
+// with env added, and returns its output once it exits; the processes it
+// left running are killed when the test ends.
+func (s *docScript) run(env ...string) string {
+	s.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	s.tb.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-c", s.script)
+	cmd.Dir = s.dir
+	// An embedded server the block starts without naming its port gets a
+	// free one; no Web UI.
+	temporal := strconv.Itoa(freeLoopbackPort(s.tb))
+	if p, ok := s.ports["7233"]; ok {
+		temporal = strconv.Itoa(p)
+	}
+	cmd.Env = append(os.Environ(), "JOBGATE_EMBEDDED_TEMPORAL_PORT="+temporal, "JOBGATE_EMBEDDED_UI_PORT=0")
+	// A jobgate the block starts on the default port, :8080, gets the
+	// port that stands in for it.
+	if p, ok := s.ports["8080"]; ok {
+		cmd.Env = append(cmd.Env, "JOBGATE_HTTP_ADDR=:"+strconv.Itoa(p))
+	}
+	cmd.Env = append(cmd.Env, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	// A file, not a pipe: the processes the block leaves running keep
+	// writing to it after bash exits, and Wait must not wait for them.
+	out, err := os.Create(filepath.Join(s.tb.TempDir(), "output"))
+	require.NoError(s.tb, err)
+	s.tb.Cleanup(func() { _ = out.Close() })
+	cmd.Stdout, cmd.Stderr = out, out
+	output := func() string {
+		b, _ := os.ReadFile(out.Name())
+		return string(b)
+	}
+	require.NoError(s.tb, cmd.Start())
+	pgid := cmd.Process.Pid
+	s.tb.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		if s.tb.Failed() {
+			s.tb.Logf("script:\n%s\noutput:\n%s", s.script, output())
+		}
+	})
+	require.NoError(s.tb, cmd.Wait(), "the block failed:\n%s", s.script)
+	return output()
+}
+
+var (
+	primesOnce sync.Once
+	primesBin  string
+	primesErr  error
+)
+
+// mustBuildPrimes builds examples/primes/cmd/jobgate-primes once per run.
+func mustBuildPrimes(tb testing.TB) string {
+	tb.Helper()
+	primesOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "jobgate-primes-")
+		if err != nil {
+			primesErr = err
+			return
+		}
+		primesBin = filepath.Join(dir, "jobgate-primes")
+		out, err := exec.Command("go", "build", "-o", primesBin, "github.com/jobgate/jobgate/examples/primes/cmd/jobgate-primes").CombinedOutput()
+		if err != nil {
+			primesErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(tb, primesErr)
+	return primesBin
+}
+
+// getJSON GETs url and decodes its JSON body.
+func getJSON(tb testing.TB, url string) (int, map[string]any) {
+	tb.Helper()
+	resp, err := http.Get(url)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// docs/production.md: an all-in-one standing in for Temporal, then a
+// worker and an API of their own, which run a job.
+func TestDocsProductionPair(t *testing.T) {
+	t.Parallel()
+	block := docBlock(t, "docs/production.md", "### Trying the pair on one machine", "JOBGATE_ROLE=api")
+	s := newDocScript(t, block, map[string]string{"go build -o jobgate ./cmd/jobgate": mustBuildBinary(t)})
+	out := s.run()
+	require.Regexp(t, `"kind":"sleep","state":"succeeded"`, out, "the block's last command answers the succeeded job")
+
+	// The API and the worker are separate processes: the API's answers
+	// come from port 8080's stand-in, the worker's probes from 8081's.
+	code, _ := getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", s.port("8081")))
+	require.Equal(t, http.StatusOK, code, "the worker's probes")
+	code, kinds := getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/kinds", s.port("8080")))
+	require.Equal(t, http.StatusOK, code)
+	require.NotEmpty(t, kinds["kinds"])
+	code, _ = getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/kinds", s.port("8081")))
+	require.Equal(t, http.StatusNotFound, code, "the worker serves no API")
+}
+
+// docs/kinds.md: the custom binary with the primes kind, a primes job
+// through it.
+func TestDocsCustomKind(t *testing.T) {
+	t.Parallel()
+	block := docBlock(t, "docs/kinds.md", "### The primes example", "jobgate-primes")
+	s := newDocScript(t, block, map[string]string{"go build -o jobgate-primes ./examples/primes/cmd/jobgate-primes": mustBuildPrimes(t)})
+	out := s.run()
+	require.Contains(t, out, `"name":"primes"`, "GET /v1/kinds lists primes")
+	m := regexp.MustCompile(`\{"id":"([0-9a-f-]{36})","kind":"primes","state":"queued"`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the POST accepted a primes job")
+	base := fmt.Sprintf("http://127.0.0.1:%d", s.port("8080"))
+	eventually(t, 2*time.Minute, "the primes job succeeds", func() bool {
+		_, body := getJSON(t, base+"/v1/jobs/"+m[1]+"?redirect=false")
+		require.NotContains(t, []any{"failed", "canceled"}, body["state"])
+		return body["state"] == "succeeded"
+	})
+	_, res := getJSON(t, base+"/v1/jobs/"+m[1]+"/result")
+	require.EqualValues(t, 3001134, res["count"], "primes below 50 000 000")
+}
+
+// README, "Stopping it": the built binary, signalled directly, shuts down
+// gracefully.
+func TestDocsStopBuiltBinary(t *testing.T) {
+	t.Parallel()
+	block := docBlock(t, "README.md", "## The two commands", "kill -TERM")
+	require.Contains(t, block, "# …\n")
+	// Where the block leaves room for the reader's own commands, wait
+	// until jobgate is up; then see how it ends.
+	block = strings.Replace(block, "# …\n", "until curl -sf localhost:8080/readyz >/dev/null; do sleep 1; done\n", 1)
+	block += "wait $JOBGATE_PID\necho \"jobgate exited with status $?\"\n"
+	s := newDocScript(t, block, map[string]string{"go build -o jobgate ./cmd/jobgate": mustBuildBinary(t)})
+	out := s.run()
+	require.Contains(t, out, "jobgate exited with status 0")
+	require.Contains(t, out, "jobgate stopped")
+}
+
+// docs/security.md: API keys from a generated key, a request with it and
+// one without.
+func TestDocsAPIKeys(t *testing.T) {
+	t.Parallel()
+	block := docBlock(t, "docs/security.md", "## Tenants and API keys", "JOBGATE_API_KEYS")
+	s := newDocScript(t, block, map[string]string{"go build -o jobgate ./cmd/jobgate": mustBuildBinary(t)})
+	out := s.run()
+	require.Contains(t, out, `{"jobs":[`, "the request with the key lists the tenant's jobs")
+	require.Contains(t, out, "HTTP/1.1 401 Unauthorized")
+	require.Contains(t, strings.ToLower(out), "www-authenticate: bearer")
+}
+
+// A second jobgate on a data directory in use fails at once and names the
+// process that holds it.
+func TestSecondJobgateOnDataDirFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	first := startProcess(t, dir, processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)})
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	second := exec.CommandContext(ctx, mustBuildBinary(t))
+	second.Env = append(os.Environ(),
+		"JOBGATE_DATA_DIR="+dir,
+		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)),
+		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(freeLoopbackPort(t)),
+		"JOBGATE_EMBEDDED_UI_PORT=0",
+	)
+	start := time.Now()
+	out, err := second.CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the second jobgate exits with an error:\n%s", out)
+	require.Equal(t, 1, exit.ExitCode())
+	require.Contains(t, string(out), fmt.Sprintf("is in use by process %d", first.cmd.Process.Pid))
+	require.Less(t, time.Since(start), 10*time.Second, "at once, not after SQLite's busy timeout")
+}
