@@ -76,6 +76,13 @@ type Job struct {
 	// Callback is the webhook delivery state of a job submitted with a
 	// CallbackURL, as the server sent it; nil when there is none.
 	Callback json.RawMessage `json:"callback"`
+	// ParentID is, for a child job, the job that started it.
+	ParentID string `json:"parentId,omitempty"`
+	// WaitingFor lists the inputs a running job waits for (SendInput
+	// delivers one).
+	WaitingFor []Waiting `json:"waitingFor,omitempty"`
+	// Steps are a workflow kind's steps.
+	Steps []Step `json:"steps,omitempty"`
 
 	// Replayed is true when the answer was to a repeated Idempotency-Key:
 	// the job is the one the key created earlier (Idempotent-Replayed).
@@ -138,4 +145,24 @@ func sameStatus(a, b *Job) bool {
 	}
 	return a.Progress == nil || (a.Progress.Current == b.Progress.Current &&
 		a.Progress.Total == b.Progress.Total && a.Progress.Message == b.Progress.Message)
+}
+
+// Waiting is an input a running job waits for.
+type Waiting struct {
+	Name  string    `json:"name"`
+	Since time.Time `json:"since"`
+	// URL is where the input is POSTed, as the server wrote it.
+	URL string `json:"url"`
+}
+
+// Step is one step of a workflow kind's job.
+type Step struct {
+	Name        string     `json:"name"`
+	State       State      `json:"state"`
+	Attempt     int        `json:"attempt"`
+	StartedAt   *time.Time `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt"`
+	// JobID is the child job a step runs, if it is one.
+	JobID string `json:"jobId,omitempty"`
+	Error string `json:"error,omitempty"`
 }

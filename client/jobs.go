@@ -216,6 +216,17 @@ func (c *Client) status(ctx context.Context, id, etag string, wait time.Duration
 // It returns ctx.Err() as soon as ctx ends, a *Problem for any other error
 // answer (ErrNotFound, ErrGone), or a transport error.
 func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
+	return c.waitUntil(ctx, id, func(j *Job) bool { return j.State.Terminal() })
+}
+
+// WaitOrInput is Wait that also returns, with the job still running, as
+// soon as the job waits for an input (Job.WaitingFor is not empty): deliver
+// it with SendInput, then wait again.
+func (c *Client) WaitOrInput(ctx context.Context, id string) (*Job, error) {
+	return c.waitUntil(ctx, id, func(j *Job) bool { return j.State.Terminal() || len(j.WaitingFor) > 0 })
+}
+
+func (c *Client) waitUntil(ctx context.Context, id string, done func(*Job) bool) (*Job, error) {
 	var last *Job
 	for {
 		if err := ctx.Err(); err != nil {
@@ -244,7 +255,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
 			if !held {
 				delay = pollDelay(0)
 			}
-		case a.job.State.Terminal():
+		case done(a.job):
 			return a.job, nil
 		case held, c.longPoll > 0 && a.waitApplied && !sameStatus(last, a.job):
 			// The server held the request until the job changed or the
@@ -291,6 +302,41 @@ func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
 		}
 		return &Job{ID: id, State: StateCanceled}, nil
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return decodeJob(resp)
+	}
+	return nil, problemFrom(resp)
+}
+
+// SendInput delivers the input called name, body encoded as JSON, to the
+// running job id, which waits for it (Job.WaitingFor), and returns the
+// job's status once the job has taken it. key, when not empty, is the
+// delivery's Idempotency-Key: a retry with the same key is taken once.
+//
+// It returns a *Problem for an error answer: ErrNotFound (no such job, or
+// no such input for its kind), ErrConflict (the job is not waiting for it
+// now, or has ended), 422 for a body the input's schema or the job refuses;
+// ctx.Err() when ctx ends, or a transport error.
+func (c *Client) SendInput(ctx context.Context, id, name string, body any, key string) (*Job, error) {
+	path, err := jobPath(id)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" || strings.ContainsAny(name, "/?#") {
+		return nil, fmt.Errorf("jobgate client: %q is not an input name", name)
+	}
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("jobgate client: encoding input %q: %w", name, err)
+	}
+	header := http.Header{"Content-Type": {"application/json"}}
+	if key != "" {
+		header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: path + "/inputs/" + url.PathEscape(name), body: data, header: header})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
 		return decodeJob(resp)
 	}
 	return nil, problemFrom(resp)

@@ -13,10 +13,12 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/client"
 	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
 )
@@ -548,4 +550,72 @@ func newJSONServer(body string) *httptest.Server {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(body))
 	}))
+}
+
+// The Go client waits until a job waits for input, delivers it, and waits
+// for the end; a second delivery is ErrConflict.
+func TestClientSendInput(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{})
+	c := mustClient(t, e, client.WithLongPoll(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	j, err := c.Submit(ctx, client.SubmitRequest{Kind: "approval", Input: map[string]any{"prompt": "go?", "timeoutSeconds": 600}})
+	require.NoError(t, err)
+	j, err = c.WaitOrInput(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, client.StateRunning, j.State)
+	require.Equal(t, "decision", j.WaitingFor[0].Name)
+	_, err = c.SendInput(ctx, j.ID, "decision", flow.Decision{Approved: true, Comment: "go"}, "client-decision")
+	require.NoError(t, err)
+	done, err := c.Wait(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, client.StateSucceeded, done.State)
+	var d flow.Decision
+	require.NoError(t, c.ResultJSON(ctx, j.ID, &d))
+	require.Equal(t, flow.Decision{Approved: true, Comment: "go"}, d)
+	_, err = c.SendInput(ctx, j.ID, "decision", flow.Decision{}, "")
+	require.ErrorIs(t, err, client.ErrConflict)
+}
+
+// A chatty workflow kind does not grow its history with every report:
+// progress reaches the memo at most about once a second.
+func TestWorkflowProgressIsThrottled(t *testing.T) {
+	t.Parallel()
+	// Bursts of reports with timers between them: each timer is a
+	// workflow task of its own, as a chatty workflow's work would be.
+	const bursts, perBurst = 8, 25
+	const reports = bursts * perBurst
+	kind := flow.Define(flow.Spec[struct{}]{
+		Name: "e2e.chatty",
+		Workflow: func(ctx workflow.Context, _ struct{}) (any, error) {
+			for b := range bursts {
+				for i := range perBurst {
+					flow.Progress(ctx, int64(b*perBurst+i+1), reports, "tick")
+				}
+				if err := workflow.Sleep(ctx, 50*time.Millisecond); err != nil {
+					return nil, err
+				}
+			}
+			return reports, nil
+		},
+	})
+	e := mustStartEnv(t, envOptions{kinds: []job.Kind{kind}})
+	id, _ := e.submit(`{"kind":"e2e.chatty","input":{}}`)
+	done := e.waitState(id, job.StateSucceeded, workerRoundTrip).JSON(t)
+	require.EqualValues(t, reports, done["progress"].(map[string]any)["current"], "the last report is published")
+	started := parseTime(t, done["startedAt"])
+	elapsed := parseTime(t, done["completedAt"]).Sub(started)
+	it := e.Temporal.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	upserts := 0
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED {
+			upserts++
+		}
+	}
+	// One at the start, one at the end, and about one per second between.
+	require.LessOrEqual(t, upserts, int(elapsed/flow.PublishInterval)+4, "%d memo writes in %s for %d reports", upserts, elapsed, reports)
+	require.LessOrEqual(t, upserts, bursts+3, "at most one write per workflow task, plus start and end")
 }

@@ -64,4 +64,46 @@ func TestRecordHistories(t *testing.T) {
 		"requests": []map[string]any{{"url": target.URL, "maxAttempts": 1}}}}))
 	e.waitState(batch, job.StateSucceeded, 20*time.Second)
 	record("batch-succeeded", batch)
+
+	rc := mustStartReceiver(t, http.StatusNoContent)
+	hooked, _ := e.submit(mustJSON(t, map[string]any{"kind": "sleep", "input": map[string]any{"seconds": 0}, "callbackUrl": rc.URL}))
+	e.callbackOf(hooked, job.CallbackDelivered, 20*time.Second)
+	record("sleep-webhook", hooked)
+
+	approved, _ := e.submit(mustJSON(t, map[string]any{"kind": "approval", "input": map[string]any{"prompt": "ok?", "timeoutSeconds": 600}, "callbackUrl": rc.URL}))
+	eventually(t, 20*time.Second, "waiting", func() bool {
+		w, _ := e.do(http.MethodGet, "/v1/jobs/"+approved, "").JSON(t)["waitingFor"].([]any)
+		return len(w) == 1
+	})
+	require.Equal(t, http.StatusOK, e.sendInput(approved, "decision", `{"approved":true}`).StatusCode)
+	e.waitState(approved, job.StateSucceeded, 20*time.Second)
+	record("approval-approved", approved)
+
+	timedOut, _ := e.submit(`{"kind":"approval","input":{"timeoutSeconds":1}}`)
+	e.waitState(timedOut, job.StateFailed, 20*time.Second)
+	record("approval-timed-out", timedOut)
+
+	pipeline, _ := e.submit(`{"kind":"pipeline","input":{"steps":[
+		{"id":"a","kind":"sleep","input":{"seconds":1}},
+		{"id":"b","kind":"sleep","input":{"seconds":0}},
+		{"id":"c","kind":"sleep","input":{"seconds":0},"after":["a","b"]}]}}`)
+	e.waitState(pipeline, job.StateSucceeded, 30*time.Second)
+	record("pipeline-succeeded", pipeline)
+
+	failedPipeline, _ := e.submit(mustJSON(t, map[string]any{"kind": "pipeline", "input": map[string]any{"steps": []any{
+		map[string]any{"id": "a", "kind": "sleep", "input": map[string]any{"seconds": 1}},
+		map[string]any{"id": "b", "kind": "http.request", "input": map[string]any{"url": target.URL, "maxAttempts": 1}},
+		map[string]any{"id": "c", "kind": "sleep", "input": map[string]any{"seconds": 0}, "after": []string{"a", "b"}},
+	}}}))
+	e.waitState(failedPipeline, job.StateFailed, 30*time.Second)
+	record("pipeline-failed", failedPipeline)
+
+	canceledPipeline, _ := e.submit(`{"kind":"pipeline","input":{"steps":[{"id":"a","kind":"sleep","input":{"seconds":600}},{"id":"b","kind":"approval","input":{"timeoutSeconds":600}}]}}`)
+	eventually(t, 20*time.Second, "steps running", func() bool {
+		steps := stepsOf(e.do(http.MethodGet, "/v1/jobs/"+canceledPipeline, "").JSON(t))
+		return steps["a"]["state"] == "running" && steps["b"]["state"] == "running"
+	})
+	e.do(http.MethodDelete, "/v1/jobs/"+canceledPipeline, "")
+	e.waitState(canceledPipeline, job.StateCanceled, 30*time.Second)
+	record("pipeline-canceled", canceledPipeline)
 }

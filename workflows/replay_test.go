@@ -14,6 +14,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/flow"
+	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -25,6 +27,9 @@ func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*--*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, files, "recorded histories")
+	// The built-in workflow kinds' code runs inside the Job workflow.
+	kinds, err := job.NewRegistry(flow.Builtin()...)
+	require.NoError(t, err)
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			t.Parallel()
@@ -36,7 +41,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			// The Job workflow names its followers after its own ID.
 			id := strings.TrimSuffix(strings.SplitN(filepath.Base(f), "--", 2)[1], ".json")
 			replayer := worker.NewWorkflowReplayer()
-			workflows.Register(replayer, nil)
+			workflows.Register(replayer, kinds)
 			require.NoError(t, replayer.ReplayWorkflowHistoryWithOptions(
 				log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
 				worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}}))
