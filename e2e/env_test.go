@@ -119,6 +119,9 @@ type envOptions struct {
 	// webhookSecrets are the signing secrets by tenant; nil gives the
 	// env's tenant a new one.
 	webhookSecrets map[string]string
+	// watchInterval is the API's look-up interval of watched jobs (0: the
+	// default).
+	watchInterval time.Duration
 	// workerSlots bounds the jobs the env's worker runs at once (0: the
 	// default).
 	workerSlots int
@@ -184,13 +187,14 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		tb.Cleanup(w.Stop)
 	}
 	jobs := engine.New(c, kinds, engine.Config{
-		TaskQueue:   queue,
-		Namespace:   namespace,
-		EagerStart:  !opts.noWorker,
-		ResultTTL:   opts.resultTTL,
-		MaxBacklog:  opts.maxBacklog,
-		CallTimeout: opts.callTimeout,
-		Blobs:       blobs,
+		TaskQueue:     queue,
+		Namespace:     namespace,
+		EagerStart:    !opts.noWorker,
+		ResultTTL:     opts.resultTTL,
+		MaxBacklog:    opts.maxBacklog,
+		CallTimeout:   opts.callTimeout,
+		Blobs:         blobs,
+		WatchInterval: opts.watchInterval,
 	})
 	if opts.logs == nil {
 		opts.logs = io.Discard

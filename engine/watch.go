@@ -15,6 +15,10 @@ type watchHub struct {
 	load     func(ctx context.Context, tenant, id string) (*job.Job, error)
 	interval time.Duration
 	timeout  time.Duration
+	// closed, when set, blocks until the job's workflow closes (or ctx
+	// ends); the loop then looks the job up at once instead of at its next
+	// interval, so a job's end reaches its watchers without polling.
+	closed func(ctx context.Context, id string) error
 
 	mu      sync.Mutex
 	watches map[string]*watch
@@ -67,6 +71,18 @@ func (h *watchHub) release(w *watch) {
 func (h *watchHub) run(key, tenant, id string, w *watch) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
+	// One long-poll on the workflow's close per watched job, however many
+	// watch it.
+	closed := make(chan struct{})
+	if h.closed != nil {
+		cctx, stop := context.WithCancel(context.Background())
+		defer stop()
+		go func() {
+			if h.closed(cctx, id) == nil {
+				close(closed)
+			}
+		}()
+	}
 	for {
 		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
@@ -85,7 +101,11 @@ func (h *watchHub) run(key, tenant, id string, w *watch) {
 			return
 		}
 		h.mu.Unlock()
-		<-t.C
+		select {
+		case <-t.C:
+		case <-closed:
+			closed = nil // look up once more; the next look-up ends the loop
+		}
 	}
 }
 

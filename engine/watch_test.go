@@ -137,3 +137,49 @@ func TestWatchAnswersAFinishedJobAtOnce(t *testing.T) {
 	require.Equal(t, job.StateSucceeded, j.State)
 	require.NoError(t, ctx.Err())
 }
+
+// A job's close reaches its watchers at once, not at the next look-up
+// interval: the hub's close waiter (one per watched job) cuts the wait
+// short.
+func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
+	s := newTestService(f, time.Hour)
+	closedNow := make(chan struct{})
+	var waiters atomic.Int32
+	s.watches.closed = func(ctx context.Context, id string) error {
+		waiters.Add(1)
+		select {
+		case <-closedNow:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	const watchers = 50
+	results := make(chan *job.Job, watchers)
+	for range watchers {
+		go func() {
+			j, _ := s.Watch(context.Background(), "t", "a", f.j.Version())
+			results <- j
+		}()
+	}
+	eventually := time.Now().Add(2 * time.Second)
+	for f.loads.Load() == 0 && time.Now().Before(eventually) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.set(func(j *job.Job) { j.State = job.StateSucceeded }, nil)
+	start := time.Now()
+	close(closedNow)
+	for range watchers {
+		select {
+		case j := <-results:
+			require.Equal(t, job.StateSucceeded, j.State)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a watcher was not woken by the close")
+		}
+	}
+	require.Less(t, time.Since(start), 5*time.Second)
+	require.EqualValues(t, 1, waiters.Load(), "one close waiter for all watchers")
+	require.LessOrEqual(t, f.loads.Load(), int64(3), "look-ups are shared")
+}
