@@ -40,9 +40,16 @@ type Config struct {
 	EmbeddedTemporalPort int `envconfig:"EMBEDDED_TEMPORAL_PORT" default:"7233"`
 	// EmbeddedUIPort is the embedded Web UI's port; 0 disables the UI.
 	EmbeddedUIPort int `envconfig:"EMBEDDED_UI_PORT" default:"8233"`
+	// EmbeddedHTTPPort is the embedded frontend's HTTP API port; 0 (the
+	// default) runs no HTTP API. It answers anyone who reaches it, with
+	// no authentication, for every tenant.
+	EmbeddedHTTPPort int `envconfig:"EMBEDDED_HTTP_PORT" default:"0"`
 	// EmbeddedStore is where the embedded server keeps its state: file (a
 	// SQLite file in DataDir that survives restarts and kill -9) or memory
-	// (lost when the process exits; for benchmarks and throwaway runs).
+	// (lost when the process exits; for benchmarks and throwaway runs), or
+	// a postgres://user:password@host:port/database URL (state in that
+	// PostgreSQL database, visibility in database_visibility; both created
+	// if missing, their schemas set up or migrated at every start).
 	EmbeddedStore string `envconfig:"EMBEDDED_STORE" default:"file"`
 	// EmbeddedLogLevel is the embedded server's own log level (debug, info,
 	// warn, error, none).
@@ -55,6 +62,11 @@ type Config struct {
 	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
 	// MaxWait caps Prefer: wait=N on submissions and long-polls.
 	MaxWait time.Duration `envconfig:"MAX_WAIT" default:"60s"`
+	// MaxDelay caps how far ahead runAt or delaySeconds may start a job
+	// (422 beyond).
+	MaxDelay time.Duration `envconfig:"MAX_DELAY" default:"720h"`
+	// MaxSchedules caps each tenant's schedules (429 beyond; 0: no cap).
+	MaxSchedules int `envconfig:"MAX_SCHEDULES" default:"100"`
 	// APIKeys are comma-separated tenant:sha256-hex-of-key entries; empty
 	// is single-tenant local mode (tenant "default").
 	APIKeys []string `envconfig:"API_KEYS"`
@@ -143,8 +155,8 @@ func loadConfig() (Config, error) {
 	default:
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_COMPRESSION must be auto, gzip or none, not %q", cfg.TemporalCompression)
 	}
-	if cfg.EmbeddedStore != "file" && cfg.EmbeddedStore != "memory" {
-		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file or memory, not %q", cfg.EmbeddedStore)
+	if cfg.EmbeddedStore != "file" && cfg.EmbeddedStore != "memory" && !cfg.embeddedPostgres() {
+		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file, memory or a postgres:// URL, not %q", cfg.EmbeddedStore)
 	}
 	if cfg.ResultTTL <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)
@@ -169,6 +181,9 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_READ_HEADER_TIMEOUT must be positive, not %s", cfg.ReadHeaderTimeout)
+	}
+	if cfg.MaxDelay <= 0 || cfg.MaxSchedules < 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_DELAY must be positive (not %s) and JOBGATE_MAX_SCHEDULES not negative (not %d)", cfg.MaxDelay, cfg.MaxSchedules)
 	}
 	if cfg.MaxWait <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_WAIT must be positive, not %s", cfg.MaxWait)

@@ -72,6 +72,10 @@ type Options struct {
 	// package's. A key the server does not know, or a value it does not
 	// accept, fails Start.
 	DynamicConfigFile string
+	// UnfairTaskQueues are task queues on which fair dispatch between
+	// fairness keys stays off (it is on everywhere else): for tests and
+	// benchmarks that show what tenants see without it.
+	UnfairTaskQueues []string
 }
 
 // Server is a running embedded Temporal server.
@@ -189,6 +193,10 @@ func Start(opts Options) (*Server, error) {
 			dynamicconfig.QueueShrinkPredicateMaxPendingKeys.Key():           0,
 			dynamicconfig.QueuePendingTaskCriticalCount.Key():                50000,
 			dynamicconfig.QueuePendingTaskMaxCount.Key():                     55000,
+			// Fair dispatch between fairness keys (jobgate's tenants), so one
+			// tenant's backlog does not hold every worker slot while another
+			// tenant's jobs wait; off by default in Temporal.
+			dynamicconfig.MatchingEnableFairness.Key(): fairness(opts.UnfairTaskQueues),
 		})),
 	)
 	if err != nil {
@@ -209,6 +217,16 @@ func Start(opts Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// fairness is the value of matching.enableFairness: on, except on the
+// unfair task queues.
+func fairness(unfair []string) []dynamicconfig.ConstrainedValue {
+	values := make([]dynamicconfig.ConstrainedValue, 0, len(unfair)+1)
+	for _, q := range unfair {
+		values = append(values, dynamicconfig.ConstrainedValue{Constraints: dynamicconfig.Constraints{TaskQueueName: q}, Value: false})
+	}
+	return append(values, dynamicconfig.ConstrainedValue{Value: true})
 }
 
 // FrontendAddress is the host:port clients dial.

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jobgate/jobgate/job"
 )
@@ -17,7 +18,7 @@ func FuzzListQuery(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, kind, state string) {
-		q, err := listQuery("tenant-1", job.ListFilter{Kind: kind, State: job.State(state)})
+		q, err := listQuery("tenant-1", job.ListFilter{Kind: kind, State: job.State(state)}, time.Now())
 		if err != nil {
 			return
 		}

@@ -30,6 +30,11 @@ func jobState(status enumspb.WorkflowExecutionStatus, recorded string, activity 
 	case activity != nil:
 		// Scheduled, waiting for a worker to pick the work up.
 		return job.StateQueued
+	case recorded == string(job.StateScheduled):
+		// Accepted with a start delay and not run yet; the caller, which
+		// knows the start time, tells a job still waiting for it from one
+		// whose time has come (queued: see untilStart).
+		return job.StateScheduled
 	case recorded == "" || recorded == string(job.StateQueued):
 		return job.StateQueued
 	}

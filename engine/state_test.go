@@ -32,6 +32,8 @@ func TestJobState(t *testing.T) {
 		{"terminated by an operator", enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED, "running", nil, false, job.StateCanceled},
 		{"not run yet", running, "", nil, false, job.StateQueued},
 		{"recorded queued", running, "queued", nil, false, job.StateQueued},
+		{"waiting for its start time", running, "scheduled", nil, false, job.StateScheduled},
+		{"canceled before its start time", running, "scheduled", nil, true, job.StateCanceling},
 		{"work waiting for a worker", running, "running", scheduled, false, job.StateQueued},
 		{"work started", running, "running", started, false, job.StateRunning},
 		{"work retrying", running, "running", retrying, false, job.StateRunning},

@@ -20,6 +20,11 @@ type submitBody struct {
 	Kind        string          `json:"kind"`
 	Input       json.RawMessage `json:"input"`
 	CallbackURL string          `json:"callbackUrl"`
+	// RunAt (RFC 3339) or DelaySeconds, at most one, defer the start.
+	RunAt        string `json:"runAt"`
+	DelaySeconds *int64 `json:"delaySeconds"`
+	// Priority is 1 (first) to 5 (last); absent is 3.
+	Priority *int `json:"priority"`
 }
 
 // handleSubmit accepts a job: 202 with Location and the job's status, or
@@ -43,6 +48,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
+	runAt, priority, err := s.timing(body)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
 	j, created, err := s.jobs.Submit(r.Context(), job.SubmitRequest{
 		Tenant:         s.tenant(r),
 		IdempotencyKey: key,
@@ -51,6 +61,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		CallbackURL:    body.CallbackURL,
 		RequestID:      requestID(r.Context()),
 		MaxActive:      s.limiter.limits(s.tenant(r)).MaxActive,
+		RunAt:          runAt,
+		Priority:       priority,
+		FairnessWeight: s.limiter.limits(s.tenant(r)).Weight,
 	})
 	if err != nil {
 		s.Error(w, r, err)

@@ -22,11 +22,15 @@ type Limits struct {
 	Burst int
 	// MaxActive caps a tenant's queued and running jobs; 0 means no cap.
 	MaxActive int
+	// Weight is the tenant's share of worker slots under fair dispatch,
+	// relative to other tenants' (Temporal's fairness weight, clamped to
+	// 0.001–1000); 0 means 1.
+	Weight float64
 }
 
 // ParseTenantLimits reads JOBGATE_TENANT_LIMITS entries, each
-// "tenant:rate=R:burst=B:active=N" with any of the three settings; unset
-// ones take def's.
+// "tenant:rate=R:burst=B:active=N:weight=W" with any of the settings;
+// unset ones take def's.
 func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) {
 	out := map[string]Limits{}
 	for _, e := range entries {
@@ -36,7 +40,7 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 		}
 		parts := strings.Split(e, ":")
 		if !validTenant(parts[0]) {
-			return nil, fmt.Errorf("tenant limits %q: want tenant:rate=R:burst=B:active=N", e)
+			return nil, fmt.Errorf("tenant limits %q: want tenant:rate=R:burst=B:active=N:weight=W", e)
 		}
 		l := def
 		for _, kv := range parts[1:] {
@@ -52,11 +56,16 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 				l.Burst, err = strconv.Atoi(v)
 			case "active":
 				l.MaxActive, err = strconv.Atoi(v)
+			case "weight":
+				l.Weight, err = strconv.ParseFloat(v, 64)
+				if err == nil && !(l.Weight >= 0.001 && l.Weight <= 1000) {
+					err = fmt.Errorf("out of range 0.001 to 1000")
+				}
 			default:
 				err = fmt.Errorf("unknown setting %q", k)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B or active=N)", e, kv, err)
+				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B, active=N or weight=W)", e, kv, err)
 			}
 		}
 		out[parts[0]] = l

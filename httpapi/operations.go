@@ -39,7 +39,7 @@ type operationError struct {
 // operationStatus is a job state in Azure's operation status vocabulary.
 func operationStatus(s job.State) string {
 	switch s {
-	case job.StateQueued:
+	case job.StateScheduled, job.StateQueued:
 		return "NotStarted"
 	case job.StateSucceeded:
 		return "Succeeded"

@@ -44,6 +44,9 @@ type Config struct {
 	// MaxWait caps Prefer: wait=N on submissions and long-polls (default
 	// 60s).
 	MaxWait time.Duration
+	// MaxDelay caps how far ahead a submission's runAt or delaySeconds may
+	// start it; beyond is a 422 (default 30 days).
+	MaxDelay time.Duration
 	// TrustedProxies are the networks whose X-Forwarded-Proto and
 	// X-Forwarded-Host are believed when building absolute URLs (unless
 	// PublicURL is set). Empty trusts nobody.
@@ -89,6 +92,9 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = time.Minute
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = 30 * 24 * time.Hour
 	}
 	if cfg.EventsKeepAlive <= 0 {
 		cfg.EventsKeepAlive = 15 * time.Second

@@ -8,6 +8,9 @@ package job
 type State string
 
 const (
+	// StateScheduled means the job was accepted with a start time
+	// (runAt/delaySeconds) that has not come yet; it becomes queued then.
+	StateScheduled State = "scheduled"
 	// StateQueued means the job is accepted and no worker has started it yet.
 	StateQueued State = "queued"
 	// StateRunning means a worker is on the job (possibly retrying it).
