@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -21,6 +24,11 @@ type Outbound struct {
 	// MaxResponseBytes caps the body read from a response; a larger body
 	// fails the request. Zero means 1 MiB.
 	MaxResponseBytes int64
+	// Reserved are addresses requests never connect to, whatever
+	// AllowPrivate says: jobgate's own listeners and the embedded Temporal
+	// server's. It is shared, so listeners started after the kinds were
+	// built are refused too; nil refuses none.
+	Reserved *Reserved
 }
 
 // ErrDestinationRefused is returned when a request's resolved address is
@@ -44,12 +52,15 @@ func (o Outbound) client() *http.Client {
 		Timeout:   10 * time.Second,
 		KeepAlive: 30 * time.Second,
 		Control: func(network, address string, _ syscall.RawConn) error {
-			if o.AllowPrivate {
-				return nil
-			}
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {
 				return fmt.Errorf("%w: cannot parse %q", ErrDestinationRefused, address)
+			}
+			if o.Reserved.Refuses(ap) {
+				return fmt.Errorf("%w: %s is one of jobgate's own services, which outbound requests never reach", ErrDestinationRefused, ap)
+			}
+			if o.AllowPrivate {
+				return nil
 			}
 			if !isPublic(ap.Addr()) {
 				return fmt.Errorf("%w: %s is not a public address (set JOBGATE_ALLOW_PRIVATE_TARGETS=true to allow it)", ErrDestinationRefused, ap.Addr())
@@ -72,6 +83,135 @@ func (o Outbound) client() *http.Client {
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// Reserved is a set of listening addresses that outbound requests must not
+// reach: with private targets allowed, a job aimed at the embedded
+// Temporal's gRPC or HTTP API, its Web UI or jobgate's own API, metrics or
+// profiler would act with jobgate's authority over every tenant. Its zero
+// value is empty and ready; it is safe for concurrent use.
+type Reserved struct {
+	mu sync.RWMutex
+	// binds are the bound addresses by port.
+	binds map[uint16][]netip.Addr
+	// localAddrs lists this host's addresses (default: its interfaces');
+	// false when they cannot be listed.
+	localAddrs func() ([]netip.Addr, bool)
+}
+
+// Add reserves a listening address, host:port as a listener reports it or
+// as it was configured. An empty or unspecified host (":8080",
+// "0.0.0.0:8080") reserves the port on every address of this host; a name
+// is resolved now. It returns an error for an address without a port or a
+// name that does not resolve.
+func (r *Reserved) Add(address string) error {
+	host, portText, err := net.SplitHostPort(address)
+	if err != nil {
+		return fmt.Errorf("reserve %q: %w", address, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 16)
+	if err != nil || port == 0 {
+		return fmt.Errorf("reserve %q: the port must be a number from 1 to 65535", address)
+	}
+	var addrs []netip.Addr
+	switch ip, err := netip.ParseAddr(host); {
+	case host == "":
+		addrs = []netip.Addr{netip.IPv6Unspecified()}
+	case err == nil:
+		addrs = []netip.Addr{ip.Unmap()}
+	default:
+		ips, err := net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+		if err != nil {
+			return fmt.Errorf("reserve %q: %w", address, err)
+		}
+		for _, ip := range ips {
+			addrs = append(addrs, ip.Unmap())
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.binds == nil {
+		r.binds = map[uint16][]netip.Addr{}
+	}
+	for _, a := range addrs {
+		if !slices.Contains(r.binds[uint16(port)], a) {
+			r.binds[uint16(port)] = append(r.binds[uint16(port)], a)
+		}
+	}
+	return nil
+}
+
+// Addresses lists the reserved addresses, for telling an operator.
+func (r *Reserved) Addresses() []string {
+	if r == nil {
+		return nil
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []string
+	for port, addrs := range r.binds {
+		for _, a := range addrs {
+			out = append(out, netip.AddrPortFrom(a, port).String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Refuses reports whether connecting to ap could reach a reserved
+// listener. A listener bound to an unspecified address is reached through
+// every address of this host, one bound to loopback through every loopback
+// address, and connecting to an unspecified address reaches this host.
+func (r *Reserved) Refuses(ap netip.AddrPort) bool {
+	if r == nil {
+		return false
+	}
+	r.mu.RLock()
+	binds := r.binds[ap.Port()]
+	local := r.localAddrs
+	r.mu.RUnlock()
+	if len(binds) == 0 {
+		return false
+	}
+	dst := ap.Addr().Unmap().WithZone("")
+	if dst.IsUnspecified() {
+		return true
+	}
+	for _, b := range binds {
+		switch {
+		case b == dst:
+			return true
+		case b.IsLoopback() && dst.IsLoopback():
+			return true
+		case b.IsUnspecified():
+			if dst.IsLoopback() {
+				return true
+			}
+			if local == nil {
+				local = interfaceAddrs
+			}
+			// Without the list, the port is refused everywhere.
+			if addrs, ok := local(); !ok || slices.Contains(addrs, dst) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// interfaceAddrs lists the addresses of this host's network interfaces.
+func interfaceAddrs() ([]netip.Addr, bool) {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, false
+	}
+	var out []netip.Addr
+	for _, a := range ifAddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr().Unmap().WithZone(""))
+		}
+	}
+	return out, true
 }
 
 // isPublic reports whether addr is a globally routable unicast address.

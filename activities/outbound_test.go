@@ -40,3 +40,38 @@ func TestRetryAfter(t *testing.T) {
 		require.False(t, ok, bad)
 	}
 }
+
+// A reserved listener is refused through every address that reaches it:
+// its own, loopback for a loopback bind, this host's interfaces for an
+// unspecified bind, and the unspecified address; other ports and other
+// hosts' addresses are not.
+func TestReservedRefuses(t *testing.T) {
+	t.Parallel()
+	r := &Reserved{localAddrs: func() ([]netip.Addr, bool) {
+		return []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("2001:db8::5")}, true
+	}}
+	for _, a := range []string{"127.0.0.1:7233", ":8080", "10.0.0.9:9000", "[::]:6060"} {
+		require.NoError(t, r.Add(a))
+	}
+	require.Error(t, r.Add("127.0.0.1"), "no port")
+	require.Error(t, r.Add("127.0.0.1:0"), "port 0 is not a listener")
+	for addr, refused := range map[string]bool{
+		"127.0.0.1:7233": true, "127.0.0.2:7233": true, "[::1]:7233": true, "[::ffff:127.0.0.1]:7233": true,
+		"0.0.0.0:7233": true, "10.0.0.5:7233": false, "127.0.0.1:7234": false,
+		"127.0.0.1:8080": true, "10.0.0.5:8080": true, "[2001:db8::5]:8080": true, "[::]:8080": true,
+		"10.0.0.6:8080": false, "93.184.216.34:8080": false,
+		"10.0.0.9:9000": true, "10.0.0.5:9000": false, "127.0.0.1:9000": false,
+		"[fe80::1%eth0]:6060": false, "10.0.0.5:6060": true,
+	} {
+		require.Equal(t, refused, r.Refuses(netip.MustParseAddrPort(addr)), addr)
+	}
+	require.Contains(t, r.Addresses(), "127.0.0.1:7233")
+	require.Contains(t, r.Addresses(), "[::]:8080")
+
+	var none *Reserved
+	require.False(t, none.Refuses(netip.MustParseAddrPort("127.0.0.1:7233")))
+
+	blind := &Reserved{localAddrs: func() ([]netip.Addr, bool) { return nil, false }}
+	require.NoError(t, blind.Add(":8080"))
+	require.True(t, blind.Refuses(netip.MustParseAddrPort("10.0.0.6:8080")), "without the host's addresses, the port is refused everywhere")
+}

@@ -90,7 +90,8 @@ type Config struct {
 	// RequireIdempotencyKey makes the Idempotency-Key header mandatory.
 	RequireIdempotencyKey bool `envconfig:"REQUIRE_IDEMPOTENCY_KEY" default:"false"`
 	// AllowPrivateTargets lets outbound requests reach private, loopback
-	// and link-local addresses.
+	// and link-local addresses; never jobgate's own listeners nor the
+	// embedded Temporal server's.
 	AllowPrivateTargets bool `envconfig:"ALLOW_PRIVATE_TARGETS" default:"false"`
 	// MaxResponseBytes caps the response body an http.request job, and
 	// each request of a batch.http job, reads.

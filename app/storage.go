@@ -56,6 +56,9 @@ type storage struct {
 	blobs   *blob.Store
 	secrets map[string]string
 	jobs    *lister
+	// reserved are the listeners outbound requests never reach, filled
+	// as they start.
+	reserved *activities.Reserved
 }
 
 // openStorage opens the blob store and, in local mode without configured
@@ -65,7 +68,7 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JOBGATE_BLOB_URL: %w", err)
 	}
-	st := &storage{blobs: blobs, secrets: cfg.webhookSecrets, jobs: &lister{}}
+	st := &storage{blobs: blobs, secrets: cfg.webhookSecrets, jobs: &lister{}, reserved: &activities.Reserved{}}
 	fmt.Printf("jobgate: blob storage at %s (results over %d bytes, exports, batch checkpoints)\n", blobs, cfg.ResultBlobThreshold)
 	if len(st.secrets) == 0 && len(cfg.apiKeys) == 0 {
 		path := filepath.Join(cfg.DataDir, "webhook-secret")
@@ -89,7 +92,7 @@ func (st *storage) close(logger *slog.Logger) {
 // deps are the built-in kinds' dependencies.
 func (st *storage) deps(cfg Config) activities.Deps {
 	return activities.Deps{
-		Outbound: outbound(cfg),
+		Outbound: st.outbound(cfg),
 		Blobs:    st.blobs,
 		Jobs:     st.jobs,
 	}
@@ -114,7 +117,7 @@ func (st *storage) workerOptions(cfg Config) engine.WorkerOptions {
 		ResultBlobThreshold: cmp.Or(cfg.ResultBlobThreshold, -1),
 		Webhooks: &engine.WebhookOptions{
 			Secrets:   st.secrets,
-			Outbound:  outbound(cfg),
+			Outbound:  st.outbound(cfg),
 			ResultTTL: cfg.ResultTTL,
 			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
 		},
@@ -127,8 +130,8 @@ func (st *storage) signs(tenant string) bool {
 	return ok
 }
 
-func outbound(cfg Config) activities.Outbound {
-	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes}
+func (st *storage) outbound(cfg Config) activities.Outbound {
+	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, Reserved: st.reserved}
 }
 
 // lister lists jobs through a read-only engine.Service, once connect made

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -57,6 +58,9 @@ type Options struct {
 	Port int
 	// UIPort is the Web UI's port; 0 runs no UI.
 	UIPort int
+	// HTTPPort is the frontend's HTTP API port; 0 runs no HTTP API.
+	// Anyone who reaches it has the same power as through gRPC.
+	HTTPPort int
 	// Namespace is created if missing (default "default").
 	Namespace string
 	// Retention is how long closed workflows are kept in a namespace this
@@ -85,6 +89,8 @@ type Server struct {
 	frontend string
 	uiAddr   string
 	opts     Options
+	// listeners are the host:port of every service's gRPC and HTTP API.
+	listeners []string
 }
 
 // Start starts the server and, if asked, the Web UI, and returns once the
@@ -112,16 +118,17 @@ func Start(opts Options) (*Server, error) {
 	} else if err := portFree(opts.IP, opts.Port); err != nil {
 		return nil, fmt.Errorf("embedded Temporal frontend: %w", err)
 	}
-	httpPort, err := freePort(opts.IP)
-	if err != nil {
-		return nil, err
+	if opts.HTTPPort != 0 {
+		if err := portFree(opts.IP, opts.HTTPPort); err != nil {
+			return nil, fmt.Errorf("embedded Temporal HTTP API: %w", err)
+		}
 	}
 
 	sqlConf, err := sqlConfig(opts)
 	if err != nil {
 		return nil, err
 	}
-	conf, err := serverConfig(opts, sqlConf, httpPort)
+	conf, err := serverConfig(opts, sqlConf, opts.HTTPPort)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +213,12 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("start embedded Temporal server: %w", err)
 	}
 	s := &Server{server: srv, frontend: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts}
+	for _, svc := range conf.Services {
+		s.listeners = append(s.listeners, net.JoinHostPort(opts.IP, strconv.Itoa(svc.RPC.GRPCPort)))
+		if svc.RPC.HTTPPort != 0 {
+			s.listeners = append(s.listeners, net.JoinHostPort(opts.IP, strconv.Itoa(svc.RPC.HTTPPort)))
+		}
+	}
 	if err := s.waitReady(30 * time.Second); err != nil {
 		_ = srv.Stop()
 		return nil, err
@@ -234,6 +247,17 @@ func (s *Server) FrontendAddress() string { return s.frontend }
 
 // UIAddress is the Web UI's URL, or empty when it is not running.
 func (s *Server) UIAddress() string { return s.uiAddr }
+
+// Listeners lists the host:port of everything the server listens on: each
+// service's gRPC port, the frontend's HTTP API if it runs, and the Web UI
+// if it runs. None of them checks who calls.
+func (s *Server) Listeners() []string {
+	out := slices.Clone(s.listeners)
+	if s.ui != nil {
+		out = append(out, net.JoinHostPort(s.opts.IP, strconv.Itoa(s.opts.UIPort)))
+	}
+	return out
+}
 
 // Namespace is the namespace the server created.
 func (s *Server) Namespace() string { return s.opts.Namespace }
@@ -367,7 +391,7 @@ func serverConfig(opts Options, sqlConf *config.SQL, httpPort int) (*config.Conf
 				Enabled:                true,
 				InitialFailoverVersion: 1,
 				RPCAddress:             addr,
-				HTTPAddress:            net.JoinHostPort(opts.IP, strconv.Itoa(httpPort)),
+				HTTPAddress:            httpAddress(opts.IP, httpPort),
 				ClusterID:              "jobgate-embedded",
 			},
 		},
@@ -483,6 +507,15 @@ func trimVisibilityIndexes(conf *config.SQL) error {
 		return fmt.Errorf("trim the embedded visibility indexes in %s: %w", conf.DatabaseName, err)
 	}
 	return nil
+}
+
+// httpAddress is the frontend's HTTP API address, or empty when port is 0
+// (no HTTP API).
+func httpAddress(ip string, port int) string {
+	if port == 0 {
+		return ""
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(port))
 }
 
 // freePort asks the kernel for a free TCP port on ip.

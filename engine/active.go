@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -26,6 +27,9 @@ type activeCounts struct {
 	// accepts are the times this process started a job, per tenant, for
 	// the last visibilityLag.
 	accepts map[string]*recentAccepts
+	// starting are the submissions admitted under a tenant's cap whose
+	// start has not returned yet, per tenant (created on first use).
+	starting map[string]int
 }
 
 type activeCount struct {
@@ -45,13 +49,83 @@ const visibilityLag = 5 * time.Second
 // within the lag and already visible is counted twice, which errs toward
 // refusing.
 func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
+	c, err := s.visibleActive(ctx, tenant)
+	if err != nil {
+		return 0, err
+	}
+	s.active.mu.Lock()
+	defer s.active.mu.Unlock()
+	return s.active.total(tenant, c), nil
+}
+
+// reserveActive admits one job of tenant under its cap of limit active
+// jobs, or returns a *job.QuotaError. The admitted job counts as active
+// until the returned release is called, once, after its start returned:
+// with started true it then counts as accepted, with false not at all. So
+// concurrent submissions in one process never pass the cap together.
+func (s *Service) reserveActive(ctx context.Context, tenant string, limit int) (release func(started bool), err error) {
+	c, err := s.visibleActive(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	s.active.mu.Lock()
+	defer s.active.mu.Unlock()
+	if n := s.active.total(tenant, c); n >= limit {
+		return nil, &job.QuotaError{Active: n, Limit: limit}
+	}
+	if s.active.starting == nil {
+		s.active.starting = map[string]int{}
+	}
+	s.active.starting[tenant]++
+	var once sync.Once
+	return func(started bool) {
+		once.Do(func() {
+			s.active.mu.Lock()
+			defer s.active.mu.Unlock()
+			if s.active.starting[tenant]--; s.active.starting[tenant] <= 0 {
+				delete(s.active.starting, tenant)
+			}
+			if started {
+				s.acceptedLocked(tenant)
+			}
+		})
+	}, nil
+}
+
+// noteStart returns a release for a job admitted without a cap: a start
+// counts as accepted.
+func (s *Service) noteStart(tenant string) func(started bool) {
+	var once sync.Once
+	return func(started bool) {
+		once.Do(func() {
+			if started {
+				s.accepted(tenant)
+			}
+		})
+	}
+}
+
+// total is a tenant's active jobs: the visible count c, the acceptances
+// since visibilityLag before it, and the starts under way. The caller
+// holds a.mu.
+func (a *activeCounts) total(tenant string, c activeCount) int {
+	n := c.n + a.starting[tenant]
+	if r := a.accepts[tenant]; r != nil {
+		n += r.after(c.at.Add(-visibilityLag))
+	}
+	return n
+}
+
+// visibleActive is the tenant's count of running jobs in visibility, at
+// most a second old.
+func (s *Service) visibleActive(ctx context.Context, tenant string) (activeCount, error) {
 	now := s.cfg.Now()
 	s.active.mu.Lock()
 	c, ok := s.active.counts[tenant]
 	s.active.mu.Unlock()
 	if !ok || now.Sub(c.at) >= time.Second {
 		if !plainWord(tenant) {
-			return 0, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
+			return activeCount{}, fmt.Errorf("tenant %q cannot be counted: unexpected characters", tenant)
 		}
 		var err error
 		c, err = shared(ctx, &s.active.flight, tenant, "count active jobs", s.cfg.CallTimeout, func(ctx context.Context) (activeCount, error) {
@@ -71,23 +145,22 @@ func (s *Service) CountActive(ctx context.Context, tenant string) (int, error) {
 			return c, nil
 		})
 		if err != nil {
-			return 0, err
+			return activeCount{}, err
 		}
 	}
-	s.active.mu.Lock()
-	defer s.active.mu.Unlock()
-	n := c.n
-	if r := s.active.accepts[tenant]; r != nil {
-		n += r.after(c.at.Add(-visibilityLag))
-	}
-	return n, nil
+	return c, nil
 }
 
 // accepted notes a job this process just started, for CountActive.
 func (s *Service) accepted(tenant string) {
-	now := s.cfg.Now()
 	s.active.mu.Lock()
 	defer s.active.mu.Unlock()
+	s.acceptedLocked(tenant)
+}
+
+// acceptedLocked is accepted with s.active.mu held.
+func (s *Service) acceptedLocked(tenant string) {
+	now := s.cfg.Now()
 	r := s.active.accepts[tenant]
 	if r == nil {
 		r = &recentAccepts{}

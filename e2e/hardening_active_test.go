@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/jobgate/jobgate/httpapi"
+)
+
+// 100 submissions at once against a cap of 10 active jobs: at most 10 are
+// accepted, every other one is a 429, and Temporal holds exactly the
+// accepted jobs.
+func TestActiveCapHoldsUnderConcurrentSubmissions(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 10}})
+	const burst = 100
+	var wg sync.WaitGroup
+	var accepted, refused atomic.Int64
+	others := make(chan string, burst)
+	for range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":60}}`)
+			switch resp.StatusCode {
+			case http.StatusAccepted:
+				accepted.Add(1)
+			case http.StatusTooManyRequests:
+				refused.Add(1)
+			default:
+				others <- string(resp.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(others)
+	for body := range others {
+		t.Errorf("neither 202 nor 429: %s", body)
+	}
+	t.Logf("%d accepted, %d refused", accepted.Load(), refused.Load())
+	require.LessOrEqual(t, accepted.Load(), int64(10), "the cap of 10 was passed")
+	require.Positive(t, accepted.Load())
+	require.EqualValues(t, burst, accepted.Load()+refused.Load())
+	all := `TaskQueue = '` + e.TaskQueue + `'`
+	eventually(t, workerRoundTrip, "visibility shows the accepted jobs", func() bool { return e.countWorkflows(all) == accepted.Load() })
+}
+
+// A submission whose start fails gives its place under the cap back: after
+// three failed starts against a cap of three, three submissions are
+// accepted.
+func TestActiveCapReleasedWhenStartFails(t *testing.T) {
+	t.Parallel()
+	var failures atomic.Int64
+	failures.Store(3)
+	failStarts := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == workflowservice.WorkflowService_StartWorkflowExecution_FullMethodName && failures.Add(-1) >= 0 {
+			return status.Error(codes.InvalidArgument, "refused by the test")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 3},
+		dialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(failStarts)}})
+	for range 3 {
+		resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":60}}`)
+		require.NotEqual(t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
+		require.NotEqual(t, http.StatusTooManyRequests, resp.StatusCode, "body: %s", resp.Body)
+	}
+	for range 3 {
+		e.submit(`{"kind":"sleep","input":{"seconds":60}}`)
+	}
+	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":60}}`), http.StatusTooManyRequests, "too-many-active-jobs")
+}
