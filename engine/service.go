@@ -349,6 +349,7 @@ func translate(op string, err error) error {
 		deadline    *serviceerror.DeadlineExceeded
 		exhausted   *serviceerror.ResourceExhausted
 		canceled    *serviceerror.Canceled
+		noNamespace *serviceerror.NamespaceNotFound
 	)
 	switch {
 	case errors.Is(err, context.Canceled):
@@ -356,6 +357,13 @@ func translate(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, context.Canceled)
 	case errors.Is(err, context.DeadlineExceeded),
 		errors.As(err, &unavailable), errors.As(err, &deadline), errors.As(err, &exhausted), errors.As(err, &canceled):
+		return fmt.Errorf("%s: %w (%v)", op, job.ErrUnavailable, err)
+	case errors.As(err, &noNamespace):
+		// jobgate's namespace existed when it started. Temporal answers
+		// NamespaceNotFound when it cannot read its namespace registry,
+		// as during a database outage with
+		// system.forceSearchAttributesCacheRefreshOnRead on: a fault on
+		// Temporal's side that retrying can outlast, like Unavailable.
 		return fmt.Errorf("%s: %w (%v)", op, job.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
