@@ -236,7 +236,7 @@ func Progress(ctx workflow.Context, current, total int64, message string) {
 	st.changed(ctx)
 }
 
-// step records the start of a step and returns its index.
+// startStep records the start of a step and returns its index in steps.
 func (st *state) startStep(ctx workflow.Context, name string, s job.State, jobID string) int {
 	st.steps = append(st.steps, workflows.StepMemo{Name: name, State: s, StartedAt: workflow.Now(ctx).UTC(), JobID: jobID})
 	if len(st.steps) > maxSteps {
@@ -246,8 +246,8 @@ func (st *state) startStep(ctx workflow.Context, name string, s job.State, jobID
 	return len(st.steps) - 1
 }
 
-// endStep records how the step started as the idx-th ended, if it is still
-// kept.
+// endStep records how the step called name that started at startedAt
+// ended, if it is still kept (steps keeps the last maxSteps).
 func (st *state) endStep(ctx workflow.Context, name string, startedAt time.Time, err error) {
 	for i := len(st.steps) - 1; i >= 0; i-- {
 		s := &st.steps[i]

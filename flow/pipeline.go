@@ -488,11 +488,12 @@ func runPipeline(ctx workflow.Context, in PipelineInput) (any, error) {
 					outcome[i].ResultURL = "/v1/jobs/" + child.ID + "/result"
 					Progress(ctx, int64(done), int64(n), fmt.Sprintf("%d of %d steps done", done, n))
 				case temporal.IsCanceledError(err):
-					outcome[i].State = string(job.StateCanceled)
+					// Canceled with the pipeline or after another step
+					// failed; canceled on its own, it fails the pipeline.
 					if ctx.Err() == nil && failure == nil {
 						fail(i, "its job was canceled")
-						outcome[i].State = string(job.StateCanceled)
 					}
+					outcome[i].State = string(job.StateCanceled)
 				default:
 					fail(i, Message(err))
 				}
