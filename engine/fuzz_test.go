@@ -31,7 +31,7 @@ func FuzzListQuery(f *testing.F) {
 		if strings.ContainsAny(skeleton, "';-") || strings.Count(q, "'")%2 != 0 {
 			t.Fatalf("query shape changed by %q/%q: %s", kind, state, q)
 		}
-		if !strings.HasPrefix(q, "WorkflowType = 'Job' AND JobTenant = 'tenant-1'") {
+		if !strings.HasPrefix(q, "JobTenant = 'tenant-1' AND JobKind IS NOT NULL") {
 			t.Fatalf("tenant scope lost: %s", q)
 		}
 	})

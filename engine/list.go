@@ -97,10 +97,8 @@ func listQuery(tenant string, f job.ListFilter, now time.Time) (string, error) {
 	if !plainWord(tenant) {
 		return "", fmt.Errorf("tenant %q cannot be listed: unexpected characters", tenant)
 	}
-	q := []string{
-		fmt.Sprintf("WorkflowType = '%s'", workflows.JobWorkflowName),
-		fmt.Sprintf("%s = '%s'", workflows.TenantKey.GetName(), tenant),
-	}
+	// Jobs of every workflow type: Job, and external kinds' own.
+	q := []string{jobsQuery(tenant)}
 	if f.Kind != "" {
 		if !plainWord(f.Kind) {
 			return "", &job.ValidationError{Kind: f.Kind, Fields: []job.FieldError{{Field: "kind", Message: "is not a kind name"}}}

@@ -26,7 +26,7 @@ func (s *Service) OpenResult(ctx context.Context, tenant, id string) (*job.Resul
 	if v.blob == nil {
 		result := v.result
 		if v.resultInHistory {
-			if result, err = s.historyResult(ctx, id); err != nil {
+			if result, err = s.historyResult(ctx, id, v.external); err != nil {
 				return nil, j, err
 			}
 		}

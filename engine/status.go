@@ -117,7 +117,9 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 	if flow {
 		// The history's activities are the steps'; the job's own start
 		// and progress are in the memo.
-		j.StartedAt, j.Attempt = time.Time{}, 1
+		if !ext {
+			j.StartedAt, j.Attempt = time.Time{}, 1
+		}
 		applyWorkflowMemo(j, info.GetMemo(), nil)
 		j.WaitingFor = nil
 	}
@@ -229,6 +231,10 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 		}
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+			if ext {
+				// An external workflow's activities are its own business.
+				continue
+			}
 			j.StartedAt = ev.GetEventTime().AsTime()
 			j.Attempt = int(max(ev.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
@@ -261,7 +267,9 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
 		j.Error = &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		v.terminated = true
+		// An external job's webhook comes from its watch, which sees a
+		// termination like any end.
+		v.terminated = !ext
 	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
 		j.Error = &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/blob"
+	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -73,6 +74,8 @@ func NewWorker(c client.Client, taskQueue string, kinds *job.Registry, opts Work
 		acts.Webhooks = &activities.Webhooks{Secrets: wo.Secrets, Outbound: wo.Outbound, Load: reader.Get, Render: wo.Render}
 	}
 	acts.Register(w)
+	// Delivers the webhooks of external kinds' jobs.
+	external.Register(w)
 	for _, k := range kinds.Kinds() {
 		if f, ok := k.Workflow.(workflows.FlowRunner); ok {
 			for _, a := range f.Activities() {
@@ -133,17 +136,25 @@ func (s *Service) Ready(ctx context.Context) error {
 	if err := CheckStore(ctx, s.c); err != nil {
 		return err
 	}
-	resp, err := s.c.DescribeTaskQueue(ctx, s.cfg.TaskQueue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
-	if err != nil {
-		return translate("describe task queue", err)
+	// Every task queue jobs start on: jobgate's own, and each external
+	// kind's, whose workers are not jobgate's.
+	var idle []string
+	for _, queue := range s.jobQueues() {
+		resp, err := s.c.DescribeTaskQueue(ctx, queue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		if err != nil {
+			return translate("describe task queue", err)
+		}
+		cutoff := s.cfg.Now().Add(-pollerFreshness)
+		polled := false
+		for _, p := range resp.GetPollers() {
+			polled = polled || p.GetLastAccessTime().AsTime().After(cutoff)
+		}
+		if !polled {
+			idle = append(idle, queue)
+		}
 	}
-	cutoff := s.cfg.Now().Add(-pollerFreshness)
-	polled := false
-	for _, p := range resp.GetPollers() {
-		polled = polled || p.GetLastAccessTime().AsTime().After(cutoff)
-	}
-	if !polled {
-		return fmt.Errorf("%w: task queue %q", job.ErrNoWorker, s.cfg.TaskQueue)
+	if len(idle) > 0 {
+		return &job.NoWorkerError{TaskQueues: idle}
 	}
 	return s.checkBacklog(ctx)
 }

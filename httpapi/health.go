@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/gorilla/mux"
 
@@ -55,6 +57,14 @@ func readinessReason(err error) string {
 	case errors.Is(err, job.ErrOverloaded):
 		return "more work is queued than the deployment accepts"
 	case errors.Is(err, job.ErrNoWorker):
+		var nw *job.NoWorkerError
+		if errors.As(err, &nw) {
+			queues := make([]string, len(nw.TaskQueues))
+			for i, q := range nw.TaskQueues {
+				queues[i] = strconv.Quote(q)
+			}
+			return "no worker is polling task queue " + strings.Join(queues, ", ")
+		}
 		return "no worker is polling for jobs"
 	}
 	return "Temporal is unreachable or too slow"

@@ -27,6 +27,20 @@ var (
 	ErrUnavailable = errors.New("job engine unavailable")
 )
 
+// NoWorkerError is ErrNoWorker for the task queues no worker polls (an
+// external kind's queue has workers of its own, which may be missing
+// alone).
+type NoWorkerError struct {
+	TaskQueues []string
+}
+
+func (e *NoWorkerError) Error() string {
+	return fmt.Sprintf("%v: task queues %q", ErrNoWorker, e.TaskQueues)
+}
+
+// Is makes errors.Is(err, ErrNoWorker) hold.
+func (e *NoWorkerError) Is(target error) bool { return target == ErrNoWorker }
+
 // UnknownKindError is returned for a kind that is not registered.
 type UnknownKindError struct {
 	Kind  string
