@@ -33,6 +33,7 @@ import (
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
@@ -77,7 +78,15 @@ func Run(extra ...job.Kind) error {
 	}
 	defer st.close(logger)
 	builtin := append(activities.Builtin(st.deps(cfg)), flow.Builtin()...)
-	kinds, err := job.NewRegistry(append(builtin, extra...)...)
+	all := append(builtin, extra...)
+	if cfg.KindsFile != "" {
+		declared, err := external.Load(cfg.KindsFile, all, cfg.TaskQueue)
+		if err != nil {
+			return err
+		}
+		all = append(all, declared...)
+	}
+	kinds, err := job.NewRegistry(all...)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	TemporalNamespace string `envconfig:"TEMPORAL_NAMESPACE" default:"default"`
 	// TaskQueue is the Temporal task queue API and workers share.
 	TaskQueue string `envconfig:"TASK_QUEUE" default:"jobgate"`
+	// KindsFile is a JSON file declaring external kinds, served by Temporal
+	// workers in any language (docs/kinds.md, "External kinds"); empty
+	// declares none. Every role loads it; a bad file stops start-up.
+	KindsFile string `envconfig:"KINDS_FILE"`
 	// TemporalCompression is the gRPC compression of requests to Temporal:
 	// gzip, none, or auto (none to a loopback address such as the embedded
 	// server, where there is no bandwidth to save and compressing every
