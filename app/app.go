@@ -219,6 +219,7 @@ func Run(extra ...job.Kind) error {
 			RequireIdempotencyKey: cfg.RequireIdempotencyKey,
 			MaxWait:               cfg.MaxWait,
 			MaxDelay:              cfg.MaxDelay,
+			MaxSchedules:          cfg.MaxSchedules,
 			TrustedProxies:        cfg.trustedProxies,
 			APIKeys:               cfg.apiKeys,
 			Limits:                cfg.limits,

@@ -14,6 +14,9 @@ import (
 type State string
 
 const (
+	// StateScheduled means the job was submitted with a start time
+	// (SubmitRequest.RunAt, Delay) that has not come yet.
+	StateScheduled State = "scheduled"
 	// StateQueued means the job is accepted and no worker has started it yet.
 	StateQueued State = "queued"
 	// StateRunning means a worker is on the job.
@@ -83,6 +86,15 @@ type Job struct {
 	WaitingFor []Waiting `json:"waitingFor,omitempty"`
 	// Steps are a workflow kind's steps.
 	Steps []Step `json:"steps,omitempty"`
+	// Priority is the job's dispatch priority, 1 (first) to 5 (last).
+	Priority int `json:"priority"`
+	// ScheduledFor is when a delayed job starts (or started); nil for one
+	// that started at once.
+	ScheduledFor *time.Time `json:"scheduledFor,omitempty"`
+	// ScheduleID is the schedule that started the job; empty otherwise.
+	ScheduleID string `json:"scheduleId,omitempty"`
+	// RerunOf is the job this one reruns (Client.Rerun); empty otherwise.
+	RerunOf string `json:"rerunOf,omitempty"`
 
 	// Replayed is true when the answer was to a repeated Idempotency-Key:
 	// the job is the one the key created earlier (Idempotent-Replayed).

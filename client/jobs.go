@@ -31,13 +31,24 @@ type SubmitRequest struct {
 	// RespondAsync asks the server to answer 202 at once (Prefer:
 	// respond-async).
 	RespondAsync bool
+	// RunAt, when set, starts the job at that time rather than now (the
+	// job is StateScheduled until then); Delay, when positive, that long
+	// from now (whole seconds, rounded up). Set at most one.
+	RunAt time.Time
+	Delay time.Duration
+	// Priority is 1 (dispatched first) to 5 (last); 0 leaves the server's
+	// default, 3.
+	Priority int
 }
 
 // submitBody is the body of POST /v1/jobs.
 type submitBody struct {
-	Kind        string `json:"kind"`
-	Input       any    `json:"input,omitempty"`
-	CallbackURL string `json:"callbackUrl,omitempty"`
+	Kind         string     `json:"kind"`
+	Input        any        `json:"input,omitempty"`
+	CallbackURL  string     `json:"callbackUrl,omitempty"`
+	RunAt        *time.Time `json:"runAt,omitempty"`
+	DelaySeconds int64      `json:"delaySeconds,omitempty"`
+	Priority     int        `json:"priority,omitempty"`
 }
 
 // Submit submits a job and returns it as the server accepted it: queued
@@ -50,7 +61,14 @@ type submitBody struct {
 // unknown kind, invalid input or reused Idempotency-Key; ErrRateLimited;
 // ErrUnavailable), ctx.Err() when ctx ends, or a transport error.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest) (*Job, error) {
-	body, err := json.Marshal(submitBody{Kind: req.Kind, Input: req.Input, CallbackURL: req.CallbackURL})
+	sb := submitBody{Kind: req.Kind, Input: req.Input, CallbackURL: req.CallbackURL, Priority: req.Priority}
+	if !req.RunAt.IsZero() {
+		sb.RunAt = &req.RunAt
+	}
+	if req.Delay > 0 {
+		sb.DelaySeconds = int64((req.Delay + time.Second - 1) / time.Second)
+	}
+	body, err := json.Marshal(sb)
 	if err != nil {
 		return nil, fmt.Errorf("jobgate client: encoding the input of a %q job as JSON: %w", req.Kind, err)
 	}

@@ -125,6 +125,8 @@ type envOptions struct {
 	// workerSlots bounds the jobs the env's worker runs at once (0: the
 	// default).
 	workerSlots int
+	// maxSchedules caps each tenant's schedules (0: no cap).
+	maxSchedules int
 }
 
 var queueSeq atomic.Int64
@@ -212,6 +214,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	apiCfg.EventsKeepAlive = time.Second
 	apiCfg.APIKeys = keys
 	apiCfg.Limits = opts.limits
+	apiCfg.MaxSchedules = opts.maxSchedules
 	apiCfg.WebhookTenants = func(tenant string) bool { _, ok := secrets[tenant]; return ok }
 	var api http.Handler = httpapi.New(jobs, kinds, apiCfg, logger)
 	if opts.tracer != nil {

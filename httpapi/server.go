@@ -47,6 +47,9 @@ type Config struct {
 	// MaxDelay caps how far ahead a submission's runAt or delaySeconds may
 	// start it; beyond is a 422 (default 30 days).
 	MaxDelay time.Duration
+	// MaxSchedules caps each tenant's schedules; beyond is a 429 (0: no
+	// cap).
+	MaxSchedules int
 	// TrustedProxies are the networks whose X-Forwarded-Proto and
 	// X-Forwarded-Host are believed when building absolute URLs (unless
 	// PublicURL is set). Empty trusts nobody.
@@ -75,6 +78,9 @@ type Server struct {
 	router  *mux.Router
 	ready   func(context.Context) error
 	limiter *limiter
+	// schedules keeps tenants' schedules: jobs, when it implements
+	// job.ScheduleService (engine.Service does), else noSchedules.
+	schedules job.ScheduleService
 	// finished keeps the encoded status bodies of finished jobs.
 	finished finishedBodies
 }
@@ -102,6 +108,11 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
 	s.limiter = newLimiter(cfg.Limits, cfg.TenantLimits, cfg.Now)
+	if sched, ok := jobs.(job.ScheduleService); ok {
+		s.schedules = sched
+	} else {
+		s.schedules = noSchedules{}
+	}
 	s.routes()
 	s.router.Use(routeTemplate)
 	s.router.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
