@@ -26,6 +26,8 @@ import (
 // The services of docker-compose.yml, by name.
 const (
 	postgresService   = "postgresql"
+	schemaJob         = "temporal-schema"
+	namespaceJob      = "temporal-namespace"
 	temporalService   = "temporal"
 	temporalUIService = "temporal-ui"
 	apiService        = "jobgate-api"
@@ -54,6 +56,9 @@ func TestComposeStack(t *testing.T) {
 	t.Run("every service has a healthcheck", func(t *testing.T) {
 		t.Parallel()
 		for name, s := range p.Services {
+			if name == schemaJob || name == namespaceJob {
+				continue // one-shot jobs: what waits for them waits for their successful exit
+			}
 			hc := s.HealthCheck
 			require.NotNil(t, hc, "service %q has no healthcheck: depends_on service_healthy and `docker compose up --wait` need one", name)
 			require.False(t, hc.Disable, "service %q disables its healthcheck", name)
@@ -93,11 +98,7 @@ func TestComposeStack(t *testing.T) {
 
 	t.Run("jobgate services reach Temporal and share its namespace", func(t *testing.T) {
 		t.Parallel()
-		temporal := p.Services[temporalService]
-		wantNamespace := "default" // auto-setup's DEFAULT_NAMESPACE unless set
-		if ns, ok := env(temporal, "DEFAULT_NAMESPACE"); ok {
-			wantNamespace = ns
-		}
+		wantNamespace := mustEnv(t, p.Services[namespaceJob], "NAMESPACE")
 		for _, name := range []string{apiService, workerService} {
 			s := p.Services[name]
 			addr := mustEnv(t, s, "JOBGATE_TEMPORAL_ADDRESS")
@@ -105,12 +106,18 @@ func TestComposeStack(t *testing.T) {
 			require.Equal(t, wantNamespace, mustEnv(t, s, "JOBGATE_TEMPORAL_NAMESPACE"), "service %q must use the namespace the temporal service creates", name)
 		}
 		requireServiceAddr(t, p, mustEnv(t, p.Services[temporalUIService], "TEMPORAL_ADDRESS"), temporalService, "service \"temporal-ui\": TEMPORAL_ADDRESS")
-		// temporal turns healthy, and the jobgate services start, only once
-		// the namespace they use exists.
-		hc := temporal.HealthCheck.Test
-		i := slices.Index(hc, "--namespace")
-		require.True(t, i > 0 && i+1 < len(hc), "temporal's healthcheck %v should describe the namespace jobgate uses (--namespace %s), so jobgate starts only once it exists", hc, wantNamespace)
-		require.Equal(t, wantNamespace, hc[i+1], "temporal's healthcheck must wait for the namespace jobgate uses")
+		// The jobgate services start only once the namespace job, which
+		// runs once Temporal is healthy, has created their namespace.
+		for _, name := range []string{apiService, workerService} {
+			d, ok := p.Services[name].DependsOn[namespaceJob]
+			require.True(t, ok, "service %q must depend on %q", name, namespaceJob)
+			require.Equal(t, types.ServiceConditionCompletedSuccessfully, d.Condition, "service %q must wait until %q has succeeded", name, namespaceJob)
+		}
+		d, ok := p.Services[namespaceJob].DependsOn[temporalService]
+		require.True(t, ok && d.Condition == types.ServiceConditionHealthy, "%q must wait until temporal is healthy", namespaceJob)
+		requireServiceAddr(t, p, mustEnv(t, p.Services[namespaceJob], "TEMPORAL_ADDRESS"), temporalService, "service \"temporal-namespace\": TEMPORAL_ADDRESS")
+		requireBind(t, p.Services[namespaceJob], filepath.Join(mustRepoRoot(t), "deploy", "temporal", "setup-namespace.sh"), "/setup-namespace.sh")
+		require.Equal(t, []string{"sh", "/setup-namespace.sh"}, []string(p.Services[namespaceJob].Entrypoint), "%q must run deploy/temporal/setup-namespace.sh", namespaceJob)
 		require.Equal(t,
 			mustEnv(t, p.Services[apiService], "JOBGATE_TEMPORAL_ADDRESS"),
 			mustEnv(t, p.Services[workerService], "JOBGATE_TEMPORAL_ADDRESS"),
@@ -125,13 +132,10 @@ func TestComposeStack(t *testing.T) {
 		}
 		resultTTL, err := time.ParseDuration(ttl)
 		require.NoError(t, err, "JOBGATE_RESULT_TTL %q", ttl)
-		retention := "24h" // auto-setup's default
-		if v, ok := env(p.Services[temporalService], "DEFAULT_NAMESPACE_RETENTION"); ok {
-			retention = v
-		}
+		retention := mustEnv(t, p.Services[namespaceJob], "NAMESPACE_RETENTION")
 		d, err := time.ParseDuration(retention)
-		require.NoError(t, err, "temporal: DEFAULT_NAMESPACE_RETENTION %q", retention)
-		require.GreaterOrEqual(t, d, resultTTL+24*time.Hour, "temporal: DEFAULT_NAMESPACE_RETENTION must be JOBGATE_RESULT_TTL (%s) plus a day, so expired jobs answer 410 before Temporal forgets them (docs/production.md)", resultTTL)
+		require.NoError(t, err, "temporal-namespace: NAMESPACE_RETENTION %q", retention)
+		require.GreaterOrEqual(t, d, resultTTL+24*time.Hour, "temporal-namespace: NAMESPACE_RETENTION must be JOBGATE_RESULT_TTL (%s) plus a day, so expired jobs answer 410 before Temporal forgets them (docs/production.md)", resultTTL)
 	})
 
 	t.Run("temporal uses the postgresql service", func(t *testing.T) {
@@ -141,6 +145,49 @@ func TestComposeStack(t *testing.T) {
 		require.Equal(t, mustEnv(t, pg, "POSTGRES_USER"), mustEnv(t, temporal, "POSTGRES_USER"), "temporal and postgresql must agree on the database user")
 		require.Equal(t, mustEnv(t, pg, "POSTGRES_PASSWORD"), mustEnv(t, temporal, "POSTGRES_PWD"), "temporal's POSTGRES_PWD must be postgresql's POSTGRES_PASSWORD")
 		require.Contains(t, []string{"postgres12", "postgres12_pgx"}, mustEnv(t, temporal, "DB"), "temporal: DB must select a PostgreSQL plugin")
+	})
+
+	t.Run("temporal is the plain server image, its schema set up by the schema job", func(t *testing.T) {
+		t.Parallel()
+		temporal, job := p.Services[temporalService], p.Services[schemaJob]
+		require.True(t, strings.HasPrefix(temporal.Image, "temporalio/server:"), "temporal must run temporalio/server (auto-setup is deprecated and not for production), not %q", temporal.Image)
+		require.True(t, strings.HasPrefix(job.Image, "temporalio/admin-tools:"), "%q must run temporalio/admin-tools (temporal-sql-tool), not %q", schemaJob, job.Image)
+		d, ok := temporal.DependsOn[schemaJob]
+		require.True(t, ok && d.Condition == types.ServiceConditionCompletedSuccessfully, "temporal must start only once %q has succeeded", schemaJob)
+		d, ok = job.DependsOn[postgresService]
+		require.True(t, ok && d.Condition == types.ServiceConditionHealthy, "%q must wait until postgresql is healthy", schemaJob)
+		for _, key := range []string{"POSTGRES_SEEDS", "DB_PORT", "POSTGRES_USER", "POSTGRES_PWD", "DBNAME", "VISIBILITY_DBNAME"} {
+			require.Equal(t, mustEnv(t, temporal, key), mustEnv(t, job, key), "%s: the schema job must set up the databases the server uses", key)
+		}
+		requireBind(t, job, filepath.Join(root, "deploy", "temporal", "setup-schema.sh"), "/setup-schema.sh")
+		require.Equal(t, []string{"sh", "/setup-schema.sh"}, []string(job.Entrypoint), "%q must run deploy/temporal/setup-schema.sh", schemaJob)
+		script, err := os.ReadFile(filepath.Join(root, "deploy", "temporal", "setup-schema.sh"))
+		require.NoError(t, err)
+		for _, step := range []string{"create-database", "setup-schema --version 0.0", "update-schema --schema-name \"postgresql/v12/$schema\""} {
+			require.Contains(t, string(script), step, "setup-schema.sh must run %s (devserver's TestComposeSchemaScript runs it for real)", step)
+		}
+	})
+
+	t.Run("Temporal and its Web UI are published on loopback only", func(t *testing.T) {
+		t.Parallel()
+		for _, name := range []string{temporalService, temporalUIService} {
+			for _, port := range p.Services[name].Ports {
+				if port.Published != "" {
+					require.Equal(t, "127.0.0.1", port.HostIP, "service %q publishes %s on all interfaces; they have no authentication: bind 127.0.0.1", name, port.Published)
+				}
+			}
+		}
+	})
+
+	t.Run("jobgate services carry the Temporal TLS variables", func(t *testing.T) {
+		t.Parallel()
+		for _, name := range []string{apiService, workerService} {
+			for _, key := range []string{"JOBGATE_TEMPORAL_TLS_CA", "JOBGATE_TEMPORAL_TLS_CERT", "JOBGATE_TEMPORAL_TLS_KEY", "JOBGATE_TEMPORAL_TLS_SERVER_NAME", "JOBGATE_TEMPORAL_API_KEY"} {
+				_, ok := p.Services[name].Environment[key]
+				require.True(t, ok, "service %q should show %s (empty: plain text to the compose Temporal)", name, key)
+				require.Contains(t, jobgateEnv, key, "%s must be a variable app/config.go reads", key)
+			}
+		}
 	})
 
 	t.Run("only nginx, the Web UI and Temporal publish host ports", func(t *testing.T) {

@@ -7,6 +7,7 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,6 +37,7 @@ import (
 	"go.temporal.io/server/common/resolver"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -76,6 +78,12 @@ type Options struct {
 	// package's. A key the server does not know, or a value it does not
 	// accept, fails Start.
 	DynamicConfigFile string
+	// TLS, when set, makes the frontend serve TLS (mutual with
+	// TLS.ClientCAFile).
+	TLS *TLSOptions
+	// FrontendInterceptors run on every gRPC call the frontend serves,
+	// after Temporal's own (tests use them to see what clients send).
+	FrontendInterceptors []grpc.UnaryServerInterceptor
 	// UnfairTaskQueues are task queues on which fair dispatch between
 	// fairness keys stays off (it is on everywhere else): for tests and
 	// benchmarks that show what tenants see without it.
@@ -91,6 +99,9 @@ type Server struct {
 	opts     Options
 	// listeners are the host:port of every service's gRPC and HTTP API.
 	listeners []string
+	// clientTLS is how the server's own clients dial the frontend (nil:
+	// plain text).
+	clientTLS *tls.Config
 }
 
 // Start starts the server and, if asked, the Web UI, and returns once the
@@ -132,6 +143,13 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var clientTLS *tls.Config
+	if opts.TLS != nil {
+		applyTLS(conf, opts.TLS)
+		if clientTLS, err = opts.TLS.clientTLS(); err != nil {
+			return nil, err
+		}
+	}
 
 	fileConfig, err := loadDynamicConfig(opts.DynamicConfigFile)
 	if err != nil {
@@ -158,6 +176,7 @@ func Start(opts Options) (*Server, error) {
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
+		temporal.WithChainedFrontendGrpcInterceptors(opts.FrontendInterceptors...),
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(overlayDynamicConfig(fileConfig, dynamicconfig.StaticClient{
@@ -212,7 +231,7 @@ func Start(opts Options) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("start embedded Temporal server: %w", err)
 	}
-	s := &Server{server: srv, frontend: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts}
+	s := &Server{server: srv, frontend: net.JoinHostPort(opts.IP, strconv.Itoa(opts.Port)), opts: opts, clientTLS: clientTLS}
 	for _, svc := range conf.Services {
 		s.listeners = append(s.listeners, net.JoinHostPort(opts.IP, strconv.Itoa(svc.RPC.GRPCPort)))
 		if svc.RPC.HTTPPort != 0 {
@@ -276,7 +295,8 @@ func (s *Server) waitReady(limit time.Duration) error {
 	var lastErr error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		c, err := client.DialContext(ctx, client.Options{HostPort: s.frontend, Namespace: s.opts.Namespace, Logger: quietLogger{}})
+		c, err := client.DialContext(ctx, client.Options{HostPort: s.frontend, Namespace: s.opts.Namespace, Logger: quietLogger{},
+			ConnectionOptions: client.ConnectionOptions{TLS: s.clientTLS}})
 		if err == nil {
 			_, err = c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			c.Close()

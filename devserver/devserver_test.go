@@ -2,7 +2,9 @@ package devserver_test
 
 import (
 	"context"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,6 +13,11 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/log"
+	pgschema "go.temporal.io/server/schema/postgresql/v12"
+	sqltool "go.temporal.io/server/tools/sql"
 
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/devserver/pgtest"
@@ -78,4 +85,41 @@ func TestPostgresStore(t *testing.T) {
 	desc, err := c2.DescribeWorkflowExecution(ctx, "pg-store", run.GetRunID())
 	require.NoError(t, err)
 	require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, desc.GetWorkflowExecutionInfo().GetStatus())
+}
+
+// docker-compose.yml's temporal-schema job runs deploy/temporal/setup-schema.sh
+// with the admin-tools image's temporal-sql-tool. Here the same script runs
+// with the tool built from this server version, twice (a second run changes
+// nothing), and a server then starts on the databases it prepared.
+func TestComposeSchemaScript(t *testing.T) {
+	t.Parallel()
+	pg := pgtest.Start(t)
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "temporal-sql-tool"), "go.temporal.io/server/cmd/tools/sql").CombinedOutput()
+	require.NoError(t, err, "build temporal-sql-tool: %s", out)
+	host, port, err := net.SplitHostPort(pg.Address())
+	require.NoError(t, err)
+	for range 2 {
+		cmd := exec.Command("sh", filepath.Join("..", "deploy", "temporal", "setup-schema.sh"))
+		cmd.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"POSTGRES_SEEDS="+host, "DB_PORT="+port, "POSTGRES_USER=postgres", "POSTGRES_PWD=unused",
+			"DBNAME=composed", "VISIBILITY_DBNAME=composed_visibility")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "setup-schema.sh: %s", out)
+	}
+	for db, want := range map[string]string{"composed": pgschema.Version, "composed_visibility": pgschema.VisibilityVersion} {
+		conn, err := sqltool.NewConnection(&config.SQL{PluginName: "postgres12_pgx", ConnectAddr: pg.Address(), ConnectProtocol: "tcp",
+			User: "postgres", DatabaseName: db}, log.NewNoopLogger())
+		require.NoError(t, err)
+		version, err := conn.ReadSchemaVersion()
+		conn.Close()
+		require.NoError(t, err)
+		require.Equal(t, want, version, "the script brought %s to this server's schema version", db)
+	}
+	srv, err := devserver.Start(devserver.Options{
+		Postgres: pg.URL("composed") + "&visibility_database=composed_visibility",
+		LogLevel: "none",
+	})
+	require.NoError(t, err)
+	require.NoError(t, srv.Stop())
 }
