@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
@@ -143,6 +144,10 @@ func (s *Service) checkSchedule(sc *job.Schedule) (job.Kind, error) {
 		}
 	case err != nil:
 		return job.Kind{}, err
+	}
+	if _, ok := external.Of(kind); ok {
+		// A schedule's action starts the Job workflow on jobgate's queue.
+		add("/job/kind", "is an external kind, which schedules cannot run yet; submit its jobs with POST /v1/jobs")
 	}
 	if len(errs) > 0 {
 		return job.Kind{}, &job.ValidationError{Kind: sc.Job.Kind, Fields: errs}
