@@ -38,22 +38,17 @@ func TestExternalWorkerImportsNoJobgate(t *testing.T) {
 	}
 }
 
-// goWorker is the external worker running as a process of its own.
-type goWorker struct {
+// workerProcess is an external worker running as a process of its own.
+type workerProcess struct {
 	t     *testing.T
-	bin   string
+	argv  []string
+	dir   string
 	queue string
 	cmd   *exec.Cmd
 }
 
-// mustBuildGoWorker builds the external Go worker into a temporary
-// directory.
-func mustBuildGoWorker(t *testing.T, queue string) *goWorker {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "goworker")
-	out, err := exec.Command("go", "build", "-o", bin, goWorkerPackage).CombinedOutput()
-	require.NoError(t, err, "build the external Go worker: %s", out)
-	w := &goWorker{t: t, bin: bin, queue: queue}
+func newWorkerProcess(t *testing.T, queue, dir string, argv ...string) *workerProcess {
+	w := &workerProcess{t: t, argv: argv, dir: dir, queue: queue}
 	t.Cleanup(func() {
 		if w.cmd != nil {
 			_ = w.cmd.Process.Kill()
@@ -63,9 +58,20 @@ func mustBuildGoWorker(t *testing.T, queue string) *goWorker {
 	return w
 }
 
-func (w *goWorker) start() {
+// mustBuildGoWorker builds the external Go worker into a temporary
+// directory.
+func mustBuildGoWorker(t *testing.T, queue string) *workerProcess {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "goworker")
+	out, err := exec.Command("go", "build", "-o", bin, goWorkerPackage).CombinedOutput()
+	require.NoError(t, err, "build the external Go worker: %s", out)
+	return newWorkerProcess(t, queue, "", bin)
+}
+
+func (w *workerProcess) start() {
 	w.t.Helper()
-	cmd := exec.Command(w.bin)
+	cmd := exec.Command(w.argv[0], w.argv[1:]...)
+	cmd.Dir = w.dir
 	cmd.Env = append(os.Environ(),
 		"TEMPORAL_ADDRESS="+temporalServer.FrontendAddress(),
 		"TEMPORAL_NAMESPACE="+temporalServer.Namespace(),
@@ -76,7 +82,7 @@ func (w *goWorker) start() {
 }
 
 // stop stops the worker as its operator would (SIGTERM), and waits for it.
-func (w *goWorker) stop() {
+func (w *workerProcess) stop() {
 	w.t.Helper()
 	require.NoError(w.t, w.cmd.Process.Signal(syscall.SIGTERM))
 	_ = w.cmd.Wait()
@@ -131,6 +137,64 @@ func TestExternalKind(t *testing.T) {
 		requireProblem(t, resp, http.StatusUnprocessableEntity, "invalid-input")
 	})
 
+	approved := checkReportKind(t, e, w, queue)
+
+	t.Run("terminated from Temporal is canceled", func(t *testing.T) {
+		id, _ := e.submit(`{"kind": "report.build", "input": {"pages": 600}}`)
+		e.waitState(id, job.StateRunning, workerRoundTrip)
+		require.NoError(t, e.Temporal.TerminateWorkflow(context.Background(), id, "", "operator"))
+		status := e.waitState(id, job.StateCanceled, workerRoundTrip).JSON(t)
+		require.Contains(t, status["error"].(map[string]any)["detail"], "terminated")
+	})
+
+	t.Run("webhook on completion", func(t *testing.T) {
+		rc := mustStartReceiver(t, http.StatusOK)
+		id, _ := e.submit(fmt.Sprintf(`{"kind": "report.build", "input": {"pages": 1}, "callbackUrl": %q}`, rc.URL))
+		e.waitState(id, job.StateSucceeded, workerRoundTrip)
+		e.callbackOf(id, job.CallbackDelivered, workerRoundTrip)
+		got := rc.deliveries()
+		require.Len(t, got, 1)
+		var hook map[string]any
+		require.NoError(t, jsonUnmarshal(string(got[0].body), &hook))
+		require.Equal(t, "job.succeeded", hook["type"])
+		require.Equal(t, id, hook["data"].(map[string]any)["id"])
+	})
+
+	t.Run("listing", func(t *testing.T) {
+		eventually(t, workerRoundTrip, "the listing shows the approved job", func() bool {
+			body := e.do(http.MethodGet, "/v1/jobs?kind=report.build&state=succeeded&limit=100", "").JSON(t)
+			for _, j := range body["jobs"].([]any) {
+				if j.(map[string]any)["id"] == approved {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("a worker that never comes", func(t *testing.T) {
+		id, resp := e.submit(`{"kind": "report.nobody", "input": {"pages": 1}}`)
+		require.Equal(t, "queued", resp.JSON(t)["state"])
+		ready := e.do(http.MethodGet, "/readyz", "")
+		p := requireProblem(t, ready, http.StatusServiceUnavailable, "not-ready")
+		require.Contains(t, p["detail"], idleQueue)
+		require.NotContains(t, p["detail"], queue+`"`)
+		// Nothing polls its queue: it stays queued, read after read.
+		for range 5 {
+			require.Equal(t, "queued", e.do(http.MethodGet, "/v1/jobs/"+id, "").JSON(t)["state"])
+			time.Sleep(200 * time.Millisecond)
+		}
+		resp = e.do(http.MethodDelete, "/v1/jobs/"+id, "")
+		require.Equal(t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
+	})
+}
+
+// checkReportKind runs the example kind report.build on worker w (Go or
+// TypeScript), serving queue: submission with a key and its replay,
+// progress and waits (also with the worker stopped), an input refused by
+// the workflow's validator and one taken, the result, a failure, and a
+// cancellation. It returns the id of the job that succeeded.
+func checkReportKind(t *testing.T, e *env, w *workerProcess, queue string) string {
 	var approved string
 	t.Run("submit, progress, input, result", func(t *testing.T) {
 		body := `{"kind": "report.build", "input": {"pages": 2, "approval": true}}`
@@ -217,52 +281,28 @@ func TestExternalKind(t *testing.T) {
 		require.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED, desc.GetWorkflowExecutionInfo().GetStatus())
 	})
 
-	t.Run("terminated from Temporal is canceled", func(t *testing.T) {
-		id, _ := e.submit(`{"kind": "report.build", "input": {"pages": 600}}`)
-		e.waitState(id, job.StateRunning, workerRoundTrip)
-		require.NoError(t, e.Temporal.TerminateWorkflow(context.Background(), id, "", "operator"))
-		status := e.waitState(id, job.StateCanceled, workerRoundTrip).JSON(t)
-		require.Contains(t, status["error"].(map[string]any)["detail"], "terminated")
-	})
+	return approved
+}
 
-	t.Run("webhook on completion", func(t *testing.T) {
-		rc := mustStartReceiver(t, http.StatusOK)
-		id, _ := e.submit(fmt.Sprintf(`{"kind": "report.build", "input": {"pages": 1}, "callbackUrl": %q}`, rc.URL))
-		e.waitState(id, job.StateSucceeded, workerRoundTrip)
-		e.callbackOf(id, job.CallbackDelivered, workerRoundTrip)
-		got := rc.deliveries()
-		require.Len(t, got, 1)
-		var hook map[string]any
-		require.NoError(t, jsonUnmarshal(string(got[0].body), &hook))
-		require.Equal(t, "job.succeeded", hook["type"])
-		require.Equal(t, id, hook["data"].(map[string]any)["id"])
-	})
-
-	t.Run("listing", func(t *testing.T) {
-		eventually(t, workerRoundTrip, "the listing shows the approved job", func() bool {
-			body := e.do(http.MethodGet, "/v1/jobs?kind=report.build&state=succeeded&limit=100", "").JSON(t)
-			for _, j := range body["jobs"].([]any) {
-				if j.(map[string]any)["id"] == approved {
-					return true
-				}
-			}
-			return false
-		})
-	})
-
-	t.Run("a worker that never comes", func(t *testing.T) {
-		id, resp := e.submit(`{"kind": "report.nobody", "input": {"pages": 1}}`)
-		require.Equal(t, "queued", resp.JSON(t)["state"])
-		ready := e.do(http.MethodGet, "/readyz", "")
-		p := requireProblem(t, ready, http.StatusServiceUnavailable, "not-ready")
-		require.Contains(t, p["detail"], idleQueue)
-		require.NotContains(t, p["detail"], queue+`"`)
-		// Nothing polls its queue: it stays queued, read after read.
-		for range 5 {
-			require.Equal(t, "queued", e.do(http.MethodGet, "/v1/jobs/"+id, "").JSON(t)["state"])
-			time.Sleep(200 * time.Millisecond)
-		}
-		resp = e.do(http.MethodDelete, "/v1/jobs/"+id, "")
-		require.Equal(t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
-	})
+// TestExternalKindTypeScript runs the same kind on the TypeScript worker of
+// docs/kinds.md (examples/external/tsworker), when its packages are
+// installed (npm install there; CI may do it).
+func TestExternalKindTypeScript(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("..", "examples", "external", "tsworker"))
+	require.NoError(t, err)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@temporalio", "worker")); err != nil {
+		t.Skip("the TypeScript worker's packages are not installed: run npm install in examples/external/tsworker to run this test")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	stamp := time.Now().UnixNano()
+	queue := fmt.Sprintf("reports-ts-%d", stamp)
+	e := mustStartEnv(t, envOptions{kinds: mustLoadExampleKinds(t, queue, fmt.Sprintf("nobody-ts-%d", stamp))})
+	w := newWorkerProcess(t, queue, dir, node, "lib/worker.js")
+	out, err := exec.Command(filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", dir).CombinedOutput()
+	require.NoError(t, err, "compile the TypeScript worker: %s", out)
+	w.start()
+	checkReportKind(t, e, w, queue)
 }

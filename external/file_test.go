@@ -105,3 +105,21 @@ func TestLoadMissingFile(t *testing.T) {
 	_, err := external.Load(filepath.Join(t.TempDir(), "nope.json"), builtin, "jobgate")
 	require.ErrorContains(t, err, "nope.json (JOBGATE_KINDS_FILE)")
 }
+
+// TestDocsShowTheExamples: docs/kinds.md shows the example kinds file and
+// workers as they are in the repository, which the tests load and run.
+func TestDocsShowTheExamples(t *testing.T) {
+	t.Parallel()
+	docs, err := os.ReadFile(filepath.Join("..", "docs", "kinds.md"))
+	require.NoError(t, err)
+	for _, path := range []string{
+		"examples/external/kinds.json",
+		"examples/external/goworker/main.go",
+		"examples/external/tsworker/src/workflows.ts",
+		"examples/external/tsworker/src/worker.ts",
+	} {
+		src, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(path)))
+		require.NoError(t, err)
+		require.Contains(t, string(docs), strings.TrimRight(string(src), "\n"), "docs/kinds.md shows %s as it is", path)
+	}
+}
