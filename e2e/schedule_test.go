@@ -9,8 +9,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/client"
+	temporalclient "go.temporal.io/sdk/client"
 
+	"github.com/jobgate/jobgate/client"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -254,8 +255,56 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	eventually(t, 30*time.Second, "the run succeeded", func() bool {
 		return api.do(http.MethodGet, "/v1/jobs/"+last, "").StatusCode == http.StatusSeeOther
 	})
-	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", ports.temporal), Logger: quietLogger{}})
+	c, err := temporalclient.Dial(temporalclient.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", ports.temporal), Logger: quietLogger{}})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.ScheduleClient().GetHandle(context.Background(), "default:durable").Delete(context.Background()))
+}
+
+// The Go client drives delays, priorities, reruns and schedules.
+func TestClientTimeAndSchedules(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{})
+	c := mustClient(t, e, client.WithLongPoll(10*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	j, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 0}, Delay: 2 * time.Second, Priority: 1})
+	require.NoError(t, err)
+	require.Equal(t, client.StateScheduled, j.State)
+	require.NotNil(t, j.ScheduledFor)
+	require.Equal(t, 1, j.Priority)
+	done, err := c.Wait(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, client.StateSucceeded, done.State)
+	require.False(t, done.StartedAt.Before(*j.ScheduledFor))
+
+	again, err := c.Rerun(ctx, j.ID, map[string]int{"seconds": 1}, "")
+	require.NoError(t, err)
+	require.Equal(t, j.ID, again.RerunOf)
+	require.Equal(t, 1, again.Priority)
+
+	sc, err := c.CreateSchedule(ctx, client.ScheduleSpec{ID: "viaclient", Every: "1h", Paused: true, Job: client.ScheduleJob{Kind: "sleep", Input: map[string]int{"seconds": 0}}})
+	require.NoError(t, err)
+	e.t.Cleanup(func() {
+		_ = e.Temporal.ScheduleClient().GetHandle(context.Background(), e.Tenant+":viaclient").Delete(context.Background())
+	})
+	require.True(t, sc.Paused)
+	_, err = c.CreateSchedule(ctx, client.ScheduleSpec{ID: "viaclient", Every: "1h", Job: client.ScheduleJob{Kind: "sleep", Input: map[string]int{"seconds": 0}}})
+	require.ErrorIs(t, err, client.ErrConflict)
+	sc, err = c.UpdateSchedule(ctx, "viaclient", map[string]any{"every": "30m"})
+	require.NoError(t, err)
+	require.Equal(t, "30m0s", sc.Every)
+	_, err = c.TriggerSchedule(ctx, "viaclient")
+	require.NoError(t, err)
+	eventually(t, 20*time.Second, "the triggered run", func() bool {
+		sc, err := c.GetSchedule(ctx, "viaclient")
+		return err == nil && len(sc.RecentRuns) == 1
+	})
+	sc, err = c.PauseSchedule(ctx, "viaclient", false)
+	require.NoError(t, err)
+	require.False(t, sc.Paused)
+	require.NoError(t, c.DeleteSchedule(ctx, "viaclient"))
+	_, err = c.GetSchedule(ctx, "viaclient")
+	require.ErrorIs(t, err, client.ErrNotFound)
 }
