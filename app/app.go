@@ -171,7 +171,12 @@ func Run(extra ...job.Kind) error {
 		interceptors = append(interceptors, ti)
 		logger.Info("tracing to OTLP endpoint", "endpoint", cfg.OTLPEndpoint)
 	}
+	tlsConf, credentials, err := temporalTLS(cfg)
+	if err != nil {
+		return err
+	}
 	c, err := client.DialContext(ctx, client.Options{
+		Credentials:    credentials,
 		MetricsHandler: m.Temporal(),
 		Interceptors:   interceptors,
 		HostPort:       address,
@@ -179,10 +184,11 @@ func Run(extra ...job.Kind) error {
 		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
 		ConnectionOptions: client.ConnectionOptions{
 			GrpcCompression: grpcCompression(cfg.TemporalCompression, address),
+			TLS:             tlsConf,
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", address, err)
+		return fmt.Errorf("connect to Temporal at %s: %w", address, explainDialError(cfg, err))
 	}
 	shutdown = append(shutdown, func(context.Context) { c.Close() })
 	if err := engine.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {

@@ -38,6 +38,21 @@ type Config struct {
 	// TemporalCallTimeout bounds every call the API makes to Temporal; a
 	// slower answer is a 503.
 	TemporalCallTimeout time.Duration `envconfig:"TEMPORAL_CALL_TIMEOUT" default:"5s"`
+	// TemporalTLSCA is a PEM file of the CA certificates that sign the
+	// Temporal frontend's certificate (empty: the system's CAs). Any of the
+	// TLS variables, or an API key, makes the connection TLS.
+	TemporalTLSCA string `envconfig:"TEMPORAL_TLS_CA"`
+	// TemporalTLSCert and TemporalTLSKey are PEM files of the client
+	// certificate and key presented to a Temporal that wants mutual TLS.
+	TemporalTLSCert string `envconfig:"TEMPORAL_TLS_CERT"`
+	TemporalTLSKey  string `envconfig:"TEMPORAL_TLS_KEY"`
+	// TemporalTLSServerName is the name checked in the frontend's
+	// certificate (empty: the host of TemporalAddress).
+	TemporalTLSServerName string `envconfig:"TEMPORAL_TLS_SERVER_NAME"`
+	// TemporalAPIKey is sent as a bearer token on every call to Temporal
+	// (Temporal Cloud's API keys, or a cluster's own authorizer); it
+	// implies TLS and is never logged.
+	TemporalAPIKey string `envconfig:"TEMPORAL_API_KEY"`
 	// DataDir holds the embedded server's SQLite file.
 	DataDir string `envconfig:"DATA_DIR" default:"./jobgate-data"`
 	// EmbeddedTemporalPort is the embedded server's gRPC port.
@@ -196,6 +211,9 @@ func loadConfig() (Config, error) {
 	if cfg.TemporalCallTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)
 	}
+	if err := cfg.checkTemporalTLS(); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
 	if err := cfg.checkStorage(os.LookupEnv); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
@@ -205,3 +223,8 @@ func loadConfig() (Config, error) {
 func (c Config) runsAPI() bool    { return c.Role == "all" || c.Role == "api" }
 func (c Config) runsWorker() bool { return c.Role == "all" || c.Role == "worker" }
 func (c Config) embedded() bool   { return c.Role == "all" && c.TemporalAddress == "" }
+
+// embeddedPostgres reports whether the embedded server runs on PostgreSQL.
+func (c Config) embeddedPostgres() bool {
+	return strings.HasPrefix(c.EmbeddedStore, "postgres://") || strings.HasPrefix(c.EmbeddedStore, "postgresql://")
+}
