@@ -56,7 +56,14 @@ type docScript struct {
 // each `go build` line of builds by a copy of the binary built for it.
 func newDocScript(tb testing.TB, block string, builds map[string]string) *docScript {
 	tb.Helper()
-	s := &docScript{tb: tb, script: block, ports: map[string]int{}, dir: tb.TempDir()}
+	return newDocScriptOn(tb, block, builds, map[string]int{})
+}
+
+// newDocScriptOn is newDocScript with some documented ports mapped to
+// given ones (a process the test started).
+func newDocScriptOn(tb testing.TB, block string, builds map[string]string, ports map[string]int) *docScript {
+	tb.Helper()
+	s := &docScript{tb: tb, script: block, ports: ports, dir: tb.TempDir()}
 	for line, bin := range builds {
 		require.Contains(tb, block, line+"\n", "the block builds with %q", line)
 		out := strings.Fields(line)[3] // go build -o <out> <pkg>
@@ -252,4 +259,73 @@ func TestSecondJobgateOnDataDirFails(t *testing.T) {
 	require.Equal(t, 1, exit.ExitCode())
 	require.Contains(t, string(out), fmt.Sprintf("is in use by process %d", first.cmd.Process.Pid))
 	require.Less(t, time.Since(start), 10*time.Second, "at once, not after SQLite's busy timeout")
+}
+
+// docBlocks are the ```sh blocks of the markdown file's section under
+// heading, in order.
+func docBlocks(tb testing.TB, file, heading string) []string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+	require.NoError(tb, err)
+	text := string(b)
+	at := strings.Index(text, "\n"+heading+"\n")
+	require.GreaterOrEqual(tb, at, 0, "%s has no heading %q", file, heading)
+	text = text[at+len(heading)+2:]
+	if end := strings.Index(text, "\n## "); end >= 0 {
+		text = text[:end]
+	}
+	var out []string
+	for _, m := range regexp.MustCompile("(?s)\n```sh\n(.*?)\n```").FindAllStringSubmatch(text, -1) {
+		out = append(out, m[1]+"\n")
+	}
+	return out
+}
+
+// README, "A job from 202 to its result, with curl": every block, in
+// order, against a running all-in-one, with the walkthrough's job id
+// replaced by the id the first block's job got (as its reader does).
+func TestDocsREADMEWalkthrough(t *testing.T) {
+	t.Parallel()
+	const exampleID = "9109232c-9643-4305-bbb2-da716eab38c8"
+	port := freeLoopbackPort(t)
+	startProcess(t, t.TempDir(), processPorts{http: port, temporal: freeLoopbackPort(t)})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	blocks := docBlocks(t, "README.md", "## A job from 202 to its result, with curl")
+	require.GreaterOrEqual(t, len(blocks), 6)
+
+	run := func(block string) string {
+		t.Helper()
+		return newDocScriptOn(t, block, nil, map[string]int{"8080": port}).run()
+	}
+	out := run(blocks[0])
+	require.Contains(t, out, "HTTP/1.1 202 Accepted")
+	require.Contains(t, out, fmt.Sprintf("Operation-Location: http://localhost:%d/v1/operations/", port))
+	m := regexp.MustCompile(`"id":"([0-9a-f-]{36})"`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the submission answered a job:\n%s", out)
+	id := m[1]
+
+	for _, block := range blocks[1:] {
+		block = strings.ReplaceAll(block, exampleID, id)
+		if strings.Contains(block, "curl -L") {
+			// The reader follows the result once the job succeeded.
+			eventually(t, time.Minute, "the walkthrough's job succeeds", func() bool {
+				_, body := getJSON(t, base+"/v1/jobs/"+id+"?redirect=false")
+				return body["state"] == "succeeded"
+			})
+			require.Contains(t, run(block), `{"slept":5}`)
+			continue
+		}
+		out := run(block)
+		switch {
+		case strings.Contains(block, "-X DELETE"):
+			require.Contains(t, out, "HTTP/1.1 202 Accepted", "the first DELETE")
+			require.Contains(t, out, `"state":"canceling"`)
+		case strings.Contains(block, "Idempotency-Key"):
+			require.Contains(t, out, "HTTP/1.1 202 Accepted")
+		case strings.Contains(block, "/v1/kinds"):
+			require.Contains(t, out, `"name":"sleep"`)
+		default:
+			require.Regexp(t, `HTTP/1.1 (200|202)`, out)
+		}
+	}
 }
