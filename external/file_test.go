@@ -2,6 +2,7 @@ package external_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobgate/jobgate/external"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -122,4 +124,19 @@ func TestDocsShowTheExamples(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(docs), strings.TrimRight(string(src), "\n"), "docs/kinds.md shows %s as it is", path)
 	}
+}
+
+// TestPipelineRefusesExternalSteps: a pipeline step runs as a child Job
+// workflow, which cannot run an external kind's workflow; it is refused
+// before acceptance rather than failing later.
+func TestPipelineRefusesExternalSteps(t *testing.T) {
+	t.Parallel()
+	kinds, err := external.Parse("k.json", []byte(`{"kinds": [{"name": "ext", "workflowType": "W", "taskQueue": "q"}]}`), nil, "jobgate")
+	require.NoError(t, err)
+	r, err := job.NewRegistry(append(flow.Builtin(), kinds...)...)
+	require.NoError(t, err)
+	_, err = r.Check("pipeline", []byte(`{"steps": [{"id": "a", "kind": "ext", "input": {}}]}`))
+	var verr *job.ValidationError
+	require.ErrorAs(t, err, &verr)
+	require.Contains(t, verr.Error()+fmt.Sprint(verr.Fields), "external kind")
 }

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -166,6 +167,9 @@ func planChild(st *state, kind string, input json.RawMessage, now time.Time) chi
 			return childStart{Reason: fmt.Sprintf("child job of kind %q: %s", kind, verr.Error())}
 		}
 		return childStart{Reason: "child job: " + err.Error()}
+	}
+	if _, ext := external.Of(k); ext {
+		return childStart{Reason: fmt.Sprintf("child job of kind %q: an external kind cannot be a child job yet", kind)}
 	}
 	plan := k.Plan(input)
 	return childStart{

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -147,6 +148,10 @@ func checkGraph(r *job.Registry, in PipelineInput, depth int) []job.FieldError {
 		k, ok := r.Lookup(s.Kind)
 		if !ok {
 			add(stepField(i, "kind"), "unknown job kind %q", s.Kind)
+			continue
+		}
+		if _, ext := external.Of(k); ext {
+			add(stepField(i, "kind"), "%q is an external kind, which pipeline steps cannot run yet; submit its jobs with POST /v1/jobs", s.Kind)
 			continue
 		}
 		refs, err := findRefs(s.Input)
