@@ -338,7 +338,7 @@ func TestOpenAPICatchesDrift(t *testing.T) {
 	const id = "7d9f0c6e-3f1a-4a8e-9b57-1f0e2a9c4d11"
 	status := `{"id":"` + id + `","kind":"sleep","state":"queued","progress":null,"createdAt":"2026-11-21T21:37:47Z",` +
 		`"startedAt":null,"updatedAt":"2026-11-21T21:37:47Z","completedAt":null,"attempt":1,` +
-		`"estimatedCompletion":"2026-11-21T21:37:52Z","statusUrl":"/v1/jobs/` + id + `","resultUrl":null,"error":null,"callback":null}`
+		`"estimatedCompletion":"2026-11-21T21:37:52Z","statusUrl":"/v1/jobs/` + id + `","resultUrl":null,"error":null,"callback":null,"priority":3}`
 	accepted := http.Header{
 		"Content-Type":  {"application/json"},
 		"Location":      {"/v1/jobs/" + id},
@@ -346,6 +346,8 @@ func TestOpenAPICatchesDrift(t *testing.T) {
 		"Etag":          {`W/"1"`},
 		"Cache-Control": {"no-store"},
 		"X-Request-Id":  {"abc"},
+		// Azure's pollers' monitor (GET /v1/operations/{id}).
+		"Operation-Location": {"http://localhost:8080/v1/operations/" + id},
 	}
 	without := func(h http.Header, name string) http.Header {
 		h = h.Clone()
