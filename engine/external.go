@@ -69,7 +69,9 @@ func externalRunning(j *job.Job, desc *workflowservice.DescribeWorkflowExecution
 	j.State = jobState(info.GetStatus(), recorded, nil, desc.GetWorkflowExtendedInfo().GetCancelRequested())
 	taken := info.GetHistoryLength() > 2 ||
 		desc.GetPendingWorkflowTask().GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_STARTED
-	if j.State == job.StateQueued && taken {
+	// A delayed job's JobState stays "scheduled": the external workflow
+	// does not set it.
+	if (j.State == job.StateQueued || j.State == job.StateScheduled) && taken {
 		j.State = job.StateRunning
 	}
 	applyWorkflowMemo(j, info.GetMemo(), nil)
@@ -108,6 +110,18 @@ func (s *Service) jobQueues() []string {
 		out = append(out, more...)
 	}
 	return out
+}
+
+// queueOf is the task queue jobs of kind start on.
+func (s *Service) queueOf(kind string) string {
+	if s.kinds != nil {
+		if k, ok := s.kinds.Lookup(kind); ok {
+			if ext, ok := external.Of(k); ok {
+				return ext.TaskQueue
+			}
+		}
+	}
+	return s.cfg.TaskQueue
 }
 
 // jobsQuery is the visibility filter of a tenant's jobs: every workflow
