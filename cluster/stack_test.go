@@ -92,6 +92,28 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// mustBuild builds cmd/jobgate once per test run.
+func mustBuild(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "jobgate-cluster-"); buildErr != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "jobgate"), "github.com/jobgate/jobgate/cmd/jobgate").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return filepath.Join(binDir, "jobgate")
+}
+
 // startStack starts PostgreSQL, Temporal on it, two workers and two APIs.
 func startStack(t *testing.T) *stack {
 	pg := pgtest.Start(t)
@@ -116,10 +138,7 @@ func startStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
 
-	bin := filepath.Join(t.TempDir(), "jobgate")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/jobgate/jobgate/cmd/jobgate").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
-	s.bin = bin
+	s.bin = mustBuild(t)
 
 	var keys, secrets []string
 	for _, tenant := range tenants {
