@@ -306,3 +306,21 @@ func TestExternalKindTypeScript(t *testing.T) {
 	w.start()
 	checkReportKind(t, e, w, queue)
 }
+
+// TestExternalKindBacklog: each task queue is held to the backlog limit on
+// its own: an external kind whose workers are missing is refused (503)
+// once its queue is too deep, while jobgate's own kinds are still accepted.
+func TestExternalKindBacklog(t *testing.T) {
+	stamp := time.Now().UnixNano()
+	e := mustStartEnv(t, envOptions{maxBacklog: 2,
+		kinds: mustLoadExampleKinds(t, fmt.Sprintf("reports-b-%d", stamp), fmt.Sprintf("nobody-b-%d", stamp))})
+	eventually(t, workerRoundTrip, "the idle queue's backlog refuses its kind", func() bool {
+		resp := e.do(http.MethodPost, "/v1/jobs", `{"kind": "report.nobody", "input": {}}`)
+		if resp.StatusCode == http.StatusAccepted {
+			return false
+		}
+		requireProblem(t, resp, http.StatusServiceUnavailable, "overloaded")
+		return true
+	})
+	e.submit(`{"kind": "sleep", "input": {"seconds": 0}}`)
+}

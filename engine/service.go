@@ -263,7 +263,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 // under the cap until release is called with whether it started
 // (reserveActive).
 func (s *Service) admit(ctx context.Context, req job.SubmitRequest) (release func(started bool), err error) {
-	if err := s.checkBacklog(ctx); err != nil {
+	if err := s.checkBacklog(ctx, s.queueOf(req.Kind)); err != nil {
 		return nil, err
 	}
 	if req.MaxActive <= 0 {

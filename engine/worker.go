@@ -156,7 +156,7 @@ func (s *Service) Ready(ctx context.Context) error {
 	if len(idle) > 0 {
 		return &job.NoWorkerError{TaskQueues: idle}
 	}
-	return s.checkBacklog(ctx)
+	return s.checkBacklog(ctx, s.jobQueues()...)
 }
 
 // storeProbeID is a workflow ID no job has (job IDs are UUIDs and
