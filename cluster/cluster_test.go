@@ -184,7 +184,7 @@ func TestCluster(t *testing.T) {
 		for _, id := range ids {
 			s.waitState("restart", id, "running", time.Minute)
 		}
-		down := s.restartTemporal(3 * time.Second)
+		down := s.restartTemporal(2 * time.Second)
 		t.Logf("Temporal (on PostgreSQL) down for %s", down.Round(time.Millisecond))
 		for _, id := range ids {
 			body := s.waitState("restart", id, "succeeded", time.Minute)
