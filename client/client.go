@@ -5,13 +5,9 @@
 //
 // Every error the server answers is a *Problem (RFC 9457), which errors.Is
 // matches against ErrNotFound, ErrGone, ErrConflict, ErrRateLimited,
-// ErrUnavailable and ErrInvalid:
-//
-//	c, err := client.New("http://localhost:8080", client.WithAPIKey(key))
-//	j, err := c.Submit(ctx, client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 5}})
-//	j, err = c.Wait(ctx, j.ID)
-//	var out struct{ Slept int }
-//	err = c.ResultJSON(ctx, j.ID, &out)
+// ErrUnavailable and ErrInvalid. The package's Example (example_test.go,
+// compiled with the tests) goes from submission to result with every
+// error handled.
 package client
 
 import (
