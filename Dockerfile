@@ -31,6 +31,9 @@ COPY --from=build --chown=65532:65532 /out/data /var/lib/jobgate
 # Role all keeps its SQLite file in ./jobgate-data: a directory nonroot owns.
 WORKDIR /home/nonroot
 USER nonroot:nonroot
+# A container is reached through its published port, never its loopback:
+# listen on every interface even without API keys (jobgate warns then).
+ENV JOBGATE_HTTP_ADDR=:8080
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["/jobgate-probe", "http://127.0.0.1:8080/readyz"]

@@ -277,7 +277,11 @@ func Run(extra ...job.Kind) error {
 	if !cfg.runsAPI() {
 		what = "health probes"
 	}
-	fmt.Printf("jobgate: %s at http://%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), displayAddr(ln.Addr()))
+	fmt.Printf("jobgate: %s at http://%s%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), reach(ln.Addr()), displayAddr(ln.Addr()))
+	if cfg.runsAPI() && len(cfg.apiKeys) == 0 && (isUnspecified(ln.Addr()) || !isLoopback(ln.Addr().String())) {
+		logger.Warn("the unauthenticated API listens beyond this machine: anyone who reaches it acts for tenant \"default\"", "address", ln.Addr().String())
+		fmt.Printf("jobgate: WARNING: JOBGATE_HTTP_ADDR=%s without API keys: anyone on the network who reaches %s acts for tenant \"default\" (unset JOBGATE_HTTP_ADDR to listen on 127.0.0.1 only, or set JOBGATE_API_KEYS)\n", cfg.HTTPAddr, ln.Addr())
+	}
 
 	logger.Info("jobgate started", "role", cfg.Role, "temporal", address, "namespace", cfg.TemporalNamespace)
 	<-ctx.Done()
@@ -397,6 +401,20 @@ func newHTTPServer(h http.Handler, readHeaderTimeout, writeTimeout time.Duration
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 	}
+}
+
+// reach says, after the address printed, who can reach a listener bound
+// to all interfaces (printed as localhost).
+func reach(a net.Addr) string {
+	if isUnspecified(a) {
+		return " on all interfaces"
+	}
+	return ""
+}
+
+func isUnspecified(a net.Addr) bool {
+	tcp, ok := a.(*net.TCPAddr)
+	return ok && tcp.IP.IsUnspecified()
 }
 
 func displayAddr(a net.Addr) string {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -17,7 +18,8 @@ import (
 type Config struct {
 	// Role is all (API and worker in one process), api or worker.
 	Role string `envconfig:"ROLE" default:"all"`
-	// HTTPAddr is where the API listens (roles all and api).
+	// HTTPAddr is where the API listens (roles all and api). Without API
+	// keys and unless set, the API listens on 127.0.0.1 only.
 	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
 	// TemporalAddress is the Temporal frontend host:port. Empty with role
 	// all starts the embedded server.
@@ -192,6 +194,9 @@ func loadConfig() (Config, error) {
 	if cfg.apiKeys, err = httpapi.ParseAPIKeys(cfg.APIKeys); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_API_KEYS: %w", err)
 	}
+	if err := cfg.keylessLoopback(os.LookupEnv); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.MaxActiveJobs < 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RATE_LIMIT, JOBGATE_RATE_BURST and JOBGATE_MAX_ACTIVE_JOBS must not be negative")
 	}
@@ -218,6 +223,23 @@ func loadConfig() (Config, error) {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// keylessLoopback binds the API to loopback in local mode (no API keys),
+// where anyone who reaches it acts as the only tenant, unless
+// JOBGATE_HTTP_ADDR was set (start-up then warns).
+func (c *Config) keylessLoopback(lookup func(string) (string, bool)) error {
+	if _, set := lookup("JOBGATE_HTTP_ADDR"); set || len(c.apiKeys) > 0 || !c.runsAPI() {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("JOBGATE_HTTP_ADDR %q: %w", c.HTTPAddr, err)
+	}
+	if host == "" {
+		c.HTTPAddr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return nil
 }
 
 func (c Config) runsAPI() bool    { return c.Role == "all" || c.Role == "api" }

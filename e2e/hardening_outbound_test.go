@@ -94,6 +94,8 @@ func TestOutboundNeverReachesJobgatesOwnListeners(t *testing.T) {
 
 // The embedded Temporal's HTTP API does not listen unless asked for: no
 // listener of a default jobgate process answers its namespace listing.
+// (The process listens on all interfaces without API keys, as asked, and
+// says so with a warning.)
 func TestEmbeddedTemporalHTTPAPIOffByDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -103,7 +105,9 @@ func TestEmbeddedTemporalHTTPAPIOffByDefault(t *testing.T) {
 	}
 	t.Parallel()
 	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
-	p := startProcess(t, t.TempDir(), ports, "JOBGATE_EMBEDDED_STORE=memory")
+	p := startProcess(t, t.TempDir(), ports, "JOBGATE_EMBEDDED_STORE=memory", "JOBGATE_HTTP_ADDR=0.0.0.0:"+strconv.Itoa(ports.http))
+	require.Contains(t, p.output.String(), "on all interfaces")
+	require.Contains(t, p.output.String(), "WARNING: JOBGATE_HTTP_ADDR=0.0.0.0:"+strconv.Itoa(ports.http)+" without API keys")
 	listening := listeningPorts(t, p.cmd.Process.Pid)
 	require.Contains(t, listening, ports.http)
 	require.Contains(t, listening, ports.temporal)

@@ -12,16 +12,15 @@ import (
 	"strconv"
 )
 
-// decodeJSON reads r's body into dst: JSON only (415 otherwise), at most
-// MaxBodyBytes (413), one value with no unknown fields and nothing after it
-// (400).
+// decodeJSON reads r's body into dst: JSON with a JSON Content-Type only
+// (415 otherwise: a web page can send a body without a type, or as text,
+// with no CORS preflight, but not as JSON), at most MaxBodyBytes (413), one
+// value with no unknown fields and nothing after it (400).
 func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
-			return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-				fmt.Sprintf("The body must be JSON (Content-Type: application/json), not %q.", ct))
-		}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); ct != "" && (err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json"))) {
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			fmt.Sprintf("The body must be JSON (Content-Type: application/json), not %q.", ct))
 	}
 	tooLarge := problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
 		fmt.Sprintf("The body must be at most %d bytes.", s.cfg.MaxBodyBytes))
@@ -38,6 +37,10 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) err
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("malformed-json", "Malformed JSON", "The request body is empty; send a JSON object.")
+	}
+	if ct == "" {
+		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			"The body must be JSON, sent with Content-Type: application/json.")
 	}
 	if depth := jsonDepth(body); depth > maxJSONDepth {
 		return badRequest("malformed-json", "JSON too deep", fmt.Sprintf("The body nests %d levels deep; at most %d are accepted.", depth, maxJSONDepth))

@@ -216,8 +216,12 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	if res.Digest != "" {
 		h.Set("ETag", `"`+res.Digest+`"`)
 	}
-	if res.Filename != "" {
+	switch {
+	case res.Filename != "":
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": res.Filename}))
+	case !isJSON(res.ContentType):
+		// A file a job produced is a download, not a page of this origin.
+		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": downloadName(j.ID, res.ContentType)}))
 	}
 	// ServeContent answers an unsatisfiable range in plain text; the
 	// contract answers it as a problem.

@@ -83,6 +83,9 @@ type Server struct {
 	schedules job.ScheduleService
 	// finished keeps the encoded status bodies of finished jobs.
 	finished finishedBodies
+	// checkHosts makes the API refuse Host names other than local ones
+	// (local mode: no API keys; checkHost).
+	checkHosts bool
 }
 
 // New returns the API over jobs, which runs the given kinds.
@@ -108,6 +111,7 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
 	s.limiter = newLimiter(cfg.Limits, cfg.TenantLimits, cfg.Now)
+	s.checkHosts = len(cfg.APIKeys) == 0
 	if sched, ok := jobs.(job.ScheduleService); ok {
 		s.schedules = sched
 	} else {
@@ -130,19 +134,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
+	secureHeaders(w.Header())
 	r = r.WithContext(withRequestID(r.Context(), id))
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 	s.serve(rec, r)
-	s.observe(r, rec.route, rec.code, time.Since(start))
+	s.observe(r, rec.route, rec.code, time.Since(start), rec.tenant)
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serve(w *recorder, r *http.Request) {
+	if err := s.checkHost(r); err != nil {
+		s.Error(w, r, err)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
 		tenant, err := s.authenticate(r)
 		if err != nil {
 			s.Error(w, r, err)
 			return
 		}
+		w.tenant = tenant
 		r = r.WithContext(withTenant(r.Context(), tenant))
 		if s.limiter != nil {
 			if err := s.limiter.allow(w, tenant); err != nil {
@@ -155,8 +165,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // observe records an answered request in the metrics and the log: client
-// errors at info, server errors at warn, the rest at debug.
-func (s *Server) observe(r *http.Request, route string, code int, d time.Duration) {
+// errors at info, server errors at warn, the rest at debug. tenant is who
+// the request acted for, "" when it was not authenticated.
+func (s *Server) observe(r *http.Request, route string, code int, d time.Duration, tenant string) {
 	if route == "" {
 		// Answered before routing (authentication, rate limit) or by no
 		// route: match it now.
@@ -182,7 +193,7 @@ func (s *Server) observe(r *http.Request, route string, code int, d time.Duratio
 		level = slog.LevelInfo
 	}
 	s.log.Log(r.Context(), level, "request", "requestId", requestID(r.Context()), "method", r.Method, "route", route,
-		"status", code, "durationMs", d.Milliseconds(), "tenant", s.tenant(r))
+		"status", code, "durationMs", d.Milliseconds(), "tenant", tenant)
 }
 
 // knownMethod is m if it is a standard method, else "OTHER", so clients
@@ -213,6 +224,8 @@ type recorder struct {
 	// route is the matched route's path template, set as the router
 	// dispatches (routeTemplate); "" if the request was answered before.
 	route string
+	// tenant is who the request acts for, once authenticated.
+	tenant string
 }
 
 // routeTemplate is router middleware: it notes the matched route in the
