@@ -260,6 +260,7 @@ func TestOrderRejected(t *testing.T) {
 	require.Equal(t, "the manager rejected the order: too many lamps this month", failed["error"].(map[string]any)["detail"])
 	require.Equal(t, []string{"reserve:succeeded", "charge:succeeded", "approval:succeeded", "refund:succeeded", "release:succeeded"}, steps(failed))
 	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities(id))
+	require.Equal(t, "undone: the manager rejected the order: too many lamps this month", failed["progress"].(map[string]any)["message"])
 	requireUndone(t, s, id)
 }
 
@@ -278,6 +279,7 @@ func TestOrderCanceledWhileWaiting(t *testing.T) {
 	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities(id))
 	require.Equal(t, []string{"reserve:succeeded", "charge:succeeded", "approval:canceled", "refund:succeeded", "release:succeeded"}, steps(canceled))
 	require.Empty(t, canceled["waitingFor"])
+	require.Equal(t, "undone: canceled", canceled["progress"].(map[string]any)["message"])
 	requireUndone(t, s, id)
 }
 

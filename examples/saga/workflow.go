@@ -51,8 +51,7 @@ func Workflow(ctx workflow.Context, o Order) (res any, err error) {
 			return
 		}
 		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		flow.Progress(dctx, 0, steps, "undoing the order: "+flow.Message(err))
-		if uerr := undo.run(dctx, d); uerr != nil {
+		if uerr := undo.run(dctx, d, flow.Message(err)); uerr != nil {
 			workflow.GetLogger(ctx).Error("could not undo the order", "order", d.ID, "error", uerr)
 			err = temporal.NewNonRetryableApplicationError(
 				fmt.Sprintf("%s; undoing it failed too: %s", flow.Message(err), uerr), "undo-failed", nil)
@@ -122,13 +121,17 @@ func (c *compensations) add(step string, activity any) {
 }
 
 // run runs the undos one after the other, the last step's first; one that
-// fails (after its retries) does not stop the others.
-func (c compensations) run(ctx workflow.Context, d Details) error {
+// fails (after its retries) does not stop the others. Progress counts the
+// undos done, and says why the order is undone.
+func (c compensations) run(ctx workflow.Context, d Details, why string) error {
 	var errs []error
-	for i := len(c) - 1; i >= 0; i-- {
-		if err := flow.Run(ctx, c[i].step, undoOptions, c[i].activity, d).Get(ctx, nil); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %s", c[i].step, flow.Message(err)))
+	for done := range len(c) {
+		u := c[len(c)-1-done]
+		flow.Progress(ctx, int64(done), int64(len(c)), fmt.Sprintf("undoing the order (%s): %s", why, u.step))
+		if err := flow.Run(ctx, u.step, undoOptions, u.activity, d).Get(ctx, nil); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %s", u.step, flow.Message(err)))
 		}
 	}
+	flow.Progress(ctx, int64(len(c)), int64(len(c)), "undone: "+why)
 	return errors.Join(errs...)
 }
