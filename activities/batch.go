@@ -67,6 +67,12 @@ const (
 	maxBatchBackoff        = 30 * time.Second
 )
 
+// batchRequestSchema is the JSON Schema of one batch.http request: an
+// http.request input whose maxAttempts defaults to defaultBatchAttempts.
+var batchRequestSchema = strings.Replace(httpRequestSchema,
+	`"maxAttempts":{"type":"integer","minimum":1,"maximum":20,"default":5}`,
+	`"maxAttempts":{"type":"integer","minimum":1,"maximum":20,"default":`+strconv.Itoa(defaultBatchAttempts)+`}`, 1)
+
 // BatchHTTP is the batch.http kind: many HTTP calls with bounded
 // concurrency, each retried with backoff on network errors, 5xx and 429
 // (honouring Retry-After) up to its maxAttempts, then recorded as failed.
@@ -81,7 +87,7 @@ func BatchHTTP(out Outbound, blobs *blob.Store) job.Kind {
 		Description:      "Sends many HTTP requests with bounded concurrency, each retried on network errors, 5xx and 429; the result has every request's outcome.",
 		ExpectedDuration: "about a second per wave of concurrent requests",
 		InputSchema: `{"type":"object","additionalProperties":false,"required":["requests"],"properties":{` +
-			`"requests":{"type":"array","minItems":1,"maxItems":1000,"items":` + httpRequestSchema + `},` +
+			`"requests":{"type":"array","minItems":1,"maxItems":1000,"items":` + batchRequestSchema + `},` +
 			`"concurrency":{"type":"integer","minimum":1,"maximum":64,"default":8}}}`,
 		Validate: validateBatch,
 		Plan:     planBatch,

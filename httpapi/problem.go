@@ -108,6 +108,10 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 	case errors.As(err, &p):
 		return p
 	case errors.Is(err, job.ErrNotFound):
+		if id := mux.Vars(r)["id"]; id != "" && !validJobID(id) {
+			return problem(http.StatusNotFound, "not-found", "No such job",
+				fmt.Sprintf("Job ids are UUIDs (such as 3f1c2a9e-5b7d-4c1e-9a2f-6d8b0e4c7a15, as the 202 of a submission gives them); %q is not one.", trimForDetail(id)))
+		}
 		return problem(http.StatusNotFound, "not-found", "No such job", "There is no job with this id for your tenant.")
 	case errors.As(err, &quota):
 		p := problem(http.StatusTooManyRequests, "too-many-active-jobs", "Too many active jobs",
@@ -145,7 +149,11 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		sort.Slice(p.Errors, func(i, j int) bool { return p.Errors[i].Field < p.Errors[j].Field })
 		return p
 	case errors.As(err, &invalid):
-		p := problem(http.StatusUnprocessableEntity, "invalid-input", "Invalid job input", fmt.Sprintf("The input does not satisfy kind %q; see errors.", invalid.Kind))
+		detail := fmt.Sprintf("The input does not satisfy kind %q; see errors.", invalid.Kind)
+		if invalid.Kind == "" {
+			detail = "The submission is incomplete or invalid; see errors."
+		}
+		p := problem(http.StatusUnprocessableEntity, "invalid-input", "Invalid job input", detail)
 		p.Errors = append([]job.FieldError(nil), invalid.Fields...)
 		sort.Slice(p.Errors, func(i, j int) bool { return p.Errors[i].Field < p.Errors[j].Field })
 		return p

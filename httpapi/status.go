@@ -180,6 +180,10 @@ func (t Timestamp) MarshalText() ([]byte, error) {
 // long-polled), and a multi-step job past its estimate is expected to end
 // when its progress, at the rate it has made so far, says.
 func (s *Server) retryAfter(j *job.Job) string {
+	if j.State == job.StateCanceling {
+		// The work sees the cancel at its next heartbeat, about a second.
+		return "1"
+	}
 	if len(j.WaitingFor) > 0 {
 		return strconv.Itoa(waitingRetryAfter)
 	}
