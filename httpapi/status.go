@@ -114,7 +114,9 @@ func NewStatus(j *job.Job, base string) Status {
 		Error:     failureProblem(j),
 	}
 	if !j.State.Terminal() {
-		b.EstimatedCompletion = timeOrNil(j.EstimatedCompletion)
+		// As of the job's last change, so the body stays the same while
+		// nothing changes.
+		b.EstimatedCompletion = timeOrNil(j.ExpectedEnd(j.UpdatedAt))
 	} else {
 		b.CompletedAt = timeOrNil(j.CompletedAt)
 	}
@@ -188,12 +190,7 @@ func (s *Server) retryAfter(j *job.Job) string {
 		return strconv.Itoa(waitingRetryAfter)
 	}
 	now := s.cfg.Now()
-	end := j.EstimatedCompletion
-	if p := j.Progress; p != nil && p.Total > 0 && p.Current > 0 && !j.StartedAt.IsZero() && end.Before(now) {
-		elapsed := now.Sub(j.StartedAt)
-		end = j.StartedAt.Add(time.Duration(float64(elapsed) * float64(p.Total) / float64(p.Current)))
-	}
-	secs := math.Ceil(end.Sub(now).Seconds())
+	secs := math.Ceil(j.ExpectedEnd(now).Sub(now).Seconds())
 	return strconv.Itoa(int(min(max(secs, 1), 60)))
 }
 

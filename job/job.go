@@ -68,6 +68,20 @@ type Job struct {
 	RerunOf string
 }
 
+// ExpectedEnd is when the job is expected to end, as of now: its
+// EstimatedCompletion, or, once that has passed for a job that reports
+// progress (a multi-step job, typically), the end its progress predicts at
+// the rate it has made since it started.
+func (j *Job) ExpectedEnd(now time.Time) time.Time {
+	end := j.EstimatedCompletion
+	p := j.Progress
+	if p == nil || p.Total <= 0 || p.Current <= 0 || j.StartedAt.IsZero() || !end.Before(now) || !now.After(j.StartedAt) {
+		return end
+	}
+	elapsed := now.Sub(j.StartedAt)
+	return j.StartedAt.Add(time.Duration(float64(elapsed) * float64(p.Total) / float64(p.Current)))
+}
+
 // Waiting is an input a running job waits for
 // (POST /v1/jobs/{id}/inputs/{name} delivers it).
 type Waiting struct {
