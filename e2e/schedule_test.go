@@ -72,6 +72,15 @@ func TestScheduleRunsPausesTriggersDeletes(t *testing.T) {
 		}
 	}
 	first := runs[0]["jobId"].(string)
+	// Operators find the schedule and its runs by tenant and kind.
+	desc, err := e.Temporal.ScheduleClient().GetHandle(context.Background(), e.Tenant+":every2").Describe(context.Background())
+	require.NoError(t, err)
+	require.Contains(t, desc.SearchAttributes.GetIndexedFields(), "JobTenant")
+	require.Contains(t, desc.SearchAttributes.GetIndexedFields(), "JobKind")
+	run, err := e.Temporal.DescribeWorkflowExecution(context.Background(), first, "")
+	require.NoError(t, err)
+	require.Contains(t, run.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), "JobTenant")
+	require.Contains(t, run.GetWorkflowExecutionInfo().GetSearchAttributes().GetIndexedFields(), "JobKind")
 	status := e.waitState(first, job.StateSucceeded, workerRoundTrip).JSON(t)
 	require.Equal(t, "every2", status["scheduleId"])
 	require.EqualValues(t, 2, status["priority"])
@@ -103,7 +112,7 @@ func TestScheduleRunsPausesTriggersDeletes(t *testing.T) {
 	// Deleted, it starts no more; its jobs stay.
 	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, "/v1/schedules/every2", "").StatusCode)
 	requireProblem(t, e.do(http.MethodGet, "/v1/schedules/every2", ""), http.StatusNotFound, "not-found")
-	_, err := e.Temporal.ScheduleClient().GetHandle(context.Background(), e.Tenant+":every2").Describe(context.Background())
+	_, err = e.Temporal.ScheduleClient().GetHandle(context.Background(), e.Tenant+":every2").Describe(context.Background())
 	require.Error(t, err, "the Temporal schedule is gone")
 	require.Equal(t, http.StatusSeeOther, e.do(http.MethodGet, "/v1/jobs/"+first, "").StatusCode)
 }
