@@ -328,4 +328,12 @@ func TestDocsREADMEWalkthrough(t *testing.T) {
 			require.Regexp(t, `HTTP/1.1 (200|202)`, out)
 		}
 	}
+
+	// docs/api.md, "ETag, long-poll and events", on the same all-in-one.
+	block := docBlock(t, "docs/api.md", "### ETag, long-poll and events", "/events")
+	out = run(block)
+	require.Contains(t, out, "Preference-Applied: wait=30", "the long-poll")
+	require.Contains(t, out, "event: status", "the event stream")
+	require.Regexp(t, `event: status\n(?:[a-z]+: [^\n]*\n)*data: \{[^\n]*"state":"succeeded"`, out, "the stream ends with the job's terminal status")
+	require.Contains(t, out, "HTTP/1.1 303 See Other", "Prefer: wait on a submission")
 }
