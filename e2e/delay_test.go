@@ -182,6 +182,18 @@ func TestDelayValidation(t *testing.T) {
 	// Nothing was started.
 	list := e.do(http.MethodGet, "/v1/jobs", "").JSON(t)
 	require.Empty(t, list["jobs"])
+
+	// An Idempotency-Key works as for any job: the retry, a moment later
+	// and so with another start time, is the same job.
+	id, first := e.submit(`{"kind":"sleep","input":{"seconds":1},"delaySeconds":60}`, "Idempotency-Key", "delayed-1")
+	_, replay := e.submit(`{"kind":"sleep","input":{"seconds":1},"delaySeconds":60}`, "Idempotency-Key", "delayed-1")
+	require.Equal(t, "true", replay.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, id, replay.JSON(t)["id"])
+	require.Equal(t, "scheduled", replay.JSON(t)["state"])
+	require.WithinDuration(t, parseTime(t, first.JSON(t)["scheduledFor"]), parseTime(t, replay.JSON(t)["scheduledFor"]), time.Second)
+	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":2},"delaySeconds":60}`, "Idempotency-Key", "delayed-1"),
+		http.StatusUnprocessableEntity, "idempotency-key-reused")
+	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
 }
 
 func TestDelayedJobSurvivesRestart(t *testing.T) {
