@@ -46,6 +46,13 @@ func (c *Config) checkStorage(lookup func(string) (string, bool)) error {
 		return fmt.Errorf("JOBGATE_WEBHOOK_SECRETS: %w", err)
 	}
 	c.webhookSecrets = secrets
+	// In local mode without secrets, each process generates tenant
+	// default's secret in its data directory: split processes that do not
+	// share one would sign with a secret the API never printed.
+	if _, set := lookup("JOBGATE_DATA_DIR"); c.Role != "all" && len(secrets) == 0 && len(c.apiKeys) == 0 && !set {
+		return fmt.Errorf("JOBGATE_ROLE=%s without API keys needs JOBGATE_WEBHOOK_SECRETS (default:whsec_…, the same on API and workers), "+
+			"or JOBGATE_DATA_DIR on a volume that API and workers share: workers sign webhooks with the secret the API hands out", c.Role)
+	}
 	return nil
 }
 
