@@ -83,7 +83,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.storeJobs, "store-jobs", 500, "end-to-end jobs per store in the store comparison")
 	var stores string
 	fs.StringVar(&o.before, "store-before", "", "optional second jobgate binary (e.g. one built before a change to devserver) whose file store the store phase measures too, as \"file (before)\"")
-	fs.StringVar(&stores, "stores", "file,memory", "embedded stores the store phase compares")
+	fs.StringVar(&stores, "stores", "file,memory", "embedded stores the store phase compares: file, memory, postgres://… (JOBGATE_EMBEDDED_STORE)")
 	fs.Float64Var(&o.chaosRate, "chaos-rate", 20, "chaos load: new jobs per second")
 	fs.DurationVar(&o.chaosKill, "chaos-kill-after", 10*time.Second, "chaos: load before each SIGKILL")
 	fs.DurationVar(&o.chaosAfter, "chaos-run-after", 10*time.Second, "chaos: load after the restarted process is ready")
@@ -109,7 +109,12 @@ func parseFlags(args []string) (options, error) {
 		case "file", "memory":
 			o.stores = append(o.stores, st)
 		default:
-			return o, fmt.Errorf("-stores: unknown store %q (file, memory)", st)
+			// The all-in-one on PostgreSQL (JOBGATE_EMBEDDED_STORE=postgres://…).
+			if strings.HasPrefix(st, "postgres://") || strings.HasPrefix(st, "postgresql://") {
+				o.stores = append(o.stores, st)
+				continue
+			}
+			return o, fmt.Errorf("-stores: unknown store %q (file, memory, or a postgres:// URL)", st)
 		}
 	}
 	if o.conc, err = parseInts(conc); err != nil {

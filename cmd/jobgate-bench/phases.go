@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -41,7 +42,11 @@ func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	all, err := newProc(procSpec{Name: "all-" + store, Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir,
+	name := store
+	if strings.Contains(store, "://") {
+		name = "postgres" // a URL is no file name
+	}
+	all, err := newProc(procSpec{Name: "all-" + name, Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir,
 		Env: []string{"JOBGATE_ROLE=all", "JOBGATE_EMBEDDED_STORE=" + store}})
 	if err != nil {
 		return nil, err
@@ -65,7 +70,7 @@ func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
 		return fail(err)
 	}
 	r.engine = engine.New(r.c, kinds, engine.Config{TaskQueue: acceptQueue, Namespace: "default"})
-	r.accept, err = newProc(procSpec{Name: "api-" + store, Bin: bin, DataDir: filepath.Join(dir, "api"), LogDir: dir,
+	r.accept, err = newProc(procSpec{Name: "api-" + name, Bin: bin, DataDir: filepath.Join(dir, "api"), LogDir: dir,
 		Env: []string{"JOBGATE_ROLE=api", "JOBGATE_TEMPORAL_ADDRESS=" + all.TemporalAddress(), "JOBGATE_TASK_QUEUE=" + acceptQueue}})
 	if err != nil {
 		return fail(err)
