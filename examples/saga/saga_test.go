@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
@@ -161,17 +167,35 @@ func (s *shop) waitApproval(id string) map[string]any {
 	})
 }
 
-// activities returns the activity types the order's workflow scheduled,
-// in the order its history records them.
-func (s *shop) activities(id string) []string {
+// history returns the order's workflow history.
+func (s *shop) history(id string) *historypb.History {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var types []string
+	h := &historypb.History{}
 	it := s.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(s.t, err)
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
+
+// activities returns the activity types the order's workflow scheduled,
+// in the order its history records them. With JOBGATE_RECORD_HISTORIES
+// set, it also keeps the history as testdata/histories/<name>--<id>.json
+// for TestReplayHistories.
+func (s *shop) activities(name, id string) []string {
+	s.t.Helper()
+	h := s.history(id)
+	if os.Getenv("JOBGATE_RECORD_HISTORIES") != "" {
+		data, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		require.NoError(s.t, err)
+		require.NoError(s.t, os.WriteFile(filepath.Join("testdata", "histories", name+"--"+id+".json"), data, 0o644))
+	}
+	var types []string
+	for _, ev := range h.Events {
 		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
 			types = append(types, a.GetActivityType().GetName())
 		}
@@ -233,7 +257,7 @@ func TestOrderApproved(t *testing.T) {
 		"approval":    map[string]any{"approved": true, "comment": "fine"},
 	}, result)
 
-	require.Equal(t, []string{"Reserve", "Charge", "Ship"}, s.activities(id))
+	require.Equal(t, []string{"Reserve", "Charge", "Ship"}, s.activities("approved", id))
 	require.True(t, s.inventory.Shipped(id))
 	require.Equal(t, 8, s.inventory.Stock("book"))
 	require.Equal(t, 4, s.inventory.Stock("lamp"))
@@ -259,7 +283,7 @@ func TestOrderRejected(t *testing.T) {
 	failed := s.waitState(id, job.StateFailed)
 	require.Equal(t, "the manager rejected the order: too many lamps this month", failed["error"].(map[string]any)["detail"])
 	require.Equal(t, []string{"reserve:succeeded", "charge:succeeded", "approval:succeeded", "refund:succeeded", "release:succeeded"}, steps(failed))
-	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities(id))
+	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities("rejected", id))
 	require.Equal(t, "undone: the manager rejected the order: too many lamps this month", failed["progress"].(map[string]any)["message"])
 	requireUndone(t, s, id)
 }
@@ -276,7 +300,7 @@ func TestOrderCanceledWhileWaiting(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, code, "%v", body)
 
 	canceled := s.waitState(id, job.StateCanceled)
-	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities(id))
+	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities("canceled-waiting", id))
 	require.Equal(t, []string{"reserve:succeeded", "charge:succeeded", "approval:canceled", "refund:succeeded", "release:succeeded"}, steps(canceled))
 	require.Empty(t, canceled["waitingFor"])
 	require.Equal(t, "undone: canceled", canceled["progress"].(map[string]any)["message"])
@@ -308,7 +332,7 @@ func TestOrderCanceledWhileShipping(t *testing.T) {
 	code, body := s.do(http.MethodDelete, "/v1/jobs/"+id, "")
 	require.Equal(t, http.StatusAccepted, code, "%v", body)
 	canceled := s.waitState(id, job.StateCanceled)
-	require.Equal(t, []string{"Reserve", "Charge", "Ship", "Refund", "Release"}, s.activities(id))
+	require.Equal(t, []string{"Reserve", "Charge", "Ship", "Refund", "Release"}, s.activities("canceled-shipping", id))
 	require.Equal(t, []string{"reserve:succeeded", "charge:succeeded", "approval:succeeded", "ship:canceled", "refund:succeeded", "release:succeeded"}, steps(canceled))
 	require.False(t, s.inventory.Shipped(id))
 	require.Equal(t, 1, s.inventory.Stock("sku-0"))
@@ -327,7 +351,7 @@ func TestOrderPaymentDeclined(t *testing.T) {
 	require.Contains(t, errBody["title"], "payment-declined")
 	require.Contains(t, errBody["detail"], "payment declined")
 	require.Equal(t, []string{"reserve:succeeded", "charge:failed", "refund:succeeded", "release:succeeded"}, steps(failed))
-	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities(id))
+	require.Equal(t, []string{"Reserve", "Charge", "Refund", "Release"}, s.activities("payment-declined", id))
 	require.Equal(t, 10, s.inventory.Stock("book"))
 	require.EqualValues(t, 5_00, s.payments.Balance("bob"))
 }
@@ -357,6 +381,35 @@ func requireUndone(t *testing.T, s *shop, id string) {
 	require.Equal(t, 5, s.inventory.Stock("lamp"))
 	require.Zero(t, s.payments.Charged(id))
 	require.EqualValues(t, 100_00, s.payments.Balance("alice"))
+}
+
+// Every recorded history of an order (testdata/histories, recorded by
+// this package's tests with JOBGATE_RECORD_HISTORIES=1) replays on
+// today's code: a change that is not deterministic for orders already
+// running fails here, and needs workflow.GetVersion. Record new histories
+// when a change is meant to be versioned, and keep the old files.
+func TestReplayHistories(t *testing.T) {
+	t.Parallel()
+	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*--*.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "recorded histories")
+	kinds, err := job.NewRegistry(saga.Kind(&saga.Activities{}))
+	require.NoError(t, err)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			data, err := os.Open(f)
+			require.NoError(t, err)
+			defer data.Close()
+			history, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
+			require.NoError(t, err)
+			id := strings.TrimSuffix(strings.SplitN(filepath.Base(f), "--", 2)[1], ".json")
+			replayer := worker.NewWorkflowReplayer()
+			workflows.Register(replayer, kinds)
+			require.NoError(t, replayer.ReplayWorkflowHistoryWithOptions(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
+				worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}}))
+		})
+	}
 }
 
 type quietLogger struct{}
