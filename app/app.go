@@ -218,6 +218,7 @@ func Run(extra ...job.Kind) error {
 			Namespace:   cfg.TemporalNamespace,
 			MaxBacklog:  cfg.MaxBacklog,
 			Blobs:       st.blobs,
+			CursorKey:   st.cursorKey(cfg),
 		})
 		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,

@@ -3,7 +3,10 @@ package app
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"maps"
+	"slices"
 	"log/slog"
 	"net/url"
 	"path/filepath"
@@ -129,6 +132,29 @@ func (st *storage) workerOptions(cfg Config) engine.WorkerOptions {
 			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
 		},
 	}
+}
+
+// cursorKey is the key listing cursors are signed with, derived from the
+// secrets every API instance of a deployment shares (the webhook signing
+// secrets, generated in local mode, and the API key hashes), so that any
+// instance accepts another's cursors and no client can forge one (a
+// deployment whose only secret is one tenant's own key lets that tenant
+// forge cursors for its own listings, which reach nothing more).
+func (st *storage) cursorKey(cfg Config) []byte {
+	h := sha256.New()
+	h.Write([]byte("jobgate listing cursor key\x00" + cfg.TemporalNamespace + "\x00"))
+	for _, tenant := range slices.Sorted(maps.Keys(st.secrets)) {
+		h.Write([]byte(tenant + "\x00" + st.secrets[tenant] + "\x00"))
+	}
+	hashes := make([]string, 0, len(cfg.apiKeys))
+	for _, k := range cfg.apiKeys {
+		hashes = append(hashes, string(k.Hash[:]))
+	}
+	slices.Sort(hashes)
+	for _, hash := range hashes {
+		h.Write([]byte(hash))
+	}
+	return h.Sum(nil)
 }
 
 // signs reports whether webhooks can be signed for tenant.

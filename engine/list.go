@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
@@ -36,9 +37,9 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 	filterID := base64.RawURLEncoding.EncodeToString(digest[:12])
 	var token []byte
 	if f.Cursor != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		raw, ok := s.openCursor(f.Cursor)
 		var c cursor
-		if err != nil || json.Unmarshal(raw, &c) != nil {
+		if !ok || json.Unmarshal(raw, &c) != nil {
 			return nil, &job.InvalidCursorError{Reason: "it is not a cursor this API issued"}
 		}
 		if c.Filter != filterID {
@@ -83,11 +84,56 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		}
 		page.Jobs = append(page.Jobs, j)
 	}
-	if next := resp.GetNextPageToken(); len(next) > 0 {
+	next := resp.GetNextPageToken()
+	if len(next) > 0 && len(resp.GetExecutions()) >= f.Limit && f.Limit > 0 {
+		// Visibility hands out a token whenever a page is full, also when
+		// nothing follows: look one job ahead rather than give a cursor to
+		// an empty page.
+		ahead, err := s.c.ListWorkflow(cctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query, PageSize: 1, NextPageToken: next})
+		if err != nil {
+			return nil, translate("list jobs", err)
+		}
+		if len(ahead.GetExecutions()) == 0 {
+			next = nil
+		}
+	}
+	if len(next) > 0 {
 		raw, _ := json.Marshal(cursor{Token: next, Filter: filterID})
-		page.NextCursor = base64.RawURLEncoding.EncodeToString(raw)
+		page.NextCursor = s.sealCursor(raw)
 	}
 	return page, nil
+}
+
+// sealCursor encodes a cursor with its signature: base64 of the cursor, a
+// dot, base64 of the first 16 bytes of its HMAC-SHA256.
+func (s *Service) sealCursor(raw []byte) string {
+	return base64.RawURLEncoding.EncodeToString(raw) + "." + base64.RawURLEncoding.EncodeToString(s.cursorMAC(raw))
+}
+
+// openCursor returns a sealed cursor's content, and false when it is not
+// one this deployment signed.
+func (s *Service) openCursor(sealed string) ([]byte, bool) {
+	body, sig, ok := strings.Cut(sealed, ".")
+	if !ok {
+		return nil, false
+	}
+	raw, err1 := base64.RawURLEncoding.DecodeString(body)
+	mac, err2 := base64.RawURLEncoding.DecodeString(sig)
+	if err1 != nil || err2 != nil || !hmac.Equal(mac, s.cursorMAC(raw)) {
+		return nil, false
+	}
+	return raw, true
+}
+
+func (s *Service) cursorMAC(raw []byte) []byte {
+	key := s.cfg.CursorKey
+	if len(key) == 0 {
+		derived := sha256.Sum256([]byte("jobgate listing cursor\x00" + s.cfg.Namespace + "\x00" + s.cfg.TaskQueue))
+		key = derived[:]
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write(raw)
+	return m.Sum(nil)[:16]
 }
 
 // listQuery is the visibility query for a tenant's jobs under f. Values are

@@ -62,6 +62,12 @@ type Config struct {
 	// Blobs is where results too large for the workflow's history are
 	// kept; nil answers such results with an error.
 	Blobs *blob.Store
+	// CursorKey signs listing cursors (HMAC-SHA256), so a cursor this API
+	// did not issue is refused without calling Temporal. Every API
+	// instance of a deployment needs the same key. Empty derives one from
+	// the namespace and task queue, which refuses corrupted cursors but
+	// not forged ones.
+	CursorKey []byte
 }
 
 // Service is the job service over a Temporal client. It is safe for
