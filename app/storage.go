@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"maps"
-	"slices"
 	"log/slog"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"slices"
 
 	"go.temporal.io/sdk/client"
 
