@@ -1,0 +1,89 @@
+package saga_test
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/jobgate/jobgate/examples/saga"
+	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/workflows"
+)
+
+// newOrderEnv is a test workflow environment (time skips) running the
+// order kind inside jobgate's Job workflow, with real activities on a shop
+// of 10 books and alice's 100.00.
+func newOrderEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *saga.Inventory, *saga.Payments) {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	env := s.NewTestWorkflowEnvironment()
+	inv := saga.NewInventory(map[string]int{"book": 10})
+	pay := saga.NewPayments(map[string]int64{"alice": 100_00})
+	acts := &saga.Activities{Inventory: inv, Payments: pay}
+	kinds, err := job.NewRegistry(saga.Kind(acts))
+	require.NoError(t, err)
+	workflows.Register(env, kinds)
+	env.RegisterActivity(acts)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "order-1"})
+	return env, inv, pay
+}
+
+func orderInput(order string) workflows.Input {
+	return workflows.Input{Tenant: "t", Kind: "order", Input: json.RawMessage(order), Timeout: 48 * time.Hour, Flow: true}
+}
+
+// With no decision in time the order fails, undone.
+func TestOrderApprovalTimesOut(t *testing.T) {
+	t.Parallel()
+	env, inv, pay := newOrderEnv(t)
+	env.ExecuteWorkflow(workflows.JobWorkflowName, orderInput(`{"customer":"alice","items":[{"sku":"book","quantity":3}],"amount":1500,"approvalSeconds":3600}`))
+
+	require.True(t, env.IsWorkflowCompleted())
+	var appErr *temporal.ApplicationError
+	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
+	require.Equal(t, "approval-timeout", appErr.Type())
+	require.Equal(t, "no approval within 1h0m0s", appErr.Message())
+	require.Equal(t, 10, inv.Stock("book"))
+	require.EqualValues(t, 100_00, pay.Balance("alice"))
+}
+
+// A decision delivered as the Update the API sends is taken, and the
+// order ships; one refused by the validator leaves it waiting.
+func TestOrderApprovalByUpdate(t *testing.T) {
+	t.Parallel()
+	env, inv, pay := newOrderEnv(t)
+	var refused, taken error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(saga.ApprovalInput, "u1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { refused = err },
+			OnAccept: func() {}, OnComplete: func(any, error) {},
+		}, json.RawMessage(`{"approved":false}`))
+		env.UpdateWorkflow(saga.ApprovalInput, "u2", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { taken = err },
+			OnAccept: func() {}, OnComplete: func(_ any, err error) { taken = err },
+		}, json.RawMessage(`{"approved":true,"comment":"ok"}`))
+	}, time.Hour)
+	env.ExecuteWorkflow(workflows.JobWorkflowName, orderInput(`{"customer":"alice","items":[{"sku":"book","quantity":3}],"amount":1500}`))
+
+	require.NoError(t, env.GetWorkflowError())
+	require.ErrorContains(t, refused, "a rejection needs a comment saying why")
+	require.NoError(t, taken)
+	var out workflows.Output
+	require.NoError(t, env.GetWorkflowResult(&out))
+	var r saga.Result
+	require.NoError(t, json.Unmarshal(out.Result, &r))
+	require.Equal(t, saga.Result{Reservation: "res-order-1", Payment: "pay-order-1", Tracking: "trk-order-1", Approval: r.Approval}, r)
+	require.True(t, r.Approval.Approved)
+	require.True(t, inv.Shipped("order-1"))
+	require.Equal(t, 7, inv.Stock("book"))
+	require.EqualValues(t, 85_00, pay.Balance("alice"))
+}
