@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 
 	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/job"
@@ -41,14 +42,15 @@ func TestExternalWorkerImportsNoJobgate(t *testing.T) {
 // workerProcess is an external worker running as a process of its own.
 type workerProcess struct {
 	t     *testing.T
+	c     client.Client
 	argv  []string
 	dir   string
 	queue string
 	cmd   *exec.Cmd
 }
 
-func newWorkerProcess(t *testing.T, queue, dir string, argv ...string) *workerProcess {
-	w := &workerProcess{t: t, argv: argv, dir: dir, queue: queue}
+func newWorkerProcess(t *testing.T, c client.Client, queue, dir string, argv ...string) *workerProcess {
+	w := &workerProcess{t: t, c: c, argv: argv, dir: dir, queue: queue}
 	t.Cleanup(func() {
 		if w.cmd != nil {
 			_ = w.cmd.Process.Kill()
@@ -60,12 +62,12 @@ func newWorkerProcess(t *testing.T, queue, dir string, argv ...string) *workerPr
 
 // mustBuildGoWorker builds the external Go worker into a temporary
 // directory.
-func mustBuildGoWorker(t *testing.T, queue string) *workerProcess {
+func mustBuildGoWorker(t *testing.T, c client.Client, queue string) *workerProcess {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "goworker")
 	out, err := exec.Command("go", "build", "-o", bin, goWorkerPackage).CombinedOutput()
 	require.NoError(t, err, "build the external Go worker: %s", out)
-	return newWorkerProcess(t, queue, "", bin)
+	return newWorkerProcess(t, c, queue, "", bin)
 }
 
 func (w *workerProcess) start() {
@@ -79,6 +81,20 @@ func (w *workerProcess) start() {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	require.NoError(w.t, cmd.Start())
 	w.cmd = cmd
+	// Polling, so that what needs the worker at once (an Update) finds
+	// it: a TypeScript worker bundles its workflows first. SDKs name a
+	// poller "<pid>@<host>…".
+	identity := fmt.Sprintf("%d@", cmd.Process.Pid)
+	eventually(w.t, time.Minute, "the worker polls "+w.queue, func() bool {
+		resp, err := w.c.DescribeTaskQueue(context.Background(), w.queue, enumspb.TASK_QUEUE_TYPE_WORKFLOW)
+		require.NoError(w.t, err)
+		for _, p := range resp.GetPollers() {
+			if strings.HasPrefix(p.GetIdentity(), identity) {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // stop stops the worker as its operator would (SIGTERM), and waits for it.
@@ -113,7 +129,7 @@ func TestExternalKind(t *testing.T) {
 	stamp := time.Now().UnixNano()
 	queue, idleQueue := fmt.Sprintf("reports-%d", stamp), fmt.Sprintf("nobody-%d", stamp)
 	e := mustStartEnv(t, envOptions{kinds: mustLoadExampleKinds(t, queue, idleQueue), allowPrivate: true})
-	w := mustBuildGoWorker(t, queue)
+	w := mustBuildGoWorker(t, e.Temporal, queue)
 	w.start()
 
 	t.Run("kinds lists it", func(t *testing.T) {
@@ -300,7 +316,7 @@ func TestExternalKindTypeScript(t *testing.T) {
 	stamp := time.Now().UnixNano()
 	queue := fmt.Sprintf("reports-ts-%d", stamp)
 	e := mustStartEnv(t, envOptions{kinds: mustLoadExampleKinds(t, queue, fmt.Sprintf("nobody-ts-%d", stamp))})
-	w := newWorkerProcess(t, queue, dir, node, "lib/worker.js")
+	w := newWorkerProcess(t, e.Temporal, queue, dir, node, "lib/worker.js")
 	out, err := exec.Command(filepath.Join(dir, "node_modules", ".bin", "tsc"), "-p", dir).CombinedOutput()
 	require.NoError(t, err, "compile the TypeScript worker: %s", out)
 	w.start()
