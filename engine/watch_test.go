@@ -158,14 +158,26 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	}
 	const watchers = 50
 	results := make(chan *job.Job, watchers)
+	version := f.j.Version()
 	for range watchers {
 		go func() {
-			j, _ := s.Watch(context.Background(), "t", "a", f.j.Version())
+			j, _ := s.Watch(context.Background(), "t", "a", version)
 			results <- j
 		}()
 	}
-	eventually := time.Now().Add(2 * time.Second)
-	for f.loads.Load() == 0 && time.Now().Before(eventually) {
+	// Every watcher is on the one loop, which has looked the job up.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		s.watches.mu.Lock()
+		w := s.watches.watches["t\x00a"]
+		refs := 0
+		if w != nil {
+			refs = w.refs
+		}
+		s.watches.mu.Unlock()
+		if refs == watchers && f.loads.Load() > 0 {
+			break
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	f.set(func(j *job.Job) { j.State = job.StateSucceeded }, nil)
