@@ -166,34 +166,34 @@ func doHTTPRequest(ctx context.Context, client *http.Client, limit int64, in HTT
 	}
 	req.Header.Set("User-Agent", "jobgate")
 
-	report(job.Progress{Current: 0, Total: 1, Message: method + " " + req.URL.Redacted()})
+	report(job.Progress{Current: 0, Total: 1, Message: method + " " + logURL(req.URL)})
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, ErrDestinationRefused) {
-			return nil, job.Permanent("destination-refused", err)
+			return nil, job.Permanent("destination-refused", describe(err))
 		}
 		if contextDone(ctx) && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("%s %s: %w", method, req.URL.Redacted(), unwrapURLError(err))
+		return nil, fmt.Errorf("%s %s: %w", method, logURL(req.URL), describe(err))
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: read response: %w", method, req.URL.Redacted(), unwrapURLError(err))
+		return nil, fmt.Errorf("%s %s: read response: %w", method, logURL(req.URL), describe(err))
 	}
 	if int64(len(data)) > limit {
-		return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: response body is over the %d-byte limit", method, req.URL.Redacted(), limit))
+		return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: response body is over the %d-byte limit", method, logURL(req.URL), limit))
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
-		msg := fmt.Sprintf("%s %s: server answered %s", method, req.URL.Redacted(), resp.Status)
+		msg := fmt.Sprintf("%s %s: server answered %s", method, logURL(req.URL), resp.Status)
 		opts := temporal.ApplicationErrorOptions{}
 		if d, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			opts.NextRetryDelay = d
 		}
 		return nil, temporal.NewApplicationErrorWithOptions(msg, "http-"+strconv.Itoa(resp.StatusCode), opts)
 	}
-	report(job.Progress{Current: 1, Total: 1, Message: fmt.Sprintf("%s %s: %d", method, req.URL.Redacted(), resp.StatusCode)})
+	report(job.Progress{Current: 1, Total: 1, Message: fmt.Sprintf("%s %s: %d", method, logURL(req.URL), resp.StatusCode)})
 	out := &HTTPResponse{Status: resp.StatusCode, Headers: resp.Header}
 	out.Body, out.BodyEncoding = encodeBody(resp.Header.Get("Content-Type"), data)
 	return out, nil
@@ -232,12 +232,4 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 		return 0, false
 	}
 	return min(d, maxRetryAfter), true
-}
-
-func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

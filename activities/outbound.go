@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -57,13 +58,13 @@ func (o Outbound) client() *http.Client {
 				return fmt.Errorf("%w: cannot parse %q", ErrDestinationRefused, address)
 			}
 			if o.Reserved.Refuses(ap) {
-				return fmt.Errorf("%w: %s is one of jobgate's own services, which outbound requests never reach", ErrDestinationRefused, ap)
+				return fmt.Errorf("%w: the destination is one of jobgate's own services, which outbound requests never reach", ErrDestinationRefused)
 			}
 			if o.AllowPrivate {
 				return nil
 			}
 			if !isPublic(ap.Addr()) {
-				return fmt.Errorf("%w: %s is not a public address (set JOBGATE_ALLOW_PRIVATE_TARGETS=true to allow it)", ErrDestinationRefused, ap.Addr())
+				return fmt.Errorf("%w: the destination is not a public address (set JOBGATE_ALLOW_PRIVATE_TARGETS=true to allow private ones)", ErrDestinationRefused)
 			}
 			return nil
 		},
@@ -249,6 +250,55 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
 	netip.MustParsePrefix("100::/64"),        // discard-only
 	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+// describe is a failed request's error as clients and logs see it: why it
+// failed, without the resolved address, the resolver's, or the URL (whose
+// query may hold credentials). A refusal still matches
+// ErrDestinationRefused.
+func describe(err error) error {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if errors.Unwrap(e) == ErrDestinationRefused {
+			return e
+		}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		switch {
+		case dnsErr.IsNotFound:
+			return fmt.Errorf("cannot resolve %s: no such host", dnsErr.Name)
+		case dnsErr.IsTimeout:
+			return fmt.Errorf("cannot resolve %s: the lookup timed out", dnsErr.Name)
+		}
+		return fmt.Errorf("cannot resolve %s", dnsErr.Name)
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		var errno syscall.Errno
+		switch {
+		case errors.As(err, &errno):
+			return fmt.Errorf("%s: %s", opErr.Op, errno.Error())
+		case opErr.Timeout():
+			return fmt.Errorf("%s: timed out", opErr.Op)
+		}
+		return fmt.Errorf("%s failed", opErr.Op)
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
+}
+
+// logURL is u for messages: scheme, host and path, with no credentials,
+// query or fragment (a query often carries a token).
+func logURL(u *url.URL) string {
+	out := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
+	s := out.String()
+	if u.RawQuery != "" || u.ForceQuery {
+		s += "?…"
+	}
+	return s
 }
 
 // contextDone reports whether ctx ended, for telling a canceled request

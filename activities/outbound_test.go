@@ -1,7 +1,13 @@
 package activities
 
 import (
+	"errors"
+	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,4 +80,39 @@ func TestReservedRefuses(t *testing.T) {
 	blind := &Reserved{localAddrs: func() ([]netip.Addr, bool) { return nil, false }}
 	require.NoError(t, blind.Add(":8080"))
 	require.True(t, blind.Refuses(netip.MustParseAddrPort("10.0.0.6:8080")), "without the host's addresses, the port is refused everywhere")
+}
+
+// A failed request's error names neither the resolved address nor the
+// resolver nor the URL's query; a refusal still matches
+// ErrDestinationRefused.
+func TestDescribeAndLogURLRevealNothing(t *testing.T) {
+	t.Parallel()
+	refusal := fmt.Errorf("%w: the destination is not a public address", ErrDestinationRefused)
+	refused := &url.Error{Op: "Get", URL: "http://internal.example/x?token=s3cret", Err: &net.OpError{Op: "dial", Net: "tcp",
+		Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 80}, Err: refusal}}
+	for _, tc := range []struct {
+		err     error
+		want    string
+		refused bool
+	}{
+		{refused, "destination address refused: the destination is not a public address", true},
+		{&url.Error{Op: "Get", URL: "http://nope.example/?token=s3cret", Err: &net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "nope.example", Server: "10.255.255.53:53", IsNotFound: true}}},
+			"cannot resolve nope.example: no such host", false},
+		{&url.Error{Op: "Get", URL: "http://a.example/?token=s3cret", Err: &net.OpError{Op: "dial", Net: "tcp",
+			Addr: &net.TCPAddr{IP: net.ParseIP("10.0.0.5"), Port: 80}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}},
+			"dial: connection refused", false},
+	} {
+		got := describe(tc.err)
+		require.Equal(t, tc.want, got.Error())
+		require.Equal(t, tc.refused, errors.Is(got, ErrDestinationRefused), tc.want)
+		for _, secret := range []string{"10.0.0.5", "10.255.255.53", "s3cret"} {
+			require.NotContains(t, got.Error(), secret)
+		}
+	}
+	u, err := url.Parse("https://user:pw@api.example/v1/x?token=s3cret#frag")
+	require.NoError(t, err)
+	require.Equal(t, "https://api.example/v1/x?…", logURL(u))
+	u, _ = url.Parse("https://api.example/v1/x")
+	require.Equal(t, "https://api.example/v1/x", logURL(u))
 }

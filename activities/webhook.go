@@ -143,9 +143,9 @@ func (w *Worker) DeliverWebhook(ctx context.Context, in workflows.WebhookInput, 
 	resp, err := wh.httpClient().Do(req)
 	if err != nil {
 		if errors.Is(err, ErrDestinationRefused) {
-			return attempt, fail(workflows.WebhookRefused, false, 0, "%v", unwrapURLError(err))
+			return attempt, fail(workflows.WebhookRefused, false, 0, "%v", describe(err))
 		}
-		return attempt, fail("network", true, 0, "POST %s: %v", req.URL.Redacted(), unwrapURLError(err))
+		return attempt, fail("network", true, 0, "POST %s: %v", logURL(req.URL), describe(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, webhookReadLimit))
 	_ = resp.Body.Close()

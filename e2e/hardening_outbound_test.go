@@ -157,3 +157,22 @@ func listeningPorts(tb testing.TB, pid int) []int {
 	slices.Sort(ports)
 	return ports
 }
+
+// A refused request's error says why without revealing the address the
+// name resolved to, and no status a client reads repeats the URL's query
+// (which may carry a token).
+func TestRefusalRevealsNoAddressOrQuery(t *testing.T) {
+	t.Parallel()
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(target.Close)
+	e := mustStartEnv(t, envOptions{allowPrivate: false})
+	url := "http://localhost:" + target.URL[len("http://127.0.0.1:"):] + "/x?token=s3cret"
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": url}}))
+	failed := e.waitState(id, "failed", workerRoundTrip)
+	problem := failed.JSON(t)["error"].(map[string]any)
+	require.Contains(t, problem["title"], "destination-refused")
+	require.Contains(t, problem["detail"], "not a public address")
+	for _, secret := range []string{"s3cret", "127.0.0.1", "::1"} {
+		require.NotContains(t, string(failed.Body), secret)
+	}
+}
