@@ -248,19 +248,27 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	}}
 	resp := api.do(http.MethodPost, "/v1/schedules", `{"id":"durable","every":"2s","job":{"kind":"sleep","input":{"seconds":0}}}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "body: %s", resp.Body)
-	eventually(t, 30*time.Second, "a run before the restart", func() bool { return len(api.runs("durable")) >= 1 })
+	eventually(t, 30*time.Second, "a run before the restart", func() bool {
+		resp := api.do(http.MethodGet, "/v1/schedules/durable", "")
+		return resp.StatusCode == http.StatusOK && len(resp.JSON(t)["recentRuns"].([]any)) >= 1
+	})
 
 	require.NoError(t, first.cmd.Process.Signal(syscall.SIGKILL))
 	<-first.done
 	first.done <- nil
 	restarted := time.Now()
 	startProcess(t, dataDir, ports)
+	// The restarted server may answer 503 for a moment while it loads.
+	var runs []any
 	eventually(t, 60*time.Second, "a run after the restart", func() bool {
-		runs := api.runs("durable")
-		return parseTime(t, runs[len(runs)-1]["scheduledAt"]).After(restarted)
+		resp := api.do(http.MethodGet, "/v1/schedules/durable", "")
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		runs = resp.JSON(t)["recentRuns"].([]any)
+		return len(runs) > 0 && parseTime(t, runs[len(runs)-1].(map[string]any)["scheduledAt"]).After(restarted)
 	})
-	runs := api.runs("durable")
-	last := runs[len(runs)-1]["jobId"].(string)
+	last := runs[len(runs)-1].(map[string]any)["jobId"].(string)
 	eventually(t, 30*time.Second, "the run succeeded", func() bool {
 		return api.do(http.MethodGet, "/v1/jobs/"+last, "").StatusCode == http.StatusSeeOther
 	})
