@@ -89,6 +89,32 @@ func (s *Server) authenticate(r *http.Request) (string, error) {
 	return tenant, nil
 }
 
+// authenticateThrottled is authenticate for a client that has not failed
+// too often: a client over its failures gets 429 without its key being
+// checked, logged at debug (with one warning per address now and then).
+func (s *Server) authenticateThrottled(w *recorder, r *http.Request) (string, error) {
+	if len(s.cfg.APIKeys) == 0 {
+		return s.authenticate(r)
+	}
+	client, now := s.clientAddr(r), s.cfg.Now()
+	if throttled, log := s.authFailures.throttled(client, now); throttled {
+		w.quiet = true
+		if log && s.log != nil {
+			s.log.WarnContext(r.Context(), "too many failed authentications from one address; answering 429 without checking keys",
+				"client", client.String(), "allowed", fmt.Sprintf("%d at once, then %d/s", authFailureBurst, authFailureRate))
+		}
+		p := problem(http.StatusTooManyRequests, "rate-limited", "Too many failed authentications",
+			fmt.Sprintf("Requests from your address failed authentication more than %d times; retry after the indicated delay with a valid key.", authFailureBurst))
+		p.retryAfter = 1
+		return "", p
+	}
+	tenant, err := s.authenticate(r)
+	if err != nil {
+		s.authFailures.failed(client, now)
+	}
+	return tenant, err
+}
+
 // tenant returns the tenant a request acts for, set by ServeHTTP.
 func (s *Server) tenant(r *http.Request) string {
 	if t, ok := r.Context().Value(tenantKey{}).(string); ok {

@@ -86,6 +86,8 @@ type Server struct {
 	// checkHosts makes the API refuse Host names other than local ones
 	// (local mode: no API keys; checkHost).
 	checkHosts bool
+	// authFailures throttles clients that fail authentication.
+	authFailures authFailures
 }
 
 // New returns the API over jobs, which runs the given kinds.
@@ -138,7 +140,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(withRequestID(r.Context(), id))
 	rec := &recorder{ResponseWriter: w, code: http.StatusOK}
 	s.serve(rec, r)
-	s.observe(r, rec.route, rec.code, time.Since(start), rec.tenant)
+	s.observe(r, rec.route, rec.code, time.Since(start), rec.tenant, rec.quiet)
 }
 
 func (s *Server) serve(w *recorder, r *http.Request) {
@@ -147,7 +149,7 @@ func (s *Server) serve(w *recorder, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/v1/") {
-		tenant, err := s.authenticate(r)
+		tenant, err := s.authenticateThrottled(w, r)
 		if err != nil {
 			s.Error(w, r, err)
 			return
@@ -166,8 +168,9 @@ func (s *Server) serve(w *recorder, r *http.Request) {
 
 // observe records an answered request in the metrics and the log: client
 // errors at info, server errors at warn, the rest at debug. tenant is who
-// the request acted for, "" when it was not authenticated.
-func (s *Server) observe(r *http.Request, route string, code int, d time.Duration, tenant string) {
+// the request acted for, "" when it was not authenticated; a quiet answer
+// is logged at debug.
+func (s *Server) observe(r *http.Request, route string, code int, d time.Duration, tenant string, quiet bool) {
 	if route == "" {
 		// Answered before routing (authentication, rate limit) or by no
 		// route: match it now.
@@ -187,6 +190,7 @@ func (s *Server) observe(r *http.Request, route string, code int, d time.Duratio
 	}
 	level := slog.LevelDebug
 	switch {
+	case quiet:
 	case code >= 500:
 		level = slog.LevelWarn
 	case code >= 400:
@@ -226,6 +230,8 @@ type recorder struct {
 	route string
 	// tenant is who the request acts for, once authenticated.
 	tenant string
+	// quiet logs the answer at debug level only (throttled failures).
+	quiet bool
 }
 
 // routeTemplate is router middleware: it notes the matched route in the
