@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,4 +22,17 @@ func TestDocsREADMEWorkflows(t *testing.T) {
 	pipeline := newDocScriptOn(t, blocks[1], nil, map[string]int{"8080": port}).run()
 	require.Contains(t, pipeline, `"steps":[{"id":"a"`)
 	require.Contains(t, pipeline, `"state":"succeeded","resultUrl":"/v1/jobs/`)
+}
+
+// docs/kinds.md, "Running the example": the saga binary, an order through
+// its approval to its result, as printed.
+func TestDocsSagaExample(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "jobgate-saga")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/jobgate/jobgate/examples/saga/cmd/jobgate-saga").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	block := docBlock(t, "docs/kinds.md", "### Running the example", "jobgate-saga")
+	got := newDocScript(t, block, map[string]string{"go build -o jobgate-saga ./examples/saga/cmd/jobgate-saga": bin}).run()
+	require.Contains(t, got, `"waitingFor":[{"name":"approval"`)
+	require.Regexp(t, `"reservation":"res-[^"]+","payment":"pay-[^"]+","tracking":"trk-[^"]+"`, got)
 }
