@@ -619,3 +619,22 @@ func TestWorkflowProgressIsThrottled(t *testing.T) {
 	require.LessOrEqual(t, upserts, int(elapsed/flow.PublishInterval)+4, "%d memo writes in %s for %d reports", upserts, elapsed, reports)
 	require.LessOrEqual(t, upserts, bursts+3, "at most one write per workflow task, plus start and end")
 }
+
+// A listing shows a workflow kind's progress, steps and waits as GET does.
+func TestListingShowsWorkflowKindState(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{})
+	id, _ := e.submit(`{"kind":"approval","input":{"prompt":"listed?","timeoutSeconds":600}}`)
+	eventually(t, workerRoundTrip, "the listing shows the wait", func() bool {
+		var page struct{ Jobs []map[string]any }
+		require.NoError(t, json.Unmarshal(e.do(http.MethodGet, "/v1/jobs?kind=approval", "").Body, &page))
+		for _, j := range page.Jobs {
+			w, _ := j["waitingFor"].([]any)
+			p, _ := j["progress"].(map[string]any)
+			if j["id"] == id && len(w) == 1 && p != nil && p["message"] == "listed?" {
+				return len(stepsOf(j)) == 1
+			}
+		}
+		return false
+	})
+}

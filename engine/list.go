@@ -26,8 +26,9 @@ type cursor struct {
 
 // List implements job.Service from Temporal's visibility store: running
 // jobs first, then finished ones by completion, newest first (the order
-// Temporal's visibility returns). Listed jobs carry no progress; get a job
-// for it.
+// Temporal's visibility returns). Listed jobs of activity kinds carry no
+// progress (it is in their pending activity); workflow kinds' do (their
+// memo). Get a job for the rest.
 func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {
 	query, err := listQuery(tenant, f, s.cfg.Now())
 	if err != nil {
@@ -74,6 +75,14 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
 		j.State = jobState(info.GetStatus(), recorded, nil, false)
 		untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
+		if isWorkflowJob(info.GetMemo()) {
+			// A workflow kind's progress, steps and waits are in its memo,
+			// which visibility keeps too.
+			applyWorkflowMemo(j, info.GetMemo(), nil)
+			if j.State.Terminal() {
+				j.WaitingFor = nil
+			}
+		}
 		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
 			j.CompletedAt = t.AsTime()
 			j.UpdatedAt = j.CompletedAt
