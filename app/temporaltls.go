@@ -78,6 +78,11 @@ func explainDialError(c Config, err error) error {
 			return fmt.Errorf("%w (the frontend wants a client certificate, mutual TLS: set JOBGATE_TEMPORAL_TLS_CERT and JOBGATE_TEMPORAL_TLS_KEY)", err)
 		}
 		return fmt.Errorf("%w (the frontend refused the client certificate in JOBGATE_TEMPORAL_TLS_CERT: is it signed by a CA the frontend trusts?)", err)
+	case c.temporalTLSSet() && c.TemporalTLSCert == "" && (strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset")):
+		// With TLS 1.3 a frontend that wants a client certificate may
+		// refuse it after the client's side of the handshake is done: the
+		// client then sees the connection drop, not the alert.
+		return fmt.Errorf("%w (the frontend dropped the TLS connection: if it wants a client certificate, mutual TLS, set JOBGATE_TEMPORAL_TLS_CERT and JOBGATE_TEMPORAL_TLS_KEY)", err)
 	case c.temporalTLSSet() && (strings.Contains(msg, "first record does not look like a TLS handshake") || strings.Contains(msg, "EOF")):
 		return fmt.Errorf("%w (TLS is on, JOBGATE_TEMPORAL_TLS_* or JOBGATE_TEMPORAL_API_KEY is set: does the frontend at JOBGATE_TEMPORAL_ADDRESS serve TLS?)", err)
 	}

@@ -35,6 +35,10 @@ func TestFailedAuthenticationIsThrottledAndQuiet(t *testing.T) {
 	require.LessOrEqual(t, codes[http.StatusUnauthorized], 20+refilled, "failures past the burst are throttled")
 	require.Equal(t, tries, codes[http.StatusUnauthorized]+codes[http.StatusTooManyRequests])
 	resp := e.do(http.MethodGet, "/v1/jobs", "", attacker...)
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The one failure a second refilled just now; the next is held.
+		resp = e.do(http.MethodGet, "/v1/jobs", "", attacker...)
+	}
 	requireProblem(t, resp, http.StatusTooManyRequests, "rate-limited")
 	require.NotEmpty(t, resp.Header.Get("Retry-After"))
 
