@@ -22,11 +22,9 @@
 package flow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -79,7 +77,7 @@ func Define[In any](spec Spec[In]) job.Kind {
 	k.Workflow = &definition{
 		activities: spec.Activities,
 		run: func(ctx workflow.Context, raw json.RawMessage) (any, error) {
-			in, err := decodeStrict[In](raw)
+			in, err := job.DecodeStrict[In](raw)
 			if err != nil {
 				return nil, temporal.NewNonRetryableApplicationError("decode the job's input: "+err.Error(), "invalid-input", nil)
 			}
@@ -87,22 +85,6 @@ func Define[In any](spec Spec[In]) job.Kind {
 		},
 	}
 	return k
-}
-
-func decodeStrict[T any](raw json.RawMessage) (T, error) {
-	var v T
-	if len(bytes.TrimSpace(raw)) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		return v, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return v, errors.New("unexpected data after the value")
-	}
-	return v, nil
 }
 
 // definition is a workflow kind's code: a workflows.FlowRunner.

@@ -99,7 +99,7 @@ func Pipeline() job.Kind {
 // validatePipeline checks a pipeline's graph and its steps' kinds and
 // inputs before it is accepted.
 func validatePipeline(r *job.Registry, raw json.RawMessage) []job.FieldError {
-	in, err := decodeStrict[PipelineInput](raw)
+	in, err := job.DecodeStrict[PipelineInput](raw)
 	if err != nil {
 		return []job.FieldError{{Field: "/input", Message: err.Error()}}
 	}
@@ -172,7 +172,7 @@ func checkGraph(r *job.Registry, in PipelineInput, depth int) []job.FieldError {
 				add(stepField(i, "kind"), "pipelines nest at most %d deep", MaxDepth)
 				continue
 			}
-			nested, err := decodeStrict[PipelineInput](s.Input)
+			nested, err := job.DecodeStrict[PipelineInput](s.Input)
 			if err != nil {
 				add(stepField(i, "input"), "%v", err)
 				continue

@@ -149,21 +149,7 @@ type KindSpec[In any] struct {
 // (rejecting unknown fields and trailing data) before Validate, Plan and
 // Run see it.
 func Define[In any](spec KindSpec[In]) Kind {
-	decode := func(raw json.RawMessage) (In, error) {
-		var in In
-		if len(bytes.TrimSpace(raw)) == 0 {
-			raw = json.RawMessage("{}")
-		}
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return in, err
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return in, errors.New("unexpected data after the input object")
-		}
-		return in, nil
-	}
+	decode := DecodeStrict[In]
 	k := Kind{
 		Name:             spec.Name,
 		Description:      spec.Description,
@@ -199,6 +185,24 @@ func Define[In any](spec KindSpec[In]) Kind {
 		}
 	}
 	return k
+}
+
+// DecodeStrict decodes a JSON input into a T as kinds see it: empty is
+// {}, unknown fields and data after the value are errors.
+func DecodeStrict[T any](raw json.RawMessage) (T, error) {
+	var v T
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return v, errors.New("unexpected data after the input object")
+	}
+	return v, nil
 }
 
 // decodeFieldError turns a JSON decoding error into a field error pointing
