@@ -638,3 +638,32 @@ func TestListingShowsWorkflowKindState(t *testing.T) {
 		return false
 	})
 }
+
+// A workflow kind's job is bounded by its plan's timeout, waits included:
+// past it the job fails with type timeout; a plain error of the kind's
+// code fails the job with its own message.
+func TestWorkflowKindTimeoutAndPlainErrors(t *testing.T) {
+	t.Parallel()
+	waits := flow.Define(flow.Spec[struct{}]{
+		Name:   "e2e.waits-forever",
+		Inputs: []job.Input{{Name: "never"}},
+		Plan:   func(struct{}) job.Plan { return job.Plan{Expected: time.Second, Timeout: 2 * time.Second} },
+		Workflow: func(ctx workflow.Context, _ struct{}) (any, error) {
+			return nil, flow.WaitFor(ctx, "never", nil, flow.WaitOptions{})
+		},
+	})
+	plain := flow.Define(flow.Spec[struct{}]{
+		Name: "e2e.plain-error",
+		Workflow: func(ctx workflow.Context, _ struct{}) (any, error) {
+			return nil, fmt.Errorf("sku %s is unknown", "x-1")
+		},
+	})
+	e := mustStartEnv(t, envOptions{kinds: []job.Kind{waits, plain}})
+	id, _ := e.submit(`{"kind":"e2e.waits-forever","input":{}}`)
+	failed := e.waitState(id, job.StateFailed, workerRoundTrip).JSON(t)
+	require.Contains(t, failed["error"].(map[string]any)["title"], "timeout")
+	require.Contains(t, failed["error"].(map[string]any)["detail"], "did not finish within its 2s")
+	id, _ = e.submit(`{"kind":"e2e.plain-error","input":{}}`)
+	failed = e.waitState(id, job.StateFailed, workerRoundTrip).JSON(t)
+	require.Equal(t, "sku x-1 is unknown", failed["error"].(map[string]any)["detail"])
+}

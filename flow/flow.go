@@ -109,13 +109,19 @@ func (d *definition) RunFlow(ctx workflow.Context, in workflows.Input, kinds *jo
 	st.dirty = true
 	st.publish(ctx, true)
 	ctx = workflow.WithValue(ctx, stateKey{}, st)
-	result, err := d.run(ctx, in.Input)
+	kctx, timedOut, stopTimer := withJobTimeout(ctx, in.Timeout)
+	result, err := d.run(kctx, in.Input)
+	stopTimer()
 	st.waiting = nil
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	st.dirty = true
 	st.publish(dctx, true)
-	if err != nil {
-		return workflows.Output{}, err
+	switch {
+	case err != nil && *timedOut && ctx.Err() == nil:
+		return workflows.Output{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the job did not finish within its %s", in.Timeout), "timeout", nil)
+	case err != nil:
+		return workflows.Output{}, failure(err)
 	}
 	raw, err := json.Marshal(result)
 	if err != nil {
@@ -127,6 +133,40 @@ func (d *definition) RunFlow(ctx workflow.Context, in workflows.Input, kinds *jo
 			"result-too-large", nil)
 	}
 	return workflows.Output{Result: raw, Progress: st.progress}, nil
+}
+
+// timeoutVersion marks the change that bounds a workflow kind's job by its
+// plan's Timeout; jobs started before it run unbounded.
+const timeoutVersion = "flow-job-timeout"
+
+// withJobTimeout returns ctx canceled once timeout has passed (zero: never),
+// whether that happened, and a function that stops the timer.
+func withJobTimeout(ctx workflow.Context, timeout time.Duration) (workflow.Context, *bool, func()) {
+	timedOut := new(bool)
+	if timeout <= 0 || workflow.GetVersion(ctx, timeoutVersion, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		return ctx, timedOut, func() {}
+	}
+	kctx, cancel := workflow.WithCancel(ctx)
+	tctx, stop := workflow.WithCancel(ctx)
+	workflow.Go(tctx, func(gctx workflow.Context) {
+		if workflow.Sleep(gctx, timeout) == nil {
+			*timedOut = true
+			cancel()
+		}
+	})
+	return kctx, timedOut, stop
+}
+
+// failure is the job's failure for an error of the kind's code: canceled
+// stays canceled, Temporal's own errors keep their type, and any other
+// error fails the job with its own message.
+func failure(err error) error {
+	var appErr *temporal.ApplicationError
+	var timeout *temporal.TimeoutError
+	if temporal.IsCanceledError(err) || errors.As(err, &appErr) || errors.As(err, &timeout) {
+		return err
+	}
+	return temporal.NewNonRetryableApplicationError(Message(err), "failed", nil)
 }
 
 // PublishInterval is how often, at most, the job's progress and steps are

@@ -124,8 +124,10 @@ func (st *state) inputSlot(ctx workflow.Context, name string) (*inputSlot, error
 		return nil
 	}
 	handler := func(ctx workflow.Context, body json.RawMessage) error {
-		if err := validator(ctx, body); err != nil {
-			return err
+		// Only the state check: the validator (with the kind's own
+		// Validate) does not run on replay, and must not through here.
+		if !slot.waiting || slot.received {
+			return temporal.NewApplicationError("the job is not waiting for input "+strconv.Quote(name)+" now", NotWaitingType)
 		}
 		slot.body, slot.received = body, true
 		return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -46,6 +47,10 @@ type PipelineStepResult struct {
 	Error     string `json:"error,omitempty"`
 }
 
+// MaxPipelineDuration bounds a whole pipeline; its steps are bounded by
+// their own kinds.
+const MaxPipelineDuration = 30 * 24 * time.Hour
+
 // MaxPipelineSteps bounds the steps of one pipeline.
 const MaxPipelineSteps = 50
 
@@ -53,7 +58,8 @@ const MaxPipelineSteps = 50
 // an object {"$result": "<step id>", "pointer": "/json/pointer"} anywhere
 // in the input is replaced by the value at pointer (RFC 6901; empty or
 // absent: the whole result) in that step's JSON result. The step must
-// come after the one it names (directly or through other steps).
+// come after the one it names (directly or through other steps). A nested
+// pipeline's input is left as it is: references in it name its own steps.
 const RefKey = "$result"
 
 const pipelineSchema = `{
@@ -90,7 +96,9 @@ func Pipeline() job.Kind {
 		Description:      "Runs a graph of steps, each a child job of any kind, each as soon as the steps it comes after have succeeded.",
 		InputSchema:      pipelineSchema,
 		ExpectedDuration: "the sum of its steps along the longest path",
-		Workflow:         runPipeline,
+		// Each step is bounded by its own kind; the whole only by this.
+		Plan:     func(PipelineInput) job.Plan { return job.Plan{Timeout: MaxPipelineDuration} },
+		Workflow: runPipeline,
 	})
 	k.ValidateWith = validatePipeline
 	return k
@@ -154,7 +162,12 @@ func checkGraph(r *job.Registry, in PipelineInput, depth int) []job.FieldError {
 			add(stepField(i, "kind"), "%q is an external kind, which pipeline steps cannot run yet; submit its jobs with POST /v1/jobs", s.Kind)
 			continue
 		}
-		refs, err := findRefs(s.Input)
+		// References inside a nested pipeline are its own steps'.
+		var refs []ref
+		var err error
+		if k.Name != "pipeline" {
+			refs, err = findRefs(s.Input)
+		}
 		if err != nil {
 			add(stepField(i, "input"), "%v", err)
 			continue
@@ -465,7 +478,11 @@ func runPipeline(ctx workflow.Context, in PipelineInput) (any, error) {
 				continue
 			}
 			started[i] = true
-			input, err := resolveRefs(s.Input, results)
+			input := s.Input
+			var err error
+			if s.Kind != "pipeline" {
+				input, err = resolveRefs(s.Input, results)
+			}
 			if err != nil {
 				fail(i, "its input: "+err.Error())
 				continue
