@@ -69,13 +69,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	if !created {
-		w.Header().Set("Idempotent-Replayed", "true")
-	} else if s.cfg.Observer != nil {
-		s.cfg.Observer.JobAccepted(j.Kind, time.Since(start))
-	}
-	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
-	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
+	s.acceptedHeaders(w, r, j, created, start)
 
 	prefs := ParsePrefer(r.Header.Values("Prefer"))
 	if prefs.RespondAsync {
@@ -284,4 +278,17 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
 	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
 	s.writeStatus(w, r, http.StatusAccepted, j)
+}
+
+// acceptedHeaders sets what every answer about an accepted job carries:
+// Location and Operation-Location of its monitors, Idempotent-Replayed for
+// a repeated key; a new job is counted as accepted.
+func (s *Server) acceptedHeaders(w http.ResponseWriter, r *http.Request, j *job.Job, created bool, start time.Time) {
+	if !created {
+		w.Header().Set("Idempotent-Replayed", "true")
+	} else if s.cfg.Observer != nil {
+		s.cfg.Observer.JobAccepted(j.Kind, time.Since(start))
+	}
+	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
+	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
 }

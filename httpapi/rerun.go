@@ -61,12 +61,6 @@ func (s *Server) handleRerun(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	if !created {
-		w.Header().Set("Idempotent-Replayed", "true")
-	} else if s.cfg.Observer != nil {
-		s.cfg.Observer.JobAccepted(j.Kind, time.Since(start))
-	}
-	w.Header().Set("Location", s.url(r, statusPath(j.ID)))
-	w.Header().Set("Operation-Location", s.absoluteURL(r, operationPath(j.ID)))
+	s.acceptedHeaders(w, r, j, created, start)
 	s.writeStatus(w, r, http.StatusAccepted, j)
 }
