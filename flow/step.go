@@ -1,9 +1,12 @@
 package flow
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/jobgate/jobgate/job"
@@ -26,7 +29,8 @@ type StepOptions struct {
 
 // Run runs activity (a function or method registered through
 // Spec.Activities, or an activity's name) with args as the step called
-// name, and returns its future. The step shows in the job's status
+// name (not empty, without '#': a repeated name's steps are numbered
+// name#2, name#3…), and returns its future. The step shows in the job's status
 // (steps: name, state, attempt, start and end) while it runs and after.
 // Once it has succeeded it is never run again, whatever happens to the
 // worker: a job resumed on another worker continues after it.
@@ -34,6 +38,12 @@ type StepOptions struct {
 // cancellation is seen by the code after Get.
 func Run(ctx workflow.Context, name string, opts StepOptions, activity any, args ...any) workflow.Future {
 	st := stateOf(ctx)
+	if name == "" || strings.Contains(name, "#") {
+		// "#n" numbers a name's repeats, so it cannot be part of one.
+		f, settable := workflow.NewFuture(ctx)
+		settable.SetError(temporal.NewNonRetryableApplicationError(fmt.Sprintf("flow: step name %q: use a non-empty name without '#'", name), "invalid-step", nil))
+		return f
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Minute
 	}
