@@ -204,10 +204,7 @@ func TestDelayedJobSurvivesRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
 	first := startProcess(t, dataDir, ports)
-	api := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", ports.http), HTTP: &http.Client{
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	api := processEnv(t, ports.http)
 	id, resp := api.submit(`{"kind":"sleep","input":{"seconds":0},"delaySeconds":8}`)
 	require.Equal(t, "scheduled", resp.JSON(t)["state"])
 	runAt := parseTime(t, resp.JSON(t)["scheduledFor"])

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,9 +26,7 @@ func TestDocsREADMEWorkflows(t *testing.T) {
 // its approval to its result, as printed.
 func TestDocsSagaExample(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "jobgate-saga")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/jobgate/jobgate/examples/saga/cmd/jobgate-saga").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := mustBuild(t, "github.com/jobgate/jobgate/examples/saga/cmd/jobgate-saga")
 	block := docBlock(t, "docs/kinds.md", "### Running the example", "jobgate-saga")
 	got := newDocScript(t, block, map[string]string{"go build -o jobgate-saga ./examples/saga/cmd/jobgate-saga": bin}).run()
 	require.Contains(t, got, `"waitingFor":[{"name":"approval"`)

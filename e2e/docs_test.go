@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,31 +131,6 @@ func (s *docScript) run(env ...string) string {
 	return output()
 }
 
-var (
-	primesOnce sync.Once
-	primesBin  string
-	primesErr  error
-)
-
-// mustBuildPrimes builds examples/primes/cmd/jobgate-primes once per run.
-func mustBuildPrimes(tb testing.TB) string {
-	tb.Helper()
-	primesOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "jobgate-primes-")
-		if err != nil {
-			primesErr = err
-			return
-		}
-		primesBin = filepath.Join(dir, "jobgate-primes")
-		out, err := exec.Command("go", "build", "-o", primesBin, "github.com/jobgate/jobgate/examples/primes/cmd/jobgate-primes").CombinedOutput()
-		if err != nil {
-			primesErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(tb, primesErr)
-	return primesBin
-}
-
 // getJSON GETs url and decodes its JSON body.
 func getJSON(tb testing.TB, url string) (int, map[string]any) {
 	tb.Helper()
@@ -193,7 +167,7 @@ func TestDocsProductionPair(t *testing.T) {
 func TestDocsCustomKind(t *testing.T) {
 	t.Parallel()
 	block := docBlock(t, "docs/kinds.md", "### The primes example", "jobgate-primes")
-	s := newDocScript(t, block, map[string]string{"go build -o jobgate-primes ./examples/primes/cmd/jobgate-primes": mustBuildPrimes(t)})
+	s := newDocScript(t, block, map[string]string{"go build -o jobgate-primes ./examples/primes/cmd/jobgate-primes": mustBuild(t, "github.com/jobgate/jobgate/examples/primes/cmd/jobgate-primes")})
 	out := s.run()
 	require.Contains(t, out, `"name":"primes"`, "GET /v1/kinds lists primes")
 	m := regexp.MustCompile(`\{"id":"([0-9a-f-]{36})","kind":"primes","state":"queued"`).FindStringSubmatch(out)

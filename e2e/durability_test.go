@@ -26,29 +26,57 @@ import (
 	"github.com/jobgate/jobgate/job"
 )
 
+// built is one package's binary, built at most once per test run.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildsMu sync.Mutex
+	builds   = map[string]*built{}
 )
+
+// mustBuild builds the main package pkg once per test run and returns the
+// binary's path.
+func mustBuild(tb testing.TB, pkg string) string {
+	tb.Helper()
+	buildsMu.Lock()
+	b, ok := builds[pkg]
+	if !ok {
+		b = &built{}
+		builds[pkg] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "jobgate-build-")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, filepath.Base(pkg))
+		if out, err := exec.Command("go", "build", "-o", b.path, pkg).CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+		}
+	})
+	require.NoError(tb, b.err)
+	return b.path
+}
 
 // mustBuildBinary builds cmd/jobgate once per test run.
 func mustBuildBinary(tb testing.TB) string {
 	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "jobgate-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "jobgate")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/jobgate/jobgate/cmd/jobgate").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	require.NoError(tb, buildErr)
-	return binPath
+	return mustBuild(tb, "github.com/jobgate/jobgate/cmd/jobgate")
+}
+
+// processEnv is an env over the API of a jobgate process the test
+// started on port.
+func processEnv(tb testing.TB, port int) *env {
+	return &env{t: tb, URL: fmt.Sprintf("http://127.0.0.1:%d", port), HTTP: &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
 }
 
 // process is the jobgate binary running as a subprocess in the all-in-one
@@ -138,10 +166,7 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	dataDir := t.TempDir()
 	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
 	first := startProcess(t, dataDir, ports)
-	api := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", ports.http), HTTP: &http.Client{
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	api := processEnv(t, ports.http)
 
 	const n = 20
 	ids := make([]string, n)

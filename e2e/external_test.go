@@ -60,14 +60,11 @@ func newWorkerProcess(t *testing.T, c client.Client, queue, dir string, argv ...
 	return w
 }
 
-// mustBuildGoWorker builds the external Go worker into a temporary
-// directory.
+// mustBuildGoWorker builds the external Go worker (once per test run) and
+// returns a process of it for queue.
 func mustBuildGoWorker(t *testing.T, c client.Client, queue string) *workerProcess {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "goworker")
-	out, err := exec.Command("go", "build", "-o", bin, goWorkerPackage).CombinedOutput()
-	require.NoError(t, err, "build the external Go worker: %s", out)
-	return newWorkerProcess(t, c, queue, "", bin)
+	return newWorkerProcess(t, c, queue, "", mustBuild(t, goWorkerPackage))
 }
 
 func (w *workerProcess) start() {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -35,10 +34,7 @@ func TestScaleOutSurvivesAWorker(t *testing.T) {
 	for range 2 {
 		port := freeLoopbackPort(t)
 		startRoleProcess(t, "api", port, queue)
-		apis = append(apis, &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", port), HTTP: &http.Client{
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}})
+		apis = append(apis, processEnv(t, port))
 	}
 	temporal := mustStartEnv(t, envOptions{noWorker: true}).Temporal
 

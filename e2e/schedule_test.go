@@ -242,10 +242,7 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
 	first := startProcess(t, dataDir, ports)
-	api := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", ports.http), HTTP: &http.Client{
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
+	api := processEnv(t, ports.http)
 	resp := api.do(http.MethodPost, "/v1/schedules", `{"id":"durable","every":"2s","job":{"kind":"sleep","input":{"seconds":0}}}`)
 	require.Equal(t, http.StatusCreated, resp.StatusCode, "body: %s", resp.Body)
 	eventually(t, 30*time.Second, "a run before the restart", func() bool {
