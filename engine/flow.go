@@ -12,14 +12,6 @@ import (
 	"github.com/jobgate/jobgate/workflows"
 )
 
-// isWorkflowJob reports whether the job's memo says it is of a workflow
-// kind (or an external one), whose status is in its memo fields.
-func isWorkflowJob(memo *commonpb.Memo) bool {
-	var m workflows.JobMemo
-	p, ok := memo.GetFields()[workflows.MemoJob]
-	return ok && converter.GetDefaultDataConverter().FromPayload(p, &m) == nil && m.Workflow
-}
-
 // applyWorkflowMemo fills a workflow kind's job from the memo fields its
 // workflow publishes (progress, steps, waitingFor, startedAt); pending are
 // its pending activities, whose attempts the running steps show. Fields a

@@ -60,7 +60,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 	}
 	page := &job.Page{}
 	for _, info := range resp.GetExecutions() {
-		j, err := jobFromMemo(info.GetExecution().GetWorkflowId(), info.GetMemo())
+		j, flow, err := jobFromMemo(info.GetExecution().GetWorkflowId(), info.GetMemo())
 		if err != nil {
 			continue // not a job jobgate started
 		}
@@ -75,7 +75,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
 		j.State = jobState(info.GetStatus(), recorded, nil, false)
 		untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
-		if isWorkflowJob(info.GetMemo()) {
+		if flow {
 			// A workflow kind's progress, steps and waits are in its memo,
 			// which visibility keeps too.
 			applyWorkflowMemo(j, info.GetMemo(), nil)

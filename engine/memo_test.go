@@ -32,20 +32,25 @@ func TestJobFromMemo(t *testing.T) {
 
 	current := memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created, ExpectedMillis: 1500,
 		RequestID: "r1", Callback: true, Fingerprint: "f00d"}})
-	got, err := jobFromMemo("j1", current)
+	got, _, err := jobFromMemo("j1", current)
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 
 	// An unkeyed job without a callback.
-	got, err = jobFromMemo("j2", memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created}}))
+	got, _, err = jobFromMemo("j2", memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created}}))
 	require.NoError(t, err)
 	require.Empty(t, got.Fingerprint)
 	require.Nil(t, got.Callback)
 	require.Equal(t, created, got.EstimatedCompletion)
 
+	// A workflow kind's job says so.
+	_, flow, err := jobFromMemo("j3", memoOf(t, map[string]any{workflows.MemoJob: workflows.JobMemo{Tenant: "acme", CreatedAt: created, Workflow: true}}))
+	require.NoError(t, err)
+	require.True(t, flow)
+
 	// A workflow jobgate did not start.
-	_, err = jobFromMemo("x", memoOf(t, map[string]any{"other": 1}))
+	_, _, err = jobFromMemo("x", memoOf(t, map[string]any{"other": 1}))
 	require.ErrorContains(t, err, "was it started by jobgate?")
-	_, err = jobFromMemo("x", nil)
+	_, _, err = jobFromMemo("x", nil)
 	require.Error(t, err)
 }

@@ -80,7 +80,7 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 	// A job is a Job workflow, or an external kind's workflow: one jobgate
 	// started, whose memo says for whom.
 	ext := info.GetType().GetName() != workflows.JobWorkflowName
-	j, err := jobFromMemo(id, info.GetMemo())
+	j, flow, err := jobFromMemo(id, info.GetMemo())
 	if err != nil && ext {
 		return nil, job.ErrNotFound
 	}
@@ -97,7 +97,6 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 	// with a start delay depend on its start time.
 	defer untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
 
-	flow := isWorkflowJob(info.GetMemo())
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		if ext {
 			externalRunning(j, desc)
@@ -170,23 +169,25 @@ func (s *Service) historyResult(ctx context.Context, id string, ext bool) (json.
 	return nil, fmt.Errorf("job %s: no completion event in its history", id)
 }
 
-// jobFromMemo reads what the API stored with the workflow at start.
-func jobFromMemo(id string, memo *commonpb.Memo) (*job.Job, error) {
+// jobFromMemo reads what the API stored with the workflow at start, and
+// whether the job is of a workflow (or external) kind, whose status is in
+// the other memo fields.
+func jobFromMemo(id string, memo *commonpb.Memo) (j *job.Job, workflow bool, err error) {
 	var m workflows.JobMemo
 	p, ok := memo.GetFields()[workflows.MemoJob]
 	if !ok {
-		return nil, fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, workflows.MemoJob)
+		return nil, false, fmt.Errorf("job %s: workflow memo lacks %q; was it started by jobgate?", id, workflows.MemoJob)
 	}
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &m); err != nil {
-		return nil, fmt.Errorf("job %s: decode memo %q: %w", id, workflows.MemoJob, err)
+		return nil, false, fmt.Errorf("job %s: decode memo %q: %w", id, workflows.MemoJob, err)
 	}
-	j := &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt, ParentID: m.ParentID,
+	j = &job.Job{ID: id, Attempt: 1, Tenant: m.Tenant, Fingerprint: m.Fingerprint, CreatedAt: m.CreatedAt, ParentID: m.ParentID,
 		EstimatedCompletion: m.CreatedAt.Add(time.Duration(m.ExpectedMillis) * time.Millisecond),
 		Priority:            m.Priority, RerunOf: m.RerunOf, ScheduleID: m.ScheduleID}
 	if m.Callback {
 		j.Callback = &job.Callback{State: job.CallbackPending}
 	}
-	return j, nil
+	return j, m.Workflow, nil
 }
 
 // runningState fills a running workflow's state, attempt and progress from
