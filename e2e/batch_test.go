@@ -247,31 +247,25 @@ func TestBatchHTTPCancelStopsCalls(t *testing.T) {
 
 	// The item server notes an abort when it sees the connection close,
 	// which can trail the job's end.
-	var (
-		calls          map[int]int
-		starts, aborts []time.Time
-	)
+	var aborts []time.Time
 	eventually(t, 10*time.Second, "the calls in flight were aborted", func() bool {
-		calls, _, starts, aborts = target.snapshot()
+		_, _, _, aborts = target.snapshot()
 		return len(aborts) > 0
 	})
 	observed := slices.MinFunc(aborts, time.Time.Compare)
-	t.Logf("DELETE to calls aborted: %s; %d of 200 items called", observed.Sub(deleted), len(calls))
 	require.Less(t, observed.Sub(deleted), CancelBound, "cancellation reached the work within the bound")
+	// The workflow deletes the checkpoints after its activity returned,
+	// so the item server's record then also holds any call a batch that
+	// went on after its cancellation would have made.
+	requireScratchDeleted(t, e, id)
+	calls, _, starts, _ := target.snapshot()
+	t.Logf("DELETE to calls aborted: %s; %d of 200 items called", observed.Sub(deleted), len(calls))
 	// A call can start while another's abort is being noted; allow for
 	// the scheduling between the two.
 	for _, s := range starts {
 		require.False(t, s.After(observed.Add(200*time.Millisecond)), "no call started after the cancellation was observed")
 	}
 	require.Less(t, len(calls), 200, "the batch stopped")
-	// Nothing more arrives once the job is canceled: its activity has returned.
-	require.Len(t, starts, len(mustSnapshotStarts(target)))
-	requireScratchDeleted(t, e, id)
-}
-
-func mustSnapshotStarts(s *itemServer) []time.Time {
-	_, _, starts, _ := s.snapshot()
-	return starts
 }
 
 // Batch items to loopback are refused at connect time when private targets

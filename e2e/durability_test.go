@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -157,7 +155,7 @@ func (w *lockedWriter) String() string {
 
 // The built binary accepts 20 jobs, is killed with SIGKILL mid-way, starts
 // again on the same data directory, and every job still succeeds, each one
-// workflow. A SIGTERM then shuts it down cleanly.
+// workflow, and its Idempotency-Key still replays it.
 func TestDurabilityAcrossKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -188,17 +186,7 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	<-first.done
 	first.done <- nil
 
-	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	second := startProcess(t, dataDir, ports, "JOBGATE_PPROF_ADDR="+pprofAddr)
-	// JOBGATE_PPROF_ADDR serves the profiler on its own listener.
-	prof, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
-	require.NoError(t, err)
-	cmdline, err := io.ReadAll(prof.Body)
-	prof.Body.Close()
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, prof.StatusCode)
-	require.Contains(t, string(cmdline), "jobgate")
-	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/debug/pprof/cmdline", "").StatusCode, "not on the API's port")
+	startProcess(t, dataDir, ports)
 	for _, id := range ids {
 		eventually(t, 90*time.Second, "job "+id+" succeeded after the restart", func() bool {
 			return api.do(http.MethodGet, "/v1/jobs/"+id, "").StatusCode == http.StatusSeeOther
@@ -219,14 +207,47 @@ func TestDurabilityAcrossKill(t *testing.T) {
 		require.NoError(t, err)
 		return resp.GetCount()
 	}
-	// Visibility lags the workflows' own records.
+	// Visibility lags the workflows' own records; the replays above
+	// started nothing, and every completion is recorded once all are.
 	eventually(t, 30*time.Second, "visibility: all completed", func() bool {
 		return count(`WorkflowType = 'Job' AND ExecutionStatus = 'Completed'`) == n
 	})
 	require.EqualValues(t, n, count(`WorkflowType = 'Job'`), "one workflow per job, none lost or duplicated")
+}
 
-	// A client long-polling a running job must not hold the shutdown for
-	// its whole wait.
+// JOBGATE_PPROF_ADDR serves the profiler on a listener of its own, not on
+// the API's.
+func TestPprofOnItsOwnListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	startProcess(t, t.TempDir(), ports, "JOBGATE_PPROF_ADDR="+pprofAddr)
+	api := processEnv(t, ports.http)
+	prof, err := http.Get("http://" + pprofAddr + "/debug/pprof/cmdline")
+	require.NoError(t, err)
+	cmdline, err := io.ReadAll(prof.Body)
+	prof.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, prof.StatusCode)
+	require.Contains(t, string(cmdline), "jobgate")
+	require.Equal(t, http.StatusNotFound, api.do(http.MethodGet, "/debug/pprof/cmdline", "").StatusCode, "not on the API's port")
+}
+
+// A SIGTERM shuts the binary down cleanly, and a client long-polling a
+// running job does not hold the shutdown for its whole wait: it gets its
+// answer before the server goes.
+func TestShutdownWithALongPollOpen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
+	p := startProcess(t, t.TempDir(), ports)
+	api := processEnv(t, ports.http)
+
 	running, _ := api.submit(`{"kind":"sleep","input":{"seconds":300}}`)
 	api.waitState(running, job.StateRunning, workerRoundTrip)
 	polling := make(chan int, 1)
@@ -255,12 +276,12 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the long-poll was not sent within 10s")
 	}
-	time.Sleep(500 * time.Millisecond) // let the server take the long-poll up
+	time.Sleep(500 * time.Millisecond) // let the server take the long-poll up (a process of its own: nothing to wait on)
 	stopping := time.Now()
-	require.NoError(t, second.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case err := <-second.done:
-		second.done <- err
+	case err := <-p.done:
+		p.done <- err
 		require.NoError(t, err, "clean exit on SIGTERM")
 	case <-time.After(60 * time.Second):
 		t.Fatal("jobgate did not exit within 60s of SIGTERM")
@@ -268,49 +289,5 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	t.Logf("SIGTERM to exit with a long-poll open: %s", time.Since(stopping))
 	require.Less(t, time.Since(stopping), 25*time.Second, "the open long-poll did not hold the shutdown (JOBGATE_SHUTDOWN_TIMEOUT is 30s)")
 	require.Equal(t, http.StatusOK, <-polling, "the long-poll got its answer before the server went")
-	require.Contains(t, second.output.String(), "jobgate stopped")
-
-	// The embedded store dropped the visibility indexes of execution
-	// statistics, made those of columns most workflows leave NULL partial
-	// (devserver.trimVisibilityIndexes), and kept the rest. (The listing
-	// tests filter by tenant, kind and state through them: the in-memory
-	// store gets the same indexes.)
-	// (The driver is the one the embedded server uses, registered by it.)
-	db, err := sql.Open("sqlite", filepath.Join(dataDir, "temporal.db"))
-	require.NoError(t, err)
-	defer db.Close()
-	indexes := map[string]string{}
-	rows, err := db.Query(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'executions_visibility'`)
-	require.NoError(t, err)
-	for rows.Next() {
-		var name string
-		var def sql.NullString
-		require.NoError(t, rows.Scan(&name, &def))
-		indexes[name] = def.String
-	}
-	require.NoError(t, rows.Err())
-	for _, gone := range []string{"by_history_length", "by_execution_duration", "by_keyword_01", "by_bool_01", "by_parent_workflow_id", "by_temporal_namespace_division_set"} {
-		require.NotContains(t, indexes, gone)
-	}
-	for name, column := range map[string]string{"by_keyword_01_set": "Keyword01", "by_keyword_03_set": "Keyword03", "by_int_02_set": "Int02",
-		"by_temporal_scheduled_by_id_set": "TemporalScheduledById", "by_parent_workflow_id_set": "parent_workflow_id"} {
-		require.Contains(t, indexes, name)
-		require.Contains(t, indexes[name], "WHERE "+column+" IS NOT NULL", name)
-	}
-	for _, kept := range []string{"default_idx", "by_status", "by_workflow_type", "by_workflow_id", "by_task_queue", "by_temporal_namespace_division"} {
-		require.Contains(t, indexes, kept)
-		require.NotContains(t, indexes[kept], "WHERE", kept)
-	}
-	// A query on a tenant uses its partial index.
-	var plan strings.Builder
-	prow, err := db.Query(`EXPLAIN QUERY PLAN SELECT run_id FROM executions_visibility WHERE namespace_id = 'x' AND Keyword02 = 'alpha' ORDER BY COALESCE(close_time, '9999-12-31 23:59:59+00:00') DESC, start_time DESC, run_id LIMIT 25`)
-	require.NoError(t, err)
-	for prow.Next() {
-		var id, parent, unused int
-		var detail string
-		require.NoError(t, prow.Scan(&id, &parent, &unused, &detail))
-		plan.WriteString(detail)
-	}
-	require.NoError(t, prow.Err())
-	require.Contains(t, plan.String(), "by_keyword_02_set")
+	require.Contains(t, p.output.String(), "jobgate stopped")
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,6 +129,8 @@ type envOptions struct {
 	workerSlots int
 	// maxSchedules caps each tenant's schedules (0: no cap).
 	maxSchedules int
+	// now is the API's clock (nil: time.Now).
+	now func() time.Time
 }
 
 var queueSeq atomic.Int64
@@ -197,6 +201,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		CallTimeout:   opts.callTimeout,
 		Blobs:         blobs,
 		WatchInterval: opts.watchInterval,
+		Now:           opts.now,
 	})
 	if opts.logs == nil {
 		opts.logs = io.Discard
@@ -275,15 +280,26 @@ func (r response) JSON(tb testing.TB) map[string]any {
 	return m
 }
 
-// do sends a request; header is name, value pairs.
+// do sends a request and fails the test if it gets no answer; header is
+// name, value pairs. Goroutines other than the test's use send.
 func (e *env) do(method, path string, body string, header ...string) response {
 	e.t.Helper()
+	resp, err := e.send(method, path, body, header...)
+	require.NoError(e.t, err)
+	return resp
+}
+
+// send is do for goroutines other than the test's: it returns the error
+// instead of failing the test.
+func (e *env) send(method, path string, body string, header ...string) (response, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
-	require.NoError(e.t, err)
+	if err != nil {
+		return response{}, err
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -291,11 +307,15 @@ func (e *env) do(method, path string, body string, header ...string) response {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := e.HTTP.Do(req)
-	require.NoError(e.t, err)
+	if err != nil {
+		return response{}, err
+	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	return response{Response: resp, Body: data}
+	if err != nil {
+		return response{}, fmt.Errorf("%s %s: read the body: %w", method, path, err)
+	}
+	return response{Response: resp, Body: data}, nil
 }
 
 // submit POSTs a job and requires a 202; it returns the job's id.
@@ -346,6 +366,58 @@ func (e *env) countWorkflows(query string) int64 {
 	resp, err := e.Temporal.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Query: query})
 	require.NoError(e.t, err)
 	return resp.GetCount()
+}
+
+// goErrors collects the failures of goroutines other than the test's,
+// which must not call require (FailNow ends only their own goroutine);
+// the test requires none once they have ended.
+type goErrors struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (g *goErrors) add(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.errs = append(g.errs, err)
+}
+
+// requireNone fails the test with every failure collected.
+func (g *goErrors) requireNone(tb testing.TB) {
+	tb.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	require.NoError(tb, errors.Join(g.errs...))
+}
+
+// requireSettledCount requires that visibility holds want workflows for
+// query once it has caught up with every start made before the call:
+// visibility records starts asynchronously, so a count read right after
+// the requests says nothing about what they created. It starts a sentinel
+// workflow (on a task queue of its own, so that it matches no query of
+// the env), waits until visibility shows it, gives an earlier start
+// recorded out of order a moment to reach want, and then requires
+// exactly want: a late duplicate fails the test.
+func (e *env) requireSettledCount(query string, want int64, msgAndArgs ...any) {
+	e.t.Helper()
+	id := fmt.Sprintf("sentinel-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := e.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       id,
+		TaskQueue:                id,
+		WorkflowExecutionTimeout: time.Minute,
+	}, "VisibilitySentinel")
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = e.Temporal.TerminateWorkflow(context.Background(), id, "", "test over") })
+	eventually(e.t, 30*time.Second, "visibility shows the sentinel "+id, func() bool {
+		return e.countWorkflows("WorkflowId = '"+id+"'") == 1
+	})
+	deadline := time.Now().Add(2 * time.Second)
+	for e.countWorkflows(query) < want && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Equal(e.t, want, e.countWorkflows(query), msgAndArgs...)
 }
 
 // requireProblem checks that resp is a problem+json answer of the given

@@ -248,7 +248,11 @@ func TestSplitRolesNeedBlobStorage(t *testing.T) {
 	}
 	t.Parallel()
 	for _, role := range []string{"api", "worker"} {
-		cmd := exec.Command(mustBuildBinary(t))
+		// A binary that starts after all would serve until killed: the
+		// deadline fails the test instead of hanging it.
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, mustBuildBinary(t))
 		for _, kv := range os.Environ() {
 			if !strings.HasPrefix(kv, "JOBGATE_") {
 				cmd.Env = append(cmd.Env, kv)
@@ -256,6 +260,7 @@ func TestSplitRolesNeedBlobStorage(t *testing.T) {
 		}
 		cmd.Env = append(cmd.Env, "JOBGATE_ROLE="+role, "JOBGATE_TEMPORAL_ADDRESS="+temporalServer.FrontendAddress())
 		out, err := cmd.CombinedOutput()
+		require.NoError(t, ctx.Err(), "role %s started without blob storage and ran until killed:\n%s", role, out)
 		require.Error(t, err, "role %s started without blob storage", role)
 		require.Contains(t, string(out), "JOBGATE_BLOB_URL", role)
 		require.Contains(t, string(out), "JOBGATE_DATA_DIR", role)

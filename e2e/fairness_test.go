@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -60,17 +61,22 @@ func fairnessScenario(tb testing.TB, queue string, bigJobs, smallJobs int, jobMS
 	var (
 		wg   sync.WaitGroup
 		next atomic.Int64
+		errs goErrors
 	)
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(bigJobs) {
-				submitRetrying(e, body, bigAuth...)
+				if _, err := submitRetrying(e, body, bigAuth...); err != nil {
+					errs.add(err)
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	errs.requireNone(tb)
 
 	before := mark.starts()
 	run.backlog = bigJobs - (before - 1)
@@ -78,7 +84,9 @@ func fairnessScenario(tb testing.TB, queue string, bigJobs, smallJobs int, jobMS
 	sentAt := make([]time.Time, smallJobs)
 	for i := range ids {
 		sentAt[i] = time.Now()
-		ids[i] = submitRetrying(e, body, smallAuth...)
+		id, err := submitRetrying(e, body, smallAuth...)
+		require.NoError(tb, err)
+		ids[i] = id
 	}
 	eventually(tb, time.Duration(bigJobs*jobMS)*time.Millisecond+workerRoundTrip, "the small tenant's jobs started", func() bool {
 		for _, id := range ids {
@@ -103,16 +111,21 @@ func fairnessScenario(tb testing.TB, queue string, bigJobs, smallJobs int, jobMS
 // submitRetrying submits a job as a client does: again after a 503 (a
 // machine loaded by the whole suite can make Temporal miss the API's call
 // deadline), up to ten times. It returns the job's id.
-func submitRetrying(e *env, body string, header ...string) string {
-	e.t.Helper()
+func submitRetrying(e *env, body string, header ...string) (string, error) {
 	for attempt := 1; ; attempt++ {
-		resp := e.do(http.MethodPost, "/v1/jobs", body, header...)
+		resp, err := e.send(http.MethodPost, "/v1/jobs", body, header...)
+		if err != nil {
+			return "", err
+		}
 		if resp.StatusCode == http.StatusServiceUnavailable && attempt < 10 {
 			time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 			continue
 		}
-		require.Equal(e.t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
-		return resp.JSON(e.t)["id"].(string)
+		var accepted struct{ ID string }
+		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(resp.Body, &accepted) != nil || accepted.ID == "" {
+			return "", fmt.Errorf("submission answered %d: %s", resp.StatusCode, resp.Body)
+		}
+		return accepted.ID, nil
 	}
 }
 
@@ -219,6 +232,7 @@ func startCost(b *testing.B) (plain, withPriority time.Duration) {
 			start := time.Now()
 			var wg sync.WaitGroup
 			var next atomic.Int64
+			var errs goErrors
 			for range concurrency {
 				wg.Add(1)
 				go func() {
@@ -229,12 +243,15 @@ func startCost(b *testing.B) (plain, withPriority time.Duration) {
 						if variant == 1 {
 							opts.Priority = temporal.Priority{PriorityKey: 3, FairnessKey: e.Tenant, FairnessWeight: 1}
 						}
-						_, err := e.Temporal.ExecuteWorkflow(context.Background(), opts, workflows.JobWorkflowName, workflows.Input{Tenant: e.Tenant, Kind: "sleep"})
-						require.NoError(b, err)
+						if _, err := e.Temporal.ExecuteWorkflow(context.Background(), opts, workflows.JobWorkflowName, workflows.Input{Tenant: e.Tenant, Kind: "sleep"}); err != nil {
+							errs.add(err)
+							return
+						}
 					}
 				}()
 			}
 			wg.Wait()
+			errs.requireNone(b)
 			total[variant] += time.Since(start)
 		}
 	}

@@ -31,7 +31,11 @@ func TestActiveCapHoldsUnderConcurrentSubmissions(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":60}}`)
+			resp, err := e.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":60}}`)
+			if err != nil {
+				others <- err.Error()
+				return
+			}
 			switch resp.StatusCode {
 			case http.StatusAccepted:
 				accepted.Add(1)
@@ -55,7 +59,7 @@ func TestActiveCapHoldsUnderConcurrentSubmissions(t *testing.T) {
 	if unavailable.Load() == 0 {
 		require.Positive(t, accepted.Load())
 		all := `TaskQueue = '` + e.TaskQueue + `'`
-		eventually(t, workerRoundTrip, "visibility shows the accepted jobs", func() bool { return e.countWorkflows(all) == accepted.Load() })
+		e.requireSettledCount(all, accepted.Load(), "Temporal holds exactly the accepted jobs")
 	}
 }
 

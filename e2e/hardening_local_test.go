@@ -52,7 +52,7 @@ func TestLocalModeRefusesWebPages(t *testing.T) {
 		requireProblem(t, resp, http.StatusUnsupportedMediaType, "unsupported-media-type")
 	}
 	all := `TaskQueue = '` + e.TaskQueue + `'`
-	require.Zero(t, e.countWorkflows(all), "no refused submission started a job")
+	e.requireSettledCount(all, 0, "no refused submission started a job")
 
 	for _, host := range []string{"attacker.example:" + port, "attacker.example", "localhost.attacker.example:" + port, "127.0.0.1.nip.io:" + port} {
 		resp := rawDo(t, http.MethodGet, e.URL+"/v1/jobs", host, "", "")

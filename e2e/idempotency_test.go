@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
@@ -47,9 +48,7 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 	require.Equal(t, "succeeded", done.JSON(t)["state"])
 	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":2}}`, "Idempotency-Key", key),
 		http.StatusUnprocessableEntity, "idempotency-key-reused")
-	eventually(t, 30*time.Second, "one workflow in visibility", func() bool {
-		return e.countWorkflows(`WorkflowId = '`+id+`'`) == 1
-	})
+	e.requireSettledCount(`WorkflowId = '`+id+`'`, 1, "one workflow in visibility")
 }
 
 // Fifty identical requests racing with one key make exactly one workflow,
@@ -65,6 +64,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		ids      = map[string]int{}
 		fresh    int
 		statuses = map[int]int{}
+		errs     goErrors
 	)
 	start := make(chan struct{})
 	for range n {
@@ -72,12 +72,18 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			resp := e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", key)
+			resp, err := e.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", key)
+			if err != nil {
+				errs.add(err)
+				return
+			}
+			var accepted struct{ ID string }
+			_ = json.Unmarshal(resp.Body, &accepted)
 			mu.Lock()
 			defer mu.Unlock()
 			statuses[resp.StatusCode]++
 			if resp.StatusCode == http.StatusAccepted {
-				ids[resp.JSON(t)["id"].(string)]++
+				ids[accepted.ID]++
 				if resp.Header.Get("Idempotent-Replayed") == "" {
 					fresh++
 				}
@@ -86,14 +92,14 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	}
 	close(start)
 	wg.Wait()
+	errs.requireNone(t)
 	require.Equal(t, map[int]int{http.StatusAccepted: n}, statuses)
 	require.Len(t, ids, 1, "every request got the same job")
 	require.Equal(t, 1, fresh, "exactly one request created the job")
 	id := engine.KeyedID(e.Tenant, key)
 	require.Equal(t, n, ids[id])
-	eventually(t, 30*time.Second, "visible in visibility", func() bool { return e.countWorkflows(`WorkflowId = '`+id+`'`) > 0 })
-	require.EqualValues(t, 1, e.countWorkflows(`WorkflowId = '`+id+`'`))
-	require.EqualValues(t, 1, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "one workflow in all")
+	e.requireSettledCount(`WorkflowId = '`+id+`'`, 1)
+	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 1, "one workflow in all")
 }
 
 // Without a key every submission is a new job with a random id.
@@ -112,6 +118,6 @@ func TestRequiredIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	e := mustStartEnv(t, envOptions{noWorker: true, requireKey: true})
 	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`), http.StatusBadRequest, "idempotency-key-missing")
-	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`))
+	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 0, "the refused submission created nothing")
 	e.submit(`{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "required-"+e.TaskQueue)
 }

@@ -241,7 +241,7 @@ func TestBadInputCreatesNothing(t *testing.T) {
 			}
 		})
 	}
-	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "no bad request became a workflow")
+	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 0, "no bad request became a workflow")
 }
 
 // A job canceled while queued ends canceled without its work ever being

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -85,7 +86,7 @@ func TestAuthentication(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/kinds", "", bearer(keyA)...).StatusCode)
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/healthz", "").StatusCode, "probes need no key")
 	requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`), http.StatusUnauthorized, "unauthorized")
-	require.Zero(t, e.countWorkflows(`TaskQueue = '`+e.TaskQueue+`'`), "an unauthenticated submission creates nothing")
+	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 0, "an unauthenticated submission creates nothing")
 }
 
 // A flood of 1,000 requests from one tenant gets 429s with the rate-limit
@@ -99,6 +100,7 @@ func TestRateLimitFlood(t *testing.T) {
 		other        atomic.Int32
 		sawHeaders   atomic.Bool
 		otherFailure atomic.Value
+		errs         goErrors
 	)
 	sem := make(chan struct{}, 32)
 	for i := range 1000 {
@@ -107,7 +109,11 @@ func TestRateLimitFlood(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			resp := e.do(http.MethodGet, "/v1/kinds", "", bearer(keyA)...)
+			resp, err := e.send(http.MethodGet, "/v1/kinds", "", bearer(keyA)...)
+			if err != nil {
+				errs.add(err)
+				return
+			}
 			switch resp.StatusCode {
 			case http.StatusOK:
 				ok.Add(1)
@@ -119,7 +125,11 @@ func TestRateLimitFlood(t *testing.T) {
 				}
 			}
 			if i%50 == 0 {
-				r := e.do(http.MethodGet, "/v1/kinds", "", bearer(keyB)...)
+				r, err := e.send(http.MethodGet, "/v1/kinds", "", bearer(keyB)...)
+				if err != nil {
+					errs.add(err)
+					return
+				}
 				if r.StatusCode == http.StatusOK {
 					other.Add(1)
 				} else {
@@ -129,6 +139,7 @@ func TestRateLimitFlood(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	errs.requireNone(t)
 	t.Logf("tenant alpha: %d ok, %d limited; tenant bravo: %d of 20 ok", ok.Load(), limited.Load(), other.Load())
 	require.Positive(t, limited.Load(), "the flood was limited")
 	require.Positive(t, ok.Load())
@@ -140,7 +151,10 @@ func TestRateLimitFlood(t *testing.T) {
 // A tenant at its cap of active jobs gets 429 for the next submission.
 func TestActiveJobCap(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 2}})
+	// The API's clock, moved on past the active count's cache.
+	var ahead atomic.Int64
+	now := func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 2}, now: now})
 	keyed, _ := e.submit(`{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "at-the-cap")
 	e.submit(`{"kind":"sleep","input":{"seconds":1}}`)
 	// A retry of an accepted request still gets its job at the cap.
@@ -160,12 +174,9 @@ func TestActiveJobCap(t *testing.T) {
 	// Past the count's one-second cache the next submission counts again
 	// from visibility, which records a start asynchronously; this process's
 	// recent acceptances still count, however far behind visibility is.
-	time.Sleep(1100 * time.Millisecond)
+	ahead.Store(int64(1100 * time.Millisecond))
 	overCap("from a fresh count")
-	all := `TaskQueue = '` + e.TaskQueue + `'`
-	eventually(t, 30*time.Second, "visibility: both jobs", func() bool { return e.countWorkflows(all) == 2 })
-	time.Sleep(time.Second)
-	require.EqualValues(t, 2, e.countWorkflows(all), "the refused submissions created no workflow")
+	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 2, "the refused submissions created no workflow")
 }
 
 // The admission look-ups (the tenant's active-job count and the task
@@ -186,17 +197,26 @@ func TestAdmissionLookupsAreShared(t *testing.T) {
 	e := mustStartEnv(t, envOptions{noWorker: true, limits: httpapi.Limits{MaxActive: 1000}, maxBacklog: 1000,
 		dialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(countCalls)}})
 	const burst = 40
-	var wg sync.WaitGroup
+	var (
+		wg   sync.WaitGroup
+		errs goErrors
+	)
 	codes := make(chan int, burst)
 	began := time.Now()
 	for range burst {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes <- e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`).StatusCode
+			resp, err := e.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`)
+			if err != nil {
+				errs.add(err)
+				return
+			}
+			codes <- resp.StatusCode
 		}()
 	}
 	wg.Wait()
+	errs.requireNone(t)
 	took := time.Since(began)
 	close(codes)
 	for code := range codes {
@@ -249,28 +269,36 @@ func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
 		mu   sync.Mutex
 		ids  = map[string]int{}
 		news int
+		errs goErrors
 	)
 	for i := range 40 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			api := &env{t: t, URL: urls[i%2], HTTP: &http.Client{Timeout: 10 * time.Second}}
-			resp := api.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "two-apis-one-job")
+			resp, err := api.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "two-apis-one-job")
+			var accepted struct{ ID string }
+			if err == nil && (resp.StatusCode != http.StatusAccepted || json.Unmarshal(resp.Body, &accepted) != nil) {
+				err = fmt.Errorf("submission answered %d: %s", resp.StatusCode, resp.Body)
+			}
+			if err != nil {
+				errs.add(err)
+				return
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			require.Equal(t, http.StatusAccepted, resp.StatusCode, "body: %s", resp.Body)
-			ids[resp.JSON(t)["id"].(string)]++
+			ids[accepted.ID]++
 			if resp.Header.Get("Idempotent-Replayed") == "" {
 				news++
 			}
 		}()
 	}
 	wg.Wait()
+	errs.requireNone(t)
 	require.Len(t, ids, 1)
 	require.Equal(t, 1, news)
 	probe := &env{t: t, Temporal: mustStartEnv(t, envOptions{noWorker: true}).Temporal}
-	eventually(t, 30*time.Second, "visible", func() bool { return probe.countWorkflows(`TaskQueue = '`+queue+`'`) > 0 })
-	require.EqualValues(t, 1, probe.countWorkflows(`TaskQueue = '`+queue+`'`))
+	probe.requireSettledCount(`TaskQueue = '`+queue+`'`, 1, "one workflow in all")
 }
 
 // startAPIProcess runs the binary in role api against the shared Temporal

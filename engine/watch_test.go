@@ -58,22 +58,26 @@ func TestWatchSharesOneLoopAndWakesOnChange(t *testing.T) {
 
 	const waiters = 200
 	var wg sync.WaitGroup
-	results := make(chan *job.Job, waiters)
+	type result struct {
+		j   *job.Job
+		err error
+	}
+	results := make(chan result, waiters)
 	for range waiters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			j, err := s.Watch(context.Background(), "t", "a", version)
-			require.NoError(t, err)
-			results <- j
+			results <- result{j, err}
 		}()
 	}
 	time.Sleep(100 * time.Millisecond) // let them all wait through a few look-ups
 	f.set(func(j *job.Job) { j.Progress = &job.Progress{Current: 2, Total: 10} }, nil)
 	wg.Wait()
 	close(results)
-	for j := range results {
-		require.EqualValues(t, 2, j.Progress.Current)
+	for r := range results {
+		require.NoError(t, r.err)
+		require.EqualValues(t, 2, r.j.Progress.Current)
 	}
 	// 200 waiters over ~100ms at a 20ms interval: a handful of look-ups
 	// (more when a loaded machine stretches the sleep), not one per
