@@ -30,8 +30,9 @@ import (
 // a cancellation takes to reach the work.
 const HeartbeatInterval = time.Second
 
-// DefaultResultBlobThreshold is the size in bytes over which a JSON result
-// goes to blob storage when Worker.ResultBlobThreshold is zero.
+// DefaultResultBlobThreshold is the default of JOBGATE_RESULT_BLOB_THRESHOLD
+// (Worker.ResultBlobThreshold): JSON results up to 256 KiB stay in the
+// workflow's history. It is the one place that default is written.
 const DefaultResultBlobThreshold = 256 << 10
 
 // Deps is what the built-in kinds need from the deployment.
@@ -63,8 +64,8 @@ type Worker struct {
 	// then fails the job) and fails file results.
 	Blobs *blob.Store
 	// ResultBlobThreshold is the JSON result size in bytes over which the
-	// result goes to Blobs (0: DefaultResultBlobThreshold; negative: every
-	// result goes there).
+	// result goes to Blobs; 0 sends every result there. Deployments use
+	// DefaultResultBlobThreshold unless configured otherwise.
 	ResultBlobThreshold int64
 	// Webhooks delivers jobs' callbacks; nil fails every delivery.
 	Webhooks *Webhooks

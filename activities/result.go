@@ -29,16 +29,6 @@ func resultDir(key string) string {
 	return dir
 }
 
-func (w *Worker) threshold() int64 {
-	switch {
-	case w.ResultBlobThreshold < 0:
-		return 0
-	case w.ResultBlobThreshold == 0:
-		return DefaultResultBlobThreshold
-	}
-	return w.ResultBlobThreshold
-}
-
 // store turns what Run returned into the activity's output: JSON up to the
 // threshold inline, larger JSON and files in blob storage.
 func (w *Worker) store(ctx context.Context, info job.Info, result any) (workflows.Output, error) {
@@ -52,7 +42,7 @@ func (w *Worker) store(ctx context.Context, info job.Info, result any) (workflow
 	if err != nil {
 		return workflows.Output{}, errorf("invalid-result", "kind %s returned a result that is not JSON: %v", info.Kind, err)
 	}
-	if w.Blobs == nil || int64(len(raw)) <= w.threshold() {
+	if w.Blobs == nil || int64(len(raw)) <= w.ResultBlobThreshold {
 		return workflows.Output{Result: raw}, nil
 	}
 	return w.storeFile(ctx, info, &job.File{ContentType: "application/json", Write: func(_ context.Context, out io.Writer) error {
@@ -76,7 +66,7 @@ func (w *Worker) storeFile(ctx context.Context, info job.Info, f *job.File) (wor
 	}
 	sp := &spool{ctx: ctx, store: w.Blobs, key: key, attrs: blob.Attrs{ContentType: contentType, Filename: name}, limit: -1}
 	if isJSON(contentType) {
-		sp.limit = w.threshold()
+		sp.limit = w.ResultBlobThreshold
 	}
 	digest := sha256.New()
 	if err := f.Write(ctx, io.MultiWriter(digest, sp)); err != nil {

@@ -79,6 +79,18 @@ func TestStoreResults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "a,b,", string(data))
 
+	// A threshold of 0 sends every result to blob storage, the smallest
+	// JSON and a small JSON file too.
+	all := &Worker{Blobs: blobs}
+	out, err = all.store(ctx, info, map[string]int{"n": 1})
+	require.NoError(t, err)
+	require.Empty(t, out.Result)
+	require.NotNil(t, out.Blob)
+	out, err = all.store(ctx, info, file("s.json", "application/json", "[1]"))
+	require.NoError(t, err)
+	require.Empty(t, out.Result)
+	require.NotNil(t, out.Blob)
+
 	noStore := &Worker{}
 	_, err = noStore.store(ctx, info, file("x.csv", "text/csv", "a"))
 	var perm *job.PermanentError

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/httpapi"
 )
 
@@ -124,8 +125,10 @@ type Config struct {
 	BlobURL string `envconfig:"BLOB_URL"`
 	// ResultBlobThreshold is the size in bytes over which a JSON result
 	// goes to blob storage instead of the workflow's history (at most
-	// 1 MiB; 0 sends every result there).
-	ResultBlobThreshold int64 `envconfig:"RESULT_BLOB_THRESHOLD" default:"262144"`
+	// 1 MiB; 0 sends every result there). Unset, it is
+	// activities.DefaultResultBlobThreshold (loadConfig sets it: a tag
+	// default would write the number a second time).
+	ResultBlobThreshold int64 `envconfig:"RESULT_BLOB_THRESHOLD"`
 	// WebhookSecrets are comma-separated tenant:whsec_… signing secrets.
 	// Empty in local mode (no API keys): one is generated for tenant
 	// default and kept in DataDir/webhook-secret (mode 0600).
@@ -162,6 +165,9 @@ func loadConfig() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process("jobgate", &cfg); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	if _, set := os.LookupEnv("JOBGATE_RESULT_BLOB_THRESHOLD"); !set {
+		cfg.ResultBlobThreshold = activities.DefaultResultBlobThreshold
 	}
 	switch cfg.Role {
 	case "all":

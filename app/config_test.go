@@ -5,6 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+
+	"github.com/jobgate/jobgate/activities"
 )
 
 func TestGRPCCompression(t *testing.T) {
@@ -28,6 +30,22 @@ func TestGRPCCompression(t *testing.T) {
 	} {
 		require.IsType(t, tc.want, grpcCompression(tc.setting, tc.address), "%s to %s", tc.setting, tc.address)
 	}
+}
+
+// JOBGATE_RESULT_BLOB_THRESHOLD unset is activities.DefaultResultBlobThreshold;
+// 0 is 0, every result to blob storage, all the way to the worker.
+func TestResultBlobThreshold(t *testing.T) {
+	cfg, err := loadConfig()
+	require.NoError(t, err)
+	require.EqualValues(t, activities.DefaultResultBlobThreshold, cfg.ResultBlobThreshold)
+	t.Setenv("JOBGATE_RESULT_BLOB_THRESHOLD", "0")
+	cfg, err = loadConfig()
+	require.NoError(t, err)
+	require.Zero(t, cfg.ResultBlobThreshold)
+	require.Zero(t, (&storage{}).workerOptions(cfg).ResultBlobThreshold)
+	t.Setenv("JOBGATE_RESULT_BLOB_THRESHOLD", "-1")
+	_, err = loadConfig()
+	require.ErrorContains(t, err, "JOBGATE_RESULT_BLOB_THRESHOLD must be between 0 and")
 }
 
 func TestLoadConfigRefusesUnknownCompression(t *testing.T) {

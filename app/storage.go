@@ -1,7 +1,6 @@
 package app
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -124,7 +123,7 @@ func (st *storage) workerOptions(cfg Config) engine.WorkerOptions {
 	return engine.WorkerOptions{
 		MaxConcurrentJobs:   cfg.WorkerConcurrency,
 		Blobs:               st.blobs,
-		ResultBlobThreshold: cmp.Or(cfg.ResultBlobThreshold, -1),
+		ResultBlobThreshold: cfg.ResultBlobThreshold,
 		Webhooks: &engine.WebhookOptions{
 			Secrets:   st.secrets,
 			Outbound:  st.outbound(cfg),

@@ -115,9 +115,9 @@ type envOptions struct {
 	logs            io.Writer
 	// kinds are registered besides the built-in ones.
 	kinds []job.Kind
-	// resultBlobThreshold is the JSON result size over which results go
-	// to blob storage (0: the default, negative: all of them).
-	resultBlobThreshold int64
+	// allResultsToBlobs sends every result to blob storage (otherwise
+	// those over activities.DefaultResultBlobThreshold go there).
+	allResultsToBlobs bool
 	// webhookSecrets are the signing secrets by tenant; nil gives the
 	// env's tenant a new one.
 	webhookSecrets map[string]string
@@ -179,13 +179,16 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	workerOpts := engine.WorkerOptions{
 		MaxConcurrentJobs:   opts.workerSlots,
 		Blobs:               blobs,
-		ResultBlobThreshold: opts.resultBlobThreshold,
+		ResultBlobThreshold: activities.DefaultResultBlobThreshold,
 		Webhooks: &engine.WebhookOptions{
 			Secrets:   secrets,
 			Outbound:  outbound,
 			ResultTTL: opts.resultTTL,
 			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, opts.publicURL) },
 		},
+	}
+	if opts.allResultsToBlobs {
+		workerOpts.ResultBlobThreshold = 0
 	}
 	if !opts.noWorker {
 		w := engine.NewWorker(c, queue, kinds, workerOpts)

@@ -209,7 +209,7 @@ func TestLargeResultInBlobStorage(t *testing.T) {
 // JobCleanup workflow; the job answers 410 from then on.
 func TestExpiredResultBlobIsDeleted(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{resultTTL: 8 * time.Second, resultBlobThreshold: -1})
+	e := mustStartEnv(t, envOptions{resultTTL: 8 * time.Second, allResultsToBlobs: true})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
 	e.waitState(id, job.StateSucceeded, workerRoundTrip)
 	out := e.outputOf(id)

@@ -28,7 +28,8 @@ type WorkerOptions struct {
 	// every result inline, file results fail).
 	Blobs *blob.Store
 	// ResultBlobThreshold is the JSON result size in bytes over which a
-	// result goes to Blobs (0: 256 KiB; negative: every result goes there).
+	// result goes to Blobs; 0 sends every result there (see
+	// activities.DefaultResultBlobThreshold).
 	ResultBlobThreshold int64
 	// Webhooks configures webhook delivery; nil fails every delivery.
 	Webhooks *WebhookOptions
