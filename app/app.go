@@ -153,6 +153,13 @@ func Run(extra ...job.Kind) error {
 
 	m := metrics.New()
 	shutdown = append(shutdown, func(context.Context) { _ = m.Close() })
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(), st.reserved, logger)
+		if err != nil {
+			return err
+		}
+		shutdown = append(shutdown, stopMetrics)
+	}
 	var (
 		tp           trace.TracerProvider = noop.NewTracerProvider()
 		interceptors []interceptor.ClientInterceptor
@@ -233,7 +240,6 @@ func Run(extra ...job.Kind) error {
 			TenantLimits:          cfg.tenantLimits,
 			WebhookTenants:        st.signs,
 			Observer:              m,
-			Metrics:               m.Handler(),
 		}, logger)
 		if len(cfg.apiKeys) == 0 {
 			logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
@@ -251,7 +257,7 @@ func Run(extra ...job.Kind) error {
 			}
 			// A worker whose Temporal cannot reach its database runs nothing.
 			return engine.CheckStore(ctx, c)
-		}, m.Handler(), logger)
+		}, logger)
 	}
 	if cfg.OTLPEndpoint != "" {
 		handler = tracing.HTTP(handler, tp)

@@ -151,6 +151,13 @@ type Config struct {
 	// own listener at this address, e.g. 127.0.0.1:6060. It reveals the
 	// process's internals: bind it to loopback or a private network.
 	PprofAddr string `envconfig:"PPROF_ADDR"`
+	// MetricsAddr is where Prometheus metrics are served (GET /metrics),
+	// on a listener of their own, never the API's. Unset: 127.0.0.1 at the
+	// port of HTTPAddr plus 1000 (127.0.0.1:9080 for :8080), so processes
+	// with their own HTTP ports on one host do not collide; off (or empty)
+	// serves none. The metrics name kinds and counts: keep them off the
+	// public network.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 
 	trustedProxies []netip.Prefix
 	apiKeys        []httpapi.APIKey
@@ -158,6 +165,7 @@ type Config struct {
 	webhookSecrets map[string]string
 	limits         httpapi.Limits
 	tenantLimits   map[string]httpapi.Limits
+	metricsAddr    string
 }
 
 // loadConfig reads and checks the configuration.
@@ -221,6 +229,10 @@ func loadConfig() (Config, error) {
 	}
 	if cfg.TemporalCallTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)
+	}
+	value, set := os.LookupEnv("JOBGATE_METRICS_ADDR")
+	if cfg.metricsAddr, err = metricsAddr(value, set, cfg.HTTPAddr); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if err := cfg.checkTemporalTLS(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)

@@ -177,7 +177,7 @@ func (s *stack) start(name, role string) *proc {
 	s.t.Helper()
 	port := freePort(s.t)
 	cmd := exec.Command(s.bin)
-	cmd.Env = append(append(os.Environ(), s.env...), "JOBGATE_ROLE="+role, "JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port))
+	cmd.Env = append(append(os.Environ(), s.env...), "JOBGATE_ROLE="+role, "JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port), "JOBGATE_METRICS_ADDR=127.0.0.1:0")
 	p := &proc{name: name, cmd: cmd, url: "http://127.0.0.1:" + strconv.Itoa(port), out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	require.NoError(s.t, cmd.Start())

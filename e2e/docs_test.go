@@ -99,7 +99,9 @@ func (s *docScript) run(env ...string) string {
 	if p, ok := s.ports["7233"]; ok {
 		temporal = strconv.Itoa(p)
 	}
-	cmd.Env = append(os.Environ(), "JOBGATE_EMBEDDED_TEMPORAL_PORT="+temporal, "JOBGATE_EMBEDDED_UI_PORT=0")
+	cmd.Env = append(os.Environ(), "JOBGATE_EMBEDDED_TEMPORAL_PORT="+temporal, "JOBGATE_EMBEDDED_UI_PORT=0",
+		// Metrics on a free port: the HTTP port plus 1000 may be taken.
+		"JOBGATE_METRICS_ADDR=127.0.0.1:0")
 	// A jobgate the block starts on the default port, :8080, gets the
 	// port that stands in for it.
 	if p, ok := s.ports["8080"]; ok {
@@ -225,6 +227,7 @@ func TestSecondJobgateOnDataDirFails(t *testing.T) {
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(freeLoopbackPort(t)),
 		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(freeLoopbackPort(t)),
 		"JOBGATE_EMBEDDED_UI_PORT=0",
+		"JOBGATE_METRICS_ADDR=127.0.0.1:0",
 	)
 	start := time.Now()
 	out, err := second.CombinedOutput()

@@ -104,6 +104,9 @@ func startProcess(tb testing.TB, dataDir string, ports processPorts, env ...stri
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports.http),
 		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(ports.temporal),
 		"JOBGATE_EMBEDDED_UI_PORT=0",
+		// Metrics on a free port, not the HTTP port plus 1000, which
+		// another test's process may hold (env may set it).
+		"JOBGATE_METRICS_ADDR=127.0.0.1:0",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	p := &process{cmd: cmd, output: &bytes.Buffer{}, done: make(chan error, 1)}

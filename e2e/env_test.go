@@ -83,6 +83,8 @@ type env struct {
 	Blobs *blob.Store
 	// WebhookSecret signs the webhooks of Tenant.
 	WebhookSecret string
+	// MetricsURL is the base URL of the metrics listener (envOptions.metrics).
+	MetricsURL string
 
 	kinds      *job.Registry
 	workerOpts engine.WorkerOptions
@@ -98,7 +100,8 @@ type envOptions struct {
 	dialOptions  []grpc.DialOption
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
-	// metrics, when set, collects the env's metrics and serves /metrics.
+	// metrics, when set, collects the env's metrics and serves /metrics at
+	// MetricsURL, a listener of its own (as JOBGATE_METRICS_ADDR).
 	metrics *metrics.Metrics
 	// tracer, when set, traces HTTP, workflows and activities.
 	tracer trace.TracerProvider
@@ -151,7 +154,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	apiCfg := httpapi.Config{}
 	if opts.metrics != nil {
 		clientOpts.MetricsHandler = opts.metrics.Temporal()
-		apiCfg.Observer, apiCfg.Metrics = opts.metrics, opts.metrics.Handler()
+		apiCfg.Observer = opts.metrics
 	}
 	if opts.tracer != nil {
 		ti, err := tracing.Temporal(opts.tracer)
@@ -230,9 +233,18 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	}
 	ts := httptest.NewServer(api)
 	tb.Cleanup(ts.Close)
+	var metricsURL string
+	if opts.metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", opts.metrics.Handler())
+		ms := httptest.NewServer(mux)
+		tb.Cleanup(ms.Close)
+		metricsURL = ms.URL
+	}
 	return &env{
-		t:   tb,
-		URL: ts.URL,
+		MetricsURL: metricsURL,
+		t:          tb,
+		URL:        ts.URL,
 		HTTP: &http.Client{
 			// Every exchange is held to httpapi/openapi.json (openapi_test.go).
 			Transport:     conformTo(tb, nil),

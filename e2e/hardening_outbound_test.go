@@ -33,19 +33,20 @@ func TestOutboundNeverReachesJobgatesOwnListeners(t *testing.T) {
 	}
 	t.Parallel()
 	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
-	uiPort, temporalHTTPPort, pprofPort := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
+	uiPort, temporalHTTPPort, pprofPort, metricsPort := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
 	p := startProcess(t, t.TempDir(), ports,
 		"JOBGATE_EMBEDDED_STORE=memory",
 		"JOBGATE_ALLOW_PRIVATE_TARGETS=true",
 		"JOBGATE_EMBEDDED_UI_PORT="+strconv.Itoa(uiPort),
 		"JOBGATE_EMBEDDED_HTTP_PORT="+strconv.Itoa(temporalHTTPPort),
 		"JOBGATE_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pprofPort),
+		"JOBGATE_METRICS_ADDR=127.0.0.1:"+strconv.Itoa(metricsPort),
 	)
 	e := &env{t: t, URL: fmt.Sprintf("http://127.0.0.1:%d", ports.http), HTTP: &http.Client{Timeout: 30 * time.Second}}
 
 	// The frontend's, history's, matching's and the worker service's gRPC
-	// ports besides the four set above.
-	known := []int{ports.http, ports.temporal, uiPort, temporalHTTPPort, pprofPort}
+	// ports besides the six set above.
+	known := []int{ports.http, ports.temporal, uiPort, temporalHTTPPort, pprofPort, metricsPort}
 	var listening []int
 	eventually(t, 30*time.Second, "every listener up", func() bool {
 		listening = listeningPorts(t, p.cmd.Process.Pid)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -69,9 +70,9 @@ func TestRequestIDInWorkflowMemo(t *testing.T) {
 	require.NotEmpty(t, keyedMemo["fingerprint"])
 }
 
-// /metrics shows HTTP requests by route and code, accepted and finished
-// jobs by kind and state, the accept latency, and the Temporal SDK's own
-// metrics.
+// /metrics, on its own listener, shows HTTP requests by route and code,
+// accepted and finished jobs by kind and state, the accept latency, and the
+// Temporal SDK's own metrics; the API's port does not serve them.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
 	m := metrics.New()
@@ -83,9 +84,13 @@ func TestMetrics(t *testing.T) {
 
 	var text string
 	eventually(t, 10*time.Second, "finished job counted", func() bool {
-		resp := e.do(http.MethodGet, "/metrics", "")
+		resp, err := http.Get(e.MetricsURL + "/metrics")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-		text = string(resp.Body)
+		text = string(body)
 		return metricValue(t, text, "jobgate_jobs_finished", `kind="sleep"`, `state="succeeded"`) >= 1
 	})
 	require.EqualValues(t, 1, metricValue(t, text, "jobgate_http_requests_total", `route="/v1/jobs"`, `method="POST"`, `code="202"`))
@@ -95,6 +100,8 @@ func TestMetrics(t *testing.T) {
 	require.Positive(t, metricValue(t, text, "jobgate_http_request_duration_seconds_count", `route="/v1/jobs/{id}"`))
 	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_request(_total)?\{`), text, "SDK client metrics")
 	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_activity_execution_latency`), text, "SDK worker metrics")
+
+	requireProblem(t, e.do(http.MethodGet, "/metrics", ""), http.StatusNotFound, "no-such-endpoint")
 }
 
 // One trace runs from the HTTP request through the workflow start to the
@@ -129,4 +136,33 @@ func TestTracing(t *testing.T) {
 		require.Equal(t, traceID, byName[n].SpanContext().TraceID(), "%s is in the request's trace", n)
 	}
 	require.Equal(t, byName["POST /v1/jobs"].SpanContext().SpanID(), byName["StartWorkflow:Job"].Parent().SpanID())
+}
+
+// The binary serves its metrics on JOBGATE_METRICS_ADDR, a listener of its
+// own: the API's port answers /metrics with 404.
+func TestMetricsOnTheirOwnListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	t.Parallel()
+	ports := processPorts{http: freeLoopbackPort(t), temporal: freeLoopbackPort(t)}
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	p := startProcess(t, t.TempDir(), ports, "JOBGATE_EMBEDDED_STORE=memory", "JOBGATE_METRICS_ADDR="+metricsAddr)
+	require.Contains(t, p.output.String(), "metrics at http://"+metricsAddr+"/metrics")
+	e := processEnv(t, ports.http)
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
+	e.waitState(id, job.StateSucceeded, workerRoundTrip)
+
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.EqualValues(t, 1, metricValue(t, string(body), "jobgate_jobs_accepted_total", `kind="sleep"`))
+
+	requireProblem(t, e.do(http.MethodGet, "/metrics", ""), http.StatusNotFound, "no-such-endpoint")
+	ready := e.do(http.MethodGet, "/readyz", "")
+	require.Equal(t, http.StatusOK, ready.StatusCode)
+	require.JSONEq(t, `{"status":"ready"}`, string(ready.Body), "readiness says ready and nothing more")
 }

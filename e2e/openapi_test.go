@@ -299,8 +299,7 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	require.NoError(t, err)
 	kinds, err := job.NewRegistry(append(activities.Builtin(activities.Deps{}), flow.Builtin()...)...)
 	require.NoError(t, err)
-	// With metrics on, as every deployment runs, /metrics is a route too.
-	api := httpapi.New(engine.New(nil, kinds, engine.Config{}), kinds, httpapi.Config{Metrics: http.NotFoundHandler()}, slog.New(slog.DiscardHandler))
+	api := httpapi.New(engine.New(nil, kinds, engine.Config{}), kinds, httpapi.Config{}, slog.New(slog.DiscardHandler))
 	routes, err := api.Routes()
 	require.NoError(t, err)
 

@@ -319,6 +319,7 @@ func startRoleProcess(t *testing.T, role string, port int, queue string, env ...
 		"JOBGATE_TEMPORAL_NAMESPACE="+temporalServer.Namespace(),
 		"JOBGATE_TASK_QUEUE="+queue,
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"JOBGATE_METRICS_ADDR=127.0.0.1:0",
 		// One data directory per queue, shared by the test's processes as
 		// a volume would be: blob storage and the webhook secret.
 		"JOBGATE_DATA_DIR="+sharedDataDir(t, queue),

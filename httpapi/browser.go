@@ -34,15 +34,14 @@ func secureHeaders(h http.Header) {
 // site whose name the attacker points at 127.0.0.1 (DNS rebinding) would
 // otherwise read and submit jobs as the only tenant. IP literals are
 // allowed, since rebinding needs a name. With API keys the key protects
-// the API and every Host is accepted; the probes and metrics, which hold
-// no tenant's data, accept every Host too (a scraper or a load balancer
-// may use any name).
+// the API and every Host is accepted; the probes, which hold no tenant's
+// data, accept every Host too (a load balancer may use any name).
 func (s *Server) checkHost(r *http.Request) error {
 	if !s.checkHosts || s.allowedHost(r.Host) {
 		return nil
 	}
 	switch r.URL.Path {
-	case "/healthz", "/readyz", "/metrics":
+	case "/healthz", "/readyz":
 		return nil
 	}
 	return problem(http.StatusForbidden, "host-not-allowed", "Host not allowed",

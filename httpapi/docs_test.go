@@ -85,7 +85,7 @@ func openAPIEndpoints(tb testing.TB) []endpoint {
 
 func TestAPIDocNamesEveryEndpoint(t *testing.T) {
 	t.Parallel()
-	srv := httpapitest.NewServer(t, httpapi.Config{Metrics: http.NotFoundHandler()})
+	srv := httpapitest.NewServer(t, httpapi.Config{})
 	routes, err := srv.API.Routes()
 	require.NoError(t, err)
 

@@ -16,9 +16,6 @@ func (s *Server) routes() {
 	s.scheduleRoutes()
 	s.router.HandleFunc("/v1/kinds", s.handleKinds).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/openapi.json", s.handleOpenAPI).Methods(http.MethodGet, http.MethodHead)
-	if s.cfg.Metrics != nil {
-		s.router.Handle("/metrics", s.cfg.Metrics).Methods(http.MethodGet)
-	}
 	s.router.HandleFunc("/healthz", s.handleHealthz).Methods(http.MethodGet, http.MethodHead)
 	s.router.HandleFunc("/readyz", s.handleReadyz).Methods(http.MethodGet, http.MethodHead)
 }

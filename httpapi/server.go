@@ -59,8 +59,6 @@ type Config struct {
 	EventsKeepAlive time.Duration
 	// Observer, when set, receives request and acceptance observations.
 	Observer Observer
-	// Metrics, when set, is served at GET /metrics.
-	Metrics http.Handler
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// WebhookTenants reports whether webhooks can be signed for a tenant;
@@ -111,7 +109,8 @@ func New(jobs job.Service, kinds *job.Registry, cfg Config, logger *slog.Logger)
 		cfg.EventsKeepAlive = 15 * time.Second
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
-	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter(), ready: jobs.Ready}
+	s := &Server{jobs: jobs, kinds: kinds, cfg: cfg, log: logger, router: mux.NewRouter()}
+	s.ready = newReadiness(jobs.Ready, logger, cfg.Now).check
 	s.limiter = newLimiter(cfg.Limits, cfg.TenantLimits, cfg.Now)
 	s.checkHosts = len(cfg.APIKeys) == 0
 	if sched, ok := jobs.(job.ScheduleService); ok {
@@ -185,7 +184,7 @@ func (s *Server) observe(r *http.Request, route string, code int, d time.Duratio
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.ObserveRequest(route, knownMethod(r.Method), code, d)
 	}
-	if s.log == nil || route == "/healthz" || route == "/readyz" || route == "/metrics" {
+	if s.log == nil || route == "/healthz" || route == "/readyz" {
 		return
 	}
 	level := slog.LevelDebug

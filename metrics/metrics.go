@@ -1,7 +1,7 @@
 // Package metrics collects jobgate's Prometheus metrics: HTTP requests by
 // route and code, jobs accepted and finished by kind and state, the accept
 // latency, and the Temporal SDK's own client and worker metrics, all in one
-// registry served at /metrics.
+// registry served at /metrics on its own listener (JOBGATE_METRICS_ADDR).
 package metrics
 
 import (
@@ -73,7 +73,8 @@ func New() *Metrics {
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	// Scrapes beyond a few at once get 503: the scrape is not free.
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg, MaxRequestsInFlight: 4})
 }
 
 // Temporal is the handler to give the Temporal client (client.Options'

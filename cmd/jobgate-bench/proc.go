@@ -89,6 +89,9 @@ func (p *proc) pickPorts() error {
 	p.TemporalPort = temporalPort
 	p.env = append(append([]string(nil), p.base...),
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
+		// No metrics listener: the bench does not scrape, and the HTTP
+		// port plus 1000 may be taken on a shared machine.
+		"JOBGATE_METRICS_ADDR=off",
 		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(temporalPort),
 	)
 	return nil
