@@ -119,6 +119,7 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 			return workflows.Output{}, activityError(ctx, stopping, err)
 		}
 		out.Progress = hb.progress()
+		out.StartedAt, out.Attempt = ai.StartedTime.UTC(), int(ai.Attempt)
 		return out, nil
 	}
 }

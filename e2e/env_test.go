@@ -98,6 +98,10 @@ type envOptions struct {
 	publicURL    string
 	proxies      []netip.Prefix
 	dialOptions  []grpc.DialOption
+	// apiDialOptions, when set, give the API a Temporal client of its
+	// own, dialled with them (the worker keeps the env's client), so a
+	// test can see the API's calls alone.
+	apiDialOptions []grpc.DialOption
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
 	// metrics, when set, collects the env's metrics and serves /metrics at
@@ -198,7 +202,15 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		require.NoError(tb, w.Start())
 		tb.Cleanup(w.Stop)
 	}
-	jobs := engine.New(c, kinds, engine.Config{
+	apiClient := c
+	if len(opts.apiDialOptions) > 0 {
+		apiOpts := clientOpts
+		apiOpts.ConnectionOptions = client.ConnectionOptions{DialOptions: opts.apiDialOptions}
+		apiClient, err = client.Dial(apiOpts)
+		require.NoError(tb, err)
+		tb.Cleanup(apiClient.Close)
+	}
+	jobs := engine.New(apiClient, kinds, engine.Config{
 		TaskQueue:     queue,
 		Namespace:     namespace,
 		EagerStart:    !opts.noWorker,

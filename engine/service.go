@@ -112,7 +112,7 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	}
 	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string]*recentAccepts{}}}
 	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
-	s.watches.closed = s.waitClosed
+	s.watches.closed, s.watches.final = s.waitClosed, s.closedJob
 	return s
 }
 

@@ -5,20 +5,29 @@ import (
 	"sync"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
+
 	"github.com/jobgate/jobgate/job"
 )
 
 // watchHub shares one look-up loop per watched job among all who wait on
 // it, so a thousand long-polls of one job cost one Temporal call per
-// interval, not a thousand.
+// interval, not a thousand. Those who wait only for the job's end (a
+// waiting submission) need no look-ups at all: the job's close reaches
+// them through the loop's one long-poll on the workflow's close.
 type watchHub struct {
 	load     func(ctx context.Context, tenant, id string) (*job.Job, error)
 	interval time.Duration
 	timeout  time.Duration
 	// closed, when set, blocks until the job's workflow closes (or ctx
-	// ends); the loop then looks the job up at once instead of at its next
-	// interval, so a job's end reaches its watchers without polling.
-	closed func(ctx context.Context, id string) error
+	// ends) and returns its close event; the loop then publishes the
+	// job's end at once instead of at its next interval, so a job's end
+	// reaches its watchers without polling.
+	closed func(ctx context.Context, id string) (*historypb.HistoryEvent, error)
+	// final, when set, builds the finished status from the job's latest
+	// status and its close event, with no call to Temporal; when it
+	// cannot (ok false), the loop looks the job up.
+	final func(last *job.Job, ev *historypb.HistoryEvent) (j *job.Job, ok bool)
 
 	mu      sync.Mutex
 	watches map[string]*watch
@@ -26,7 +35,9 @@ type watchHub struct {
 
 // watch is one job's shared loop and its latest look-up.
 type watch struct {
-	refs int
+	// refs counts the watchers of every change, awaiting those of the
+	// end only (hub's mu).
+	refs, awaiting int
 
 	mu     sync.Mutex
 	cur    *job.Job
@@ -41,8 +52,10 @@ func newWatchHub(load func(ctx context.Context, tenant, id string) (*job.Job, er
 }
 
 // acquire returns the job's watch, starting its loop if nobody watches it
-// yet; release must follow.
-func (h *watchHub) acquire(tenant, id string) *watch {
+// yet; release must follow. endOnly says the caller waits for the job's
+// end only. seed, when not nil, is the job's status as the caller knows
+// it: a loop started for it begins with seed instead of a look-up.
+func (h *watchHub) acquire(tenant, id string, endOnly bool, seed *job.Job) *watch {
 	key := tenant + "\x00" + id
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -51,61 +64,115 @@ func (h *watchHub) acquire(tenant, id string) *watch {
 		ok = false // its loop is on its way out; start a new one
 	}
 	if !ok {
-		w = &watch{next: make(chan struct{})}
+		// A seed is no look-up: its zero time is older than any watcher.
+		w = &watch{next: make(chan struct{}), cur: seed}
 		h.watches[key] = w
-		go h.run(key, tenant, id, w)
+		go h.run(key, tenant, id, w, seed != nil)
 	}
-	w.refs++
+	if endOnly {
+		w.awaiting++
+	} else {
+		w.refs++
+	}
 	return w
 }
 
-func (h *watchHub) release(w *watch) {
+func (h *watchHub) release(w *watch, endOnly bool) {
 	h.mu.Lock()
-	w.refs--
+	if endOnly {
+		w.awaiting--
+	} else {
+		w.refs--
+	}
 	h.mu.Unlock()
 }
 
-// run looks the job up every interval while anyone watches it, publishing
-// each change, and stops when the last watcher leaves, the job finishes or
-// the look-up fails.
-func (h *watchHub) run(key, tenant, id string, w *watch) {
+// closeResult is what the close waiter learnt.
+type closeResult struct {
+	ev  *historypb.HistoryEvent
+	err error
+}
+
+// run looks the job up every interval while anyone watches its changes
+// (and at once unless seeded), publishing each change; on the workflow's
+// close it publishes the job's end. It stops when the last watcher
+// leaves, the job finishes or a look-up fails.
+func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
 	// One long-poll on the workflow's close per watched job, however many
-	// watch it.
-	closed := make(chan struct{})
+	// watch it. Without it, those who wait for the end are polled for too.
+	polling := h.closed == nil
+	closed := make(chan closeResult, 1)
 	if h.closed != nil {
 		cctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		go func() {
-			if h.closed(cctx, id) == nil {
-				close(closed)
-			}
+			ev, err := h.closed(cctx, id)
+			closed <- closeResult{ev, err}
 		}()
 	}
+	lookUp := !seeded
 	for {
-		began := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-		j, err := h.load(ctx, tenant, id)
-		cancel()
-		done := w.publish(j, err, began)
-
-		h.mu.Lock()
-		if done || w.refs == 0 {
-			// Later watchers start a fresh loop; current ones hold the
-			// final answer. A fresh loop may already be in the map.
-			if h.watches[key] == w {
-				delete(h.watches, key)
+		if lookUp {
+			began := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+			j, err := h.load(ctx, tenant, id)
+			cancel()
+			if w.publish(j, err, began) {
+				h.drop(key, w)
+				return
 			}
-			h.mu.Unlock()
+		}
+		if h.idle(key, w) {
 			return
 		}
-		h.mu.Unlock()
 		select {
 		case <-t.C:
-		case <-closed:
-			closed = nil // look up once more; the next look-up ends the loop
+			h.mu.Lock()
+			lookUp = polling || w.refs > 0
+			h.mu.Unlock()
+		case c := <-closed:
+			closed = nil
+			if c.err == nil && h.final != nil {
+				if j, ok := h.final(w.latest(), c.ev); ok {
+					w.publish(j, nil, time.Now())
+					h.drop(key, w)
+					return
+				}
+			}
+			// Look the closed job up; or, with the close waiter gone,
+			// learn why, and poll for everyone from now on.
+			lookUp, polling = true, polling || c.err != nil
 		}
+	}
+}
+
+// idle removes w's loop from the hub when nobody watches it any more, and
+// reports whether it did.
+func (h *watchHub) idle(key string, w *watch) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w.refs+w.awaiting > 0 {
+		return false
+	}
+	w.mu.Lock()
+	w.ended = true
+	w.mu.Unlock()
+	if h.watches[key] == w {
+		delete(h.watches, key)
+	}
+	return true
+}
+
+// drop removes w's loop, which has ended, from the hub. Current watchers
+// hold its final answer; later ones start a fresh loop, which may already
+// be in the map.
+func (h *watchHub) drop(key string, w *watch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.watches[key] == w {
+		delete(h.watches, key)
 	}
 }
 
@@ -120,6 +187,13 @@ func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	close(w.next)
 	w.next = make(chan struct{})
 	return w.ended
+}
+
+// latest is the job's latest status the loop knows.
+func (w *watch) latest() *job.Job {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur
 }
 
 func (w *watch) hasEnded() bool {
@@ -140,8 +214,8 @@ func (w *watch) snapshot() (cur *job.Job, err error, loaded time.Time, next <-ch
 // once.
 func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.Job, error) {
 	start := time.Now()
-	w := s.watches.acquire(tenant, id)
-	defer func() { s.watches.release(w) }()
+	w := s.watches.acquire(tenant, id, false, nil)
+	defer func() { s.watches.release(w, false) }()
 	for {
 		cur, err, loaded, next, ended := w.snapshot()
 		fresh := !loaded.Before(start)
@@ -155,8 +229,8 @@ func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.J
 		case ended:
 			// The loop stopped on a look-up older than this waiter (one
 			// that failed): start a new loop, whose look-up is fresh.
-			s.watches.release(w)
-			w = s.watches.acquire(tenant, id)
+			s.watches.release(w, false)
+			w = s.watches.acquire(tenant, id, false, nil)
 			continue
 		}
 		select {
@@ -166,6 +240,42 @@ func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.J
 				return cur, nil
 			}
 			return s.Get(context.WithoutCancel(ctx), tenant, id)
+		}
+	}
+}
+
+// Await implements job.Service. It is the waiting submission's wait: it
+// joins the job's watch for its end only, so while the job runs it costs
+// no look-ups, only the watch's one long-poll on the workflow's close;
+// seeded with last, a watch it starts makes no first look-up either, and
+// a job of an activity kind that succeeded is answered from its close
+// event (closedJob). When ctx ends first it answers the job's current
+// status, read once.
+func (s *Service) Await(ctx context.Context, tenant string, last *job.Job) (*job.Job, error) {
+	if last.State.Terminal() {
+		return last, nil
+	}
+	start := time.Now()
+	w := s.watches.acquire(tenant, last.ID, true, last)
+	defer func() { s.watches.release(w, true) }()
+	for {
+		cur, err, loaded, next, ended := w.snapshot()
+		switch {
+		case err != nil && !loaded.Before(start):
+			return nil, err
+		case err == nil && cur != nil && cur.State.Terminal():
+			return cur, nil
+		case ended:
+			// The loop stopped before this wait began (on a failed
+			// look-up): a new one looks the job up first.
+			s.watches.release(w, true)
+			w = s.watches.acquire(tenant, last.ID, true, nil)
+			continue
+		}
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return s.Get(context.WithoutCancel(ctx), tenant, last.ID)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/jobgate/jobgate/job"
 )
@@ -151,13 +152,13 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	s := newTestService(f, time.Hour)
 	closedNow := make(chan struct{})
 	var waiters atomic.Int32
-	s.watches.closed = func(ctx context.Context, id string) error {
+	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
 		waiters.Add(1)
 		select {
 		case <-closedNow:
-			return nil
+			return &historypb.HistoryEvent{}, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	const watchers = 50
@@ -198,4 +199,84 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	require.Less(t, time.Since(start), 5*time.Second)
 	require.EqualValues(t, 1, waiters.Load(), "one close waiter for all watchers")
 	require.LessOrEqual(t, f.loads.Load(), int64(3), "look-ups are shared")
+}
+
+// A waiting submission's wait makes no look-up of its own: seeded with
+// the job it just started, it costs only the watch's close waiter, however
+// long the job runs and however short the look-up interval, and the end
+// is built from the close event.
+func TestAwaitMakesNoLookUps(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
+	s := newTestService(f, 5*time.Millisecond)
+	closedNow := make(chan struct{})
+	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
+		select {
+		case <-closedNow:
+			return &historypb.HistoryEvent{EventId: 7}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.watches.final = func(last *job.Job, ev *historypb.HistoryEvent) (*job.Job, bool) {
+		if ev.GetEventId() != 7 || last.ID != "a" {
+			return nil, false
+		}
+		done := *last
+		done.State = job.StateSucceeded
+		return &done, true
+	}
+	const waiters = 20
+	results := make(chan *job.Job, waiters)
+	for range waiters {
+		go func() {
+			j, err := s.Await(context.Background(), "t", &job.Job{ID: "a", State: job.StateQueued})
+			if err != nil {
+				results <- nil
+				return
+			}
+			results <- j
+		}()
+	}
+	// Many look-up intervals pass while the job runs.
+	time.Sleep(200 * time.Millisecond)
+	close(closedNow)
+	for range waiters {
+		select {
+		case j := <-results:
+			require.NotNil(t, j)
+			require.Equal(t, job.StateSucceeded, j.State)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a waiter was not woken by the close")
+		}
+	}
+	require.Zero(t, f.loads.Load(), "no look-ups while only the end is awaited")
+}
+
+// A watcher of changes that joins an awaited job's watch gets look-ups
+// again, at the interval.
+func TestAwaitAndWatchShareALoop(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Progress: &job.Progress{Current: 1, Total: 10}}}
+	s := newTestService(f, 10*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	awaited := make(chan *job.Job, 1)
+	go func() {
+		j, _ := s.Await(ctx, "t", &job.Job{ID: "a", State: job.StateQueued})
+		awaited <- j
+	}()
+	version := f.j.Version()
+	f.set(func(j *job.Job) { j.Progress = &job.Progress{Current: 2, Total: 10} }, nil)
+	j, err := s.Watch(ctx, "t", "a", version)
+	require.NoError(t, err)
+	require.EqualValues(t, 2, j.Progress.Current)
+	f.set(func(j *job.Job) { j.State = job.StateFailed }, nil)
+	// With no close waiter, the awaiting waiter is polled for.
+	select {
+	case j := <-awaited:
+		require.Equal(t, job.StateFailed, j.State)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the awaited end did not arrive")
+	}
 }

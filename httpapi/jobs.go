@@ -94,14 +94,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) waitTerminal(ctx context.Context, tenant string, j *job.Job, wait time.Duration) *job.Job {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	for !j.State.Terminal() && ctx.Err() == nil {
-		next, err := s.jobs.Watch(ctx, tenant, j.ID, j.Version())
-		if err != nil {
-			return j
-		}
-		j = next
+	next, err := s.jobs.Await(ctx, tenant, j)
+	if err != nil {
+		return j
 	}
-	return j
+	return next
 }
 
 // validateSubmit checks the envelope of a submission; the kind checks its

@@ -263,6 +263,12 @@ type Service interface {
 	// finished job is returned at once. Many watchers of one job share one
 	// look-up loop. Errors: as Get.
 	Watch(ctx context.Context, tenant, id, version string) (*Job, error)
+	// Await returns the job once it has finished, or when ctx ends (then
+	// with its current status). last is the job's status as the caller
+	// knows it (as Submit returned it). Unlike Watch it is not woken by
+	// progress, so waiting costs no look-ups while the job runs. Errors:
+	// as Get.
+	Await(ctx context.Context, tenant string, last *Job) (*Job, error)
 	// List returns the tenant's jobs matching filter, a page at a time.
 	// Errors: *InvalidCursorError, ErrUnavailable.
 	List(ctx context.Context, tenant string, filter ListFilter) (*Page, error)

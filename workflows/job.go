@@ -87,6 +87,13 @@ type Output struct {
 	// the workflow's history and for files.
 	Blob     *BlobRef      `json:"blob,omitempty"`
 	Progress *job.Progress `json:"progress,omitempty"`
+	// StartedAt and Attempt are when the last attempt of an activity
+	// kind's work began and which attempt it was, as its activity saw
+	// them: the time and attempt of the activity's started event, so the
+	// job's finished status can be built from its close event alone. Zero
+	// in the results of older workers and of workflow kinds.
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	Attempt   int       `json:"attempt,omitempty"`
 }
 
 // BlobRef points at a result in blob storage.

@@ -292,6 +292,20 @@ func (f *Jobs) Watch(ctx context.Context, tenant, id, version string) (*job.Job,
 	}
 }
 
+// Await returns the job once it has finished, or its current status when
+// ctx ends.
+func (f *Jobs) Await(ctx context.Context, tenant string, last *job.Job) (*job.Job, error) {
+	j := last
+	for !j.State.Terminal() && ctx.Err() == nil {
+		next, err := f.Watch(ctx, tenant, last.ID, j.Version())
+		if err != nil {
+			return nil, err
+		}
+		j = next
+	}
+	return j, nil
+}
+
 // List returns the tenant's jobs matching filter, newest first; the cursor
 // is the position of the next page.
 func (f *Jobs) List(_ context.Context, tenant string, filter job.ListFilter) (*job.Page, error) {
