@@ -124,7 +124,9 @@ func quietKind() job.Kind {
 		Name:        "test.quiet",
 		Description: "Works the given milliseconds without reporting progress (tests only).",
 		InputSchema: `{"type":"object","properties":{"ms":{"type":"integer","minimum":0}}}`,
-		Plan:        func(in input) job.Plan { return job.Plan{Expected: time.Duration(in.MS) * time.Millisecond, Timeout: time.Minute} },
+		Plan: func(in input) job.Plan {
+			return job.Plan{Expected: time.Duration(in.MS) * time.Millisecond, Timeout: time.Minute}
+		},
 		Run: func(ctx context.Context, in input, _ job.Reporter) (any, error) {
 			select {
 			case <-time.After(time.Duration(in.MS) * time.Millisecond):
