@@ -172,18 +172,26 @@ func doHTTPRequest(ctx context.Context, client *http.Client, limit int64, in HTT
 		if errors.Is(err, ErrDestinationRefused) {
 			return nil, job.Permanent("destination-refused", describe(err))
 		}
+		if headersTooLarge(err) {
+			return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: the response's headers are over the %d-byte limit", method, logURL(req.URL), limit))
+		}
 		if contextDone(ctx) && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("%s %s: %w", method, logURL(req.URL), describe(err))
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	// The result holds the headers as well as the body: both count.
+	headers := headerBytes(resp.Header)
+	if headers > limit {
+		return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: the response's headers (%d bytes of names and values) are over the %d-byte limit", method, logURL(req.URL), headers, limit))
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit-headers+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: read response: %w", method, logURL(req.URL), describe(err))
 	}
-	if int64(len(data)) > limit {
-		return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: response body is over the %d-byte limit", method, logURL(req.URL), limit))
+	if int64(len(data)) > limit-headers {
+		return nil, job.Permanent("response-too-large", fmt.Errorf("%s %s: the response (%d bytes of headers, and a body of more than %d) is over the %d-byte limit", method, logURL(req.URL), headers, limit-headers, limit))
 	}
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
 		msg := fmt.Sprintf("%s %s: server answered %s", method, logURL(req.URL), resp.Status)
@@ -197,6 +205,26 @@ func doHTTPRequest(ctx context.Context, client *http.Client, limit int64, in HTT
 	out := &HTTPResponse{Status: resp.StatusCode, Headers: resp.Header}
 	out.Body, out.BodyEncoding = encodeBody(resp.Header.Get("Content-Type"), data)
 	return out, nil
+}
+
+// headerBytes is the size of a response's headers as its result holds
+// them: every name and value.
+func headerBytes(h http.Header) int64 {
+	var n int64
+	for k, vs := range h {
+		for _, v := range vs {
+			n += int64(len(k) + len(v))
+		}
+	}
+	return n
+}
+
+// headersTooLarge reports whether err is the transport refusing response
+// headers over its MaxResponseHeaderBytes (HTTP/1 or HTTP/2), which
+// net/http reports by message only.
+func headersTooLarge(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "server response headers exceeded") || strings.Contains(msg, "header list larger than advertised limit")
 }
 
 // encodeBody represents a response body in the JSON result.

@@ -22,8 +22,10 @@ type Outbound struct {
 	// other non-public addresses. Off by default, so clients cannot use
 	// jobgate to reach inside its network.
 	AllowPrivate bool
-	// MaxResponseBytes caps the body read from a response; a larger body
-	// fails the request. Zero means 1 MiB.
+	// MaxResponseBytes caps a response as a result holds it: its headers'
+	// names and values and its body together; a larger one fails the
+	// request. The transport reads no more header bytes than this either.
+	// Zero means 1 MiB.
 	MaxResponseBytes int64
 	// Reserved are addresses requests never connect to, whatever
 	// AllowPrivate says: jobgate's own listeners and the embedded Temporal
@@ -77,6 +79,9 @@ func (o Outbound) client() *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 0,
+		// Headers are read into memory before anything else can look at
+		// them: bound them there.
+		MaxResponseHeaderBytes: o.maxResponseBytes(),
 	}
 	return &http.Client{
 		Transport: transport,

@@ -115,8 +115,9 @@ type Config struct {
 	// and link-local addresses; never jobgate's own listeners nor the
 	// embedded Temporal server's.
 	AllowPrivateTargets bool `envconfig:"ALLOW_PRIVATE_TARGETS" default:"false"`
-	// MaxResponseBytes caps the response body an http.request job, and
-	// each request of a batch.http job, reads.
+	// MaxResponseBytes caps the response an http.request job, and each
+	// request of a batch.http job, reads: headers (names and values) and
+	// body together.
 	MaxResponseBytes int64 `envconfig:"MAX_RESPONSE_BYTES" default:"1048576"`
 	// BlobURL is the blob storage of large results, exports and batch
 	// checkpoints (file:///dir, s3://bucket?region=…, gs://bucket). Empty

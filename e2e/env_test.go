@@ -102,6 +102,9 @@ type envOptions struct {
 	// own, dialled with them (the worker keeps the env's client), so a
 	// test can see the API's calls alone.
 	apiDialOptions []grpc.DialOption
+	// maxResponseBytes caps an outbound response, headers and body (0:
+	// the default, 1 MiB).
+	maxResponseBytes int64
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
 	// metrics, when set, collects the env's metrics and serves /metrics at
@@ -175,7 +178,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		queue = opts.taskQueue
 	}
 	blobs := mustOpenBlobs(tb)
-	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate}
+	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate, MaxResponseBytes: opts.maxResponseBytes}
 	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
 	kinds, err := job.NewRegistry(append(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), flow.Builtin()...), opts.kinds...)...)
 	require.NoError(tb, err)
