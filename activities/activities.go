@@ -86,15 +86,12 @@ func (w *Worker) Register(r worker.ActivityRegistry) {
 	r.RegisterActivityWithOptions(w.DeleteScratch, activity.RegisterOptions{Name: workflows.DeleteScratchActivity})
 }
 
-// runner adapts a kind's Run function to an activity. work is nil for jobs
-// started before activities were told their job.
-func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMessage, work *workflows.Work) (workflows.Output, error) {
-	return func(ctx context.Context, input json.RawMessage, work *workflows.Work) (workflows.Output, error) {
+// runner adapts a kind's Run function to an activity; the Job workflow
+// passes the job's input and its Work.
+func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMessage, work workflows.Work) (workflows.Output, error) {
+	return func(ctx context.Context, input json.RawMessage, work workflows.Work) (workflows.Output, error) {
 		ai := activity.GetInfo(ctx)
-		info := job.Info{ID: ai.WorkflowExecution.ID, Kind: k.Name, Attempt: int(ai.Attempt)}
-		if work != nil {
-			info.Tenant = work.Tenant
-		}
+		info := job.Info{ID: ai.WorkflowExecution.ID, Tenant: work.Tenant, Kind: k.Name, Attempt: int(ai.Attempt)}
 		stopping := activity.GetWorkerStopChannel(ctx)
 		ctx = job.WithStopping(job.WithInfo(ctx, info), stopping)
 

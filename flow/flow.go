@@ -136,7 +136,15 @@ func (d *definition) RunFlow(ctx workflow.Context, in workflows.Input, kinds *jo
 }
 
 // timeoutVersion marks the change that bounds a workflow kind's job by its
-// plan's Timeout; jobs started before it run unbounded.
+// plan's Timeout; jobs started before it run unbounded. It is the one
+// compatibility path of the job workflows, kept because recorded histories
+// need it: the approval-* and pipeline-* files of
+// workflows/testdata/histories recorded before the change (no
+// flow-job-timeout marker) replay through its DefaultVersion branch, the
+// later ones through version 1. No release has produced such jobs: the
+// branch goes (with GetVersion, and the histories without the marker) at
+// the first release, whose upgrade notes (docs/upgrading.md) then say that
+// development builds' running workflow-kind jobs do not carry over.
 const timeoutVersion = "flow-job-timeout"
 
 // withJobTimeout returns ctx canceled once timeout has passed (zero: never),

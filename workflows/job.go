@@ -71,7 +71,6 @@ type FlowRunner interface {
 }
 
 // Work is the second argument of a kind's activity: which job it runs.
-// Jobs started before it existed pass none.
 type Work struct {
 	ID     string `json:"id"`
 	Tenant string `json:"tenant"`
@@ -107,10 +106,6 @@ type BlobRef struct {
 	SHA256 string `json:"sha256"`
 }
 
-// childrenVersion marks the Job workflow's change that passes Work to the
-// activity and starts the webhook and cleanup workflows when the job ends.
-const childrenVersion = "webhooks-and-blob-cleanup"
-
 // jobWorkflow returns the Job workflow, which runs one job: it executes
 // the activity named after the job's kind, or for a workflow kind the
 // kind's workflow code, and returns its output. A cancellation (DELETE, or
@@ -119,16 +114,13 @@ const childrenVersion = "webhooks-and-blob-cleanup"
 // it. kinds are the worker's kinds, where workflow kinds' code is found.
 func jobWorkflow(kinds *job.Registry) func(ctx workflow.Context, in Input) (Output, error) {
 	return func(ctx workflow.Context, in Input) (Output, error) {
-		v := workflow.GetVersion(ctx, childrenVersion, workflow.DefaultVersion, 1)
-		out, err := runJob(ctx, in, v, kinds)
-		if v >= 1 {
-			afterJob(ctx, in, out, err)
-		}
+		out, err := runJob(ctx, in, kinds)
+		afterJob(ctx, in, out, err)
 		return out, err
 	}
 }
 
-func runJob(ctx workflow.Context, in Input, v workflow.Version, kinds *job.Registry) (Output, error) {
+func runJob(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error) {
 	finished := false
 	setState := func(ctx workflow.Context, s job.State) {
 		if finished {
@@ -160,7 +152,7 @@ func runJob(ctx workflow.Context, in Input, v workflow.Version, kinds *job.Regis
 	if in.Flow {
 		out, err = runFlow(ctx, in, kinds)
 	} else {
-		out, err = runActivity(ctx, in, v)
+		out, err = runActivity(ctx, in)
 	}
 	switch {
 	case err == nil:
@@ -193,7 +185,7 @@ func runFlow(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error
 }
 
 // runActivity runs an activity kind's work as one activity.
-func runActivity(ctx workflow.Context, in Input, v workflow.Version) (Output, error) {
+func runActivity(ctx workflow.Context, in Input) (Output, error) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: in.Timeout,
 		HeartbeatTimeout:    HeartbeatTimeout,
@@ -201,13 +193,9 @@ func runActivity(ctx workflow.Context, in Input, v workflow.Version) (Output, er
 		RetryPolicy:         RetryPolicy(in.Retry),
 		Summary:             in.Kind,
 	})
-	args := []any{in.Input}
-	if v >= 1 {
-		info := workflow.GetInfo(ctx)
-		args = append(args, Work{ID: info.WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind})
-	}
+	work := Work{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind}
 	var out Output
-	err := workflow.ExecuteActivity(actx, in.Kind, args...).Get(actx, &out)
+	err := workflow.ExecuteActivity(actx, in.Kind, in.Input, work).Get(actx, &out)
 	return out, err
 }
 
