@@ -92,7 +92,7 @@ func BatchHTTP(out Outbound, blobs *blob.Store) job.Kind {
 		Validate: validateBatch,
 		Plan:     planBatch,
 		Run: func(ctx context.Context, in BatchHTTPInput, report job.Reporter) (any, error) {
-			b := &batch{client: client, limit: out.maxResponseBytes(), blobs: blobs, in: in, report: report}
+			b := &batch{client: client, limit: out.maxResponseBytes(), budget: out.maxBatchResultBytes(), blobs: blobs, in: in, report: report}
 			return b.run(ctx)
 		},
 	})
@@ -139,6 +139,8 @@ func planBatch(in BatchHTTPInput) job.Plan {
 type batch struct {
 	client *http.Client
 	limit  int64
+	// budget bounds the items' checkpointed results together.
+	budget int64
 	blobs  *blob.Store
 	in     BatchHTTPInput
 	report job.Reporter
@@ -147,6 +149,9 @@ type batch struct {
 
 	mu   sync.Mutex
 	done int
+	// used is the bytes of the items' results checkpointed or being
+	// checkpointed, out of budget.
+	used int64
 	mem  map[int]*BatchItem
 }
 
@@ -161,13 +166,14 @@ func (b *batch) run(ctx context.Context) (any, error) {
 	finished := map[int]bool{}
 	if b.blobs != nil && info.ID != "" {
 		b.prefix = ScratchPrefix(info.ID) + "batch/"
-		keys, err := b.blobs.List(ctx, b.prefix)
+		objs, err := b.blobs.Objects(ctx, b.prefix)
 		if err != nil {
 			return nil, fmt.Errorf("read the batch's checkpoints: %w", err)
 		}
-		for _, k := range keys {
-			if i, ok := b.checkpointIndex(k); ok {
+		for _, o := range objs {
+			if i, ok := b.checkpointIndex(o.Key); ok {
 				finished[i] = true
+				b.used += o.Size
 			}
 		}
 	}
@@ -275,17 +281,22 @@ func (b *batch) send(ctx context.Context, stopping <-chan struct{}, i int) (item
 	}
 }
 
-// record checkpoints a finished request, then counts it done.
+// record checkpoints a finished request, then counts it done. A result
+// that would take the batch's results past the budget is kept without its
+// headers and body.
 func (b *batch) record(ctx context.Context, item *BatchItem) error {
+	data, err := b.reserve(item)
+	if err != nil {
+		return err
+	}
 	if b.prefix != "" {
-		data, err := json.Marshal(item)
-		if err != nil {
-			return err
-		}
 		// A checkpoint outlives a cancel that comes while it is written.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		if err := b.blobs.Put(wctx, b.checkpointKey(item.Index), data, blob.Attrs{ContentType: "application/json"}); err != nil {
+			b.mu.Lock()
+			b.used -= int64(len(data))
+			b.mu.Unlock()
 			return fmt.Errorf("checkpoint request %d: %w", item.Index, err)
 		}
 	}
@@ -297,6 +308,32 @@ func (b *batch) record(ctx context.Context, item *BatchItem) error {
 	b.done++
 	b.report(b.progress())
 	return nil
+}
+
+// reserve takes item's encoded size from the budget and returns the
+// encoding. An item that does not fit loses its headers and body (it
+// keeps its status, attempts and an error that says why): that much
+// always fits, at a few hundred bytes, so every request keeps its outcome.
+func (b *batch) reserve(item *BatchItem) ([]byte, error) {
+	data, err := json.Marshal(item)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+int64(len(data)) > b.budget && item.Error == nil {
+		status := item.Status
+		*item = BatchItem{Index: item.Index, Status: status, Attempts: item.Attempts, Error: &ItemError{
+			Type: "batch-result-too-large",
+			Message: fmt.Sprintf("the server answered %d, but its response (%d bytes as a result) would take the batch's results past their %d-byte limit (JOBGATE_MAX_BATCH_RESULT_BYTES); its headers and body are not kept",
+				status, len(data), b.budget),
+		}}
+		if data, err = json.Marshal(item); err != nil {
+			return nil, err
+		}
+	}
+	b.used += int64(len(data))
+	return data, nil
 }
 
 func (b *batch) checkpointKey(i int) string { return b.prefix + strconv.Itoa(i) + ".json" }

@@ -27,6 +27,11 @@ type Outbound struct {
 	// request. The transport reads no more header bytes than this either.
 	// Zero means 1 MiB.
 	MaxResponseBytes int64
+	// MaxBatchResultBytes caps a batch.http job's result: all its items'
+	// results together, as checkpointed. A response that would pass it is
+	// recorded with its status and a batch-result-too-large error, without
+	// headers or body. Zero means DefaultMaxBatchResultBytes.
+	MaxBatchResultBytes int64
 	// Reserved are addresses requests never connect to, whatever
 	// AllowPrivate says: jobgate's own listeners and the embedded Temporal
 	// server's. It is shared, so listeners started after the kinds were
@@ -37,6 +42,17 @@ type Outbound struct {
 // ErrDestinationRefused is returned when a request's resolved address is
 // not public and private destinations are not allowed.
 var ErrDestinationRefused = errors.New("destination address refused")
+
+// DefaultMaxBatchResultBytes is the default of JOBGATE_MAX_BATCH_RESULT_BYTES
+// (Outbound.MaxBatchResultBytes): 32 MiB.
+const DefaultMaxBatchResultBytes = 32 << 20
+
+func (o Outbound) maxBatchResultBytes() int64 {
+	if o.MaxBatchResultBytes <= 0 {
+		return DefaultMaxBatchResultBytes
+	}
+	return o.MaxBatchResultBytes
+}
 
 func (o Outbound) maxResponseBytes() int64 {
 	if o.MaxResponseBytes <= 0 {

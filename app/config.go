@@ -119,6 +119,10 @@ type Config struct {
 	// request of a batch.http job, reads: headers (names and values) and
 	// body together.
 	MaxResponseBytes int64 `envconfig:"MAX_RESPONSE_BYTES" default:"1048576"`
+	// MaxBatchResultBytes caps a batch.http job's result, all its items'
+	// results together (and so its checkpoints): a response that would
+	// pass it keeps only its status and a batch-result-too-large error.
+	MaxBatchResultBytes int64 `envconfig:"MAX_BATCH_RESULT_BYTES" default:"33554432"`
 	// BlobURL is the blob storage of large results, exports and batch
 	// checkpoints (file:///dir, s3://bucket?region=…, gs://bucket). Empty
 	// is file:// under DataDir/blobs, which roles api and worker accept
@@ -218,6 +222,9 @@ func loadConfig() (Config, error) {
 	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs}
 	if cfg.tenantLimits, err = httpapi.ParseTenantLimits(cfg.TenantLimits, cfg.limits); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_LIMITS: %w", err)
+	}
+	if cfg.MaxResponseBytes <= 0 || cfg.MaxBatchResultBytes <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_MAX_RESPONSE_BYTES and JOBGATE_MAX_BATCH_RESULT_BYTES must be positive, not %d and %d", cfg.MaxResponseBytes, cfg.MaxBatchResultBytes)
 	}
 	if cfg.ReadHeaderTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_READ_HEADER_TIMEOUT must be positive, not %s", cfg.ReadHeaderTimeout)

@@ -163,7 +163,7 @@ func (st *storage) signs(tenant string) bool {
 }
 
 func (st *storage) outbound(cfg Config) activities.Outbound {
-	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, Reserved: st.reserved}
+	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, MaxBatchResultBytes: cfg.MaxBatchResultBytes, Reserved: st.reserved}
 }
 
 // lister lists jobs through a read-only engine.Service, once connect made

@@ -169,18 +169,38 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // List returns the keys under prefix, in lexical order.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
-	var keys []string
+	objs, err := s.Objects(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return keys, nil
+}
+
+// Object is a stored blob as a listing shows it.
+type Object struct {
+	Key  string
+	Size int64
+}
+
+// Objects returns the blobs under prefix with their sizes, in lexical
+// order of their keys.
+func (s *Store) Objects(ctx context.Context, prefix string) ([]Object, error) {
+	var objs []Object
 	it := s.bucket.List(&gblob.ListOptions{Prefix: prefix})
 	for {
 		obj, err := it.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return keys, nil
+			return objs, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("list blobs under %s: %w", prefix, err)
 		}
 		if !obj.IsDir {
-			keys = append(keys, obj.Key)
+			objs = append(objs, Object{Key: obj.Key, Size: obj.Size})
 		}
 	}
 }

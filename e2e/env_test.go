@@ -105,6 +105,9 @@ type envOptions struct {
 	// maxResponseBytes caps an outbound response, headers and body (0:
 	// the default, 1 MiB).
 	maxResponseBytes int64
+	// maxBatchResultBytes caps a batch's items' results together (0: the
+	// default, 32 MiB).
+	maxBatchResultBytes int64
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
 	// metrics, when set, collects the env's metrics and serves /metrics at
@@ -178,7 +181,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		queue = opts.taskQueue
 	}
 	blobs := mustOpenBlobs(tb)
-	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate, MaxResponseBytes: opts.maxResponseBytes}
+	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate, MaxResponseBytes: opts.maxResponseBytes, MaxBatchResultBytes: opts.maxBatchResultBytes}
 	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
 	kinds, err := job.NewRegistry(append(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), flow.Builtin()...), opts.kinds...)...)
 	require.NoError(tb, err)

@@ -62,3 +62,52 @@ func TestResponseHeadersCountTowardTheLimit(t *testing.T) {
 		require.Contains(t, result["headers"], "X-Big-4")
 	})
 }
+
+// A batch's items' results together stay under
+// JOBGATE_MAX_BATCH_RESULT_BYTES: 192 calls answering a 2-byte body under
+// 200 KB of headers each (38 MB of results unbounded) make a result of
+// about the bound, where the responses that did not fit keep their status
+// and say why.
+func TestBatchResultIsBounded(t *testing.T) {
+	t.Parallel()
+	const budget = 2 << 20
+	e := mustStartEnv(t, envOptions{allowPrivate: true, maxResponseBytes: 256 << 10, maxBatchResultBytes: budget})
+	url := headerServer(t, 50, 4000, 2)
+	requests := make([]map[string]any, 192)
+	for i := range requests {
+		requests[i] = map[string]any{"url": url}
+	}
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "batch.http", "input": map[string]any{"requests": requests, "concurrency": 16}}))
+	e.waitState(id, job.StateSucceeded, 2*workerRoundTrip)
+
+	resp := e.do(http.MethodGet, "/v1/jobs/"+id+"/result", "")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.LessOrEqual(t, len(resp.Body), budget+192*512, "the result stays within the bound and a few hundred bytes per trimmed item")
+	var result struct {
+		Items []struct {
+			Status  int            `json:"status"`
+			Headers map[string]any `json:"headers"`
+			Error   *struct{ Type, Message string }
+		} `json:"items"`
+		Total, Succeeded, Failed int
+	}
+	require.NoError(t, jsonUnmarshal(string(resp.Body), &result))
+	require.Len(t, result.Items, 192)
+	require.Equal(t, 192, result.Total)
+	kept := 0
+	for _, it := range result.Items {
+		require.Equal(t, http.StatusOK, it.Status, "every item keeps its status")
+		if it.Error == nil {
+			kept++
+			require.Contains(t, it.Headers, "X-Big-49")
+			continue
+		}
+		require.Equal(t, "batch-result-too-large", it.Error.Type)
+		require.Contains(t, it.Error.Message, "JOBGATE_MAX_BATCH_RESULT_BYTES")
+		require.Nil(t, it.Headers)
+	}
+	require.Positive(t, kept, "responses that fit are kept")
+	require.Less(t, kept, 20, "about 2 MiB / 200 KB of them fit")
+	require.Equal(t, kept, result.Succeeded)
+	require.Equal(t, 192-kept, result.Failed)
+}
