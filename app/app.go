@@ -226,6 +226,9 @@ func Run(extra ...job.Kind) error {
 			MaxBacklog:  cfg.MaxBacklog,
 			Blobs:       st.blobs,
 			CursorKey:   st.cursorKey(cfg),
+			// The bound and back-off of watched jobs' look-ups.
+			WatchRate:        cfg.WatchRate,
+			WatchMaxInterval: cfg.WatchMaxInterval,
 		})
 		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,

@@ -99,9 +99,20 @@ type Config struct {
 	RateBurst int `envconfig:"RATE_BURST" default:"0"`
 	// MaxActiveJobs caps each tenant's queued and running jobs (0: no cap).
 	MaxActiveJobs int `envconfig:"MAX_ACTIVE_JOBS" default:"10000"`
+	// MaxStreams caps each tenant's requests held open at once: event
+	// streams and long-polls (429 beyond) and waiting submissions (202 at
+	// once beyond); 0: no cap.
+	MaxStreams int `envconfig:"MAX_STREAMS" default:"100"`
 	// TenantLimits are per-tenant overrides, comma-separated
-	// tenant:rate=R:burst=B:active=N entries.
+	// tenant:rate=R:burst=B:active=N:weight=W:streams=S entries.
 	TenantLimits []string `envconfig:"TENANT_LIMITS"`
+	// WatchRate bounds the Temporal look-ups per second of all watched
+	// jobs together (jobs with open streams, long-polls or waiting
+	// submissions), however many there are; 0: no bound.
+	WatchRate float64 `envconfig:"WATCH_RATE" default:"100"`
+	// WatchMaxInterval is how far a watched job's look-up interval backs
+	// off while nothing changes (from 250ms, doubling).
+	WatchMaxInterval time.Duration `envconfig:"WATCH_MAX_INTERVAL" default:"4s"`
 	// MaxBacklog is the task queue backlog over which submissions get 503
 	// (0: no check).
 	MaxBacklog int64 `envconfig:"MAX_BACKLOG" default:"10000"`
@@ -216,10 +227,13 @@ func loadConfig() (Config, error) {
 	if err := cfg.keylessLoopback(os.LookupEnv); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
-	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.MaxActiveJobs < 0 {
-		return cfg, fmt.Errorf("configuration: JOBGATE_RATE_LIMIT, JOBGATE_RATE_BURST and JOBGATE_MAX_ACTIVE_JOBS must not be negative")
+	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.MaxActiveJobs < 0 || cfg.MaxStreams < 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_RATE_LIMIT, JOBGATE_RATE_BURST, JOBGATE_MAX_ACTIVE_JOBS and JOBGATE_MAX_STREAMS must not be negative")
 	}
-	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs}
+	if cfg.WatchRate < 0 || cfg.WatchMaxInterval <= 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_WATCH_RATE must not be negative (not %g) and JOBGATE_WATCH_MAX_INTERVAL must be positive (not %s)", cfg.WatchRate, cfg.WatchMaxInterval)
+	}
+	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs, MaxStreams: cfg.MaxStreams}
 	if cfg.tenantLimits, err = httpapi.ParseTenantLimits(cfg.TenantLimits, cfg.limits); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_LIMITS: %w", err)
 	}

@@ -137,6 +137,11 @@ type envOptions struct {
 	// watchInterval is the API's look-up interval of watched jobs (0: the
 	// default).
 	watchInterval time.Duration
+	// watchRate bounds the API's look-ups of all watched jobs per second
+	// (0: no bound); watchMaxInterval caps a quiet job's interval (0: the
+	// default).
+	watchRate        float64
+	watchMaxInterval time.Duration
 	// workerSlots bounds the jobs the env's worker runs at once (0: the
 	// default).
 	workerSlots int
@@ -226,6 +231,9 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		Blobs:         blobs,
 		WatchInterval: opts.watchInterval,
 		Now:           opts.now,
+		// The bound and back-off of watched jobs' look-ups.
+		WatchRate:        opts.watchRate,
+		WatchMaxInterval: opts.watchMaxInterval,
 	})
 	if opts.logs == nil {
 		opts.logs = io.Discard

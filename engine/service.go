@@ -54,8 +54,20 @@ type Config struct {
 	// answers job.ErrExpired (default 24h).
 	ResultTTL time.Duration
 	// WatchInterval is how often a watched job is looked up, once for all
-	// its watchers (default 250ms).
+	// its watchers, after a change (default 250ms).
 	WatchInterval time.Duration
+	// WatchMaxInterval is how far a watched job's interval backs off: it
+	// doubles from WatchInterval with each look-up that finds no change,
+	// up to this, and a change resets it (default 4s; at least
+	// WatchInterval). A job's end does not wait for it: the workflow's
+	// close reaches watchers at once.
+	WatchMaxInterval time.Duration
+	// WatchRate bounds the look-ups of watched jobs per second, across all
+	// of them however many jobs and watchers there are (0: no bound).
+	// When more jobs are watched than the rate covers at their intervals,
+	// each waits its turn: a change shows after about watched jobs / rate
+	// seconds. The look-up after a job's close does not wait.
+	WatchRate float64
 	// FinishedCacheSize bounds how many finished jobs' statuses are kept
 	// in memory; they never change (default 10000, negative disables).
 	FinishedCacheSize int
@@ -107,12 +119,17 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.WatchInterval <= 0 {
 		cfg.WatchInterval = 250 * time.Millisecond
 	}
+	if cfg.WatchMaxInterval <= 0 {
+		cfg.WatchMaxInterval = 4 * time.Second
+	}
 	if cfg.FinishedCacheSize == 0 {
 		cfg.FinishedCacheSize = 10000
 	}
 	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string]*recentAccepts{}}}
 	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
 	s.watches.closed, s.watches.final = s.waitClosed, s.closedJob
+	s.watches.backOff(cfg.WatchMaxInterval)
+	s.watches.limit(cfg.WatchRate)
 	return s
 }
 

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
 	historypb "go.temporal.io/api/history/v1"
+	"golang.org/x/time/rate"
 
 	"github.com/jobgate/jobgate/job"
 )
@@ -14,11 +16,22 @@ import (
 // it, so a thousand long-polls of one job cost one Temporal call per
 // interval, not a thousand. Those who wait only for the job's end (a
 // waiting submission) need no look-ups at all: the job's close reaches
-// them through the loop's one long-poll on the workflow's close.
+// them through the loop's one long-poll on the workflow's close. A job's
+// interval backs off while its look-ups find no change, and a
+// process-wide bound (limit) spaces the look-ups of all watched jobs, so
+// the rate of look-ups stays bounded however many jobs are watched, by
+// however many watchers.
 type watchHub struct {
-	load     func(ctx context.Context, tenant, id string) (*job.Job, error)
-	interval time.Duration
-	timeout  time.Duration
+	load func(ctx context.Context, tenant, id string) (*job.Job, error)
+	// interval is a job's look-up interval after a change; it doubles
+	// with each look-up that finds none, up to maxInterval.
+	interval, maxInterval time.Duration
+	timeout               time.Duration
+	// turns, when set, spaces the look-ups of all watched jobs; the
+	// look-up after a job's close does not wait for its turn.
+	turns *rate.Limiter
+	// after is the clock's timer (time.After; tests replace it).
+	after func(time.Duration) <-chan time.Time
 	// closed, when set, blocks until the job's workflow closes (or ctx
 	// ends) and returns its close event; the loop then publishes the
 	// job's end at once instead of at its next interval, so a job's end
@@ -42,14 +55,35 @@ type watch struct {
 	mu     sync.Mutex
 	cur    *job.Job
 	err    error
+	prev   string        // the version cur replaced, "" if none
 	loaded time.Time     // when the look-up behind cur began
 	next   chan struct{} // closed after each look-up
 	ended  bool          // the loop has stopped: no look-up follows
 }
 
+// newWatchHub returns a hub that looks watched jobs up with load every
+// interval, without back-off or bound until backOff and limit say
+// otherwise.
 func newWatchHub(load func(ctx context.Context, tenant, id string) (*job.Job, error), interval, timeout time.Duration) *watchHub {
-	return &watchHub{load: load, interval: interval, timeout: timeout, watches: map[string]*watch{}}
+	return &watchHub{load: load, interval: interval, maxInterval: interval, timeout: timeout, after: time.After, watches: map[string]*watch{}}
 }
+
+// backOff lets a job's interval double while its look-ups find no change,
+// up to limit (at least the interval).
+func (h *watchHub) backOff(limit time.Duration) { h.maxInterval = max(limit, h.interval) }
+
+// limit bounds the look-ups of all watched jobs to perSecond on average,
+// in bursts of a tenth of a second's worth; 0 is no bound.
+func (h *watchHub) limit(perSecond float64) {
+	if perSecond <= 0 {
+		h.turns = nil
+		return
+	}
+	h.turns = rate.NewLimiter(rate.Limit(perSecond), watchBurst(perSecond))
+}
+
+// watchBurst is how many look-ups the bound lets through at once.
+func watchBurst(perSecond float64) int { return max(1, int(math.Ceil(perSecond/10))) }
 
 // acquire returns the job's watch, starting its loop if nobody watches it
 // yet; release must follow. endOnly says the caller waits for the job's
@@ -93,13 +127,15 @@ type closeResult struct {
 	err error
 }
 
-// run looks the job up every interval while anyone watches its changes
-// (and at once unless seeded), publishing each change; on the workflow's
-// close it publishes the job's end. It stops when the last watcher
-// leaves, the job finishes or a look-up fails.
+// run looks the job up while anyone watches its changes (and at once
+// unless seeded), publishing each change; on the workflow's close it
+// publishes the job's end. It stops when the last watcher leaves, the job
+// finishes or a look-up fails. Between look-ups it waits the job's
+// interval (doubling while nothing changes, reset by a change) and then
+// its turn under the process-wide bound; the job's close cuts either wait
+// short, so a job's end reaches its watchers at once however far the
+// interval backed off.
 func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
-	t := time.NewTicker(h.interval)
-	defer t.Stop()
 	// One long-poll on the workflow's close per watched job, however many
 	// watch it. Without it, those who wait for the end are polled for too.
 	polling := h.closed == nil
@@ -112,38 +148,80 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 			closed <- closeResult{ev, err}
 		}()
 	}
-	lookUp := !seeded
-	for {
-		if lookUp {
-			began := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
-			j, err := h.load(ctx, tenant, id)
-			cancel()
-			if w.publish(j, err, began) {
+	var (
+		lookUp  = !seeded
+		byClose bool // the next look-up is the close's: it takes no turn
+		delay   = h.interval
+		last    string // the version the last look-up found
+	)
+	if seeded {
+		last = w.latest().Version()
+	}
+	// onClose handles the close waiter's answer; it reports whether the
+	// loop is done.
+	onClose := func(c closeResult) bool {
+		closed = nil
+		if c.err == nil && h.final != nil {
+			if j, ok := h.final(w.latest(), c.ev); ok {
+				w.publish(j, nil, time.Now())
 				h.drop(key, w)
-				return
+				return true
 			}
 		}
-		if h.idle(key, w) {
-			return
-		}
-		select {
-		case <-t.C:
-			h.mu.Lock()
-			lookUp = polling || w.refs > 0
-			h.mu.Unlock()
-		case c := <-closed:
-			closed = nil
-			if c.err == nil && h.final != nil {
-				if j, ok := h.final(w.latest(), c.ev); ok {
-					w.publish(j, nil, time.Now())
-					h.drop(key, w)
+		// Look the closed job up; or, with the close waiter gone, learn
+		// why, and poll for everyone from now on.
+		lookUp, byClose, polling = true, true, polling || c.err != nil
+		return false
+	}
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-h.after(delay):
+				h.mu.Lock()
+				lookUp = polling || w.refs > 0
+				h.mu.Unlock()
+			case c := <-closed:
+				if onClose(c) {
 					return
 				}
 			}
-			// Look the closed job up; or, with the close waiter gone,
-			// learn why, and poll for everyone from now on.
-			lookUp, polling = true, polling || c.err != nil
+			if h.idle(key, w) {
+				return
+			}
+		}
+		if lookUp && !byClose && h.turns != nil {
+			r := h.turns.Reserve()
+			if d := r.Delay(); d > 0 {
+				select {
+				case <-h.after(d):
+				case c := <-closed:
+					r.Cancel()
+					if onClose(c) {
+						return
+					}
+				}
+				// Watchers may have left during a long wait for the turn.
+				if h.idle(key, w) {
+					return
+				}
+			}
+		}
+		if !lookUp {
+			continue
+		}
+		byClose = false
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		j, err := h.load(ctx, tenant, id)
+		cancel()
+		if w.publish(j, err, began) {
+			h.drop(key, w)
+			return
+		}
+		if found := j.Version(); found != last {
+			delay, last = h.interval, found
+		} else {
+			delay = min(2*delay, h.maxInterval)
 		}
 	}
 }
@@ -182,6 +260,9 @@ func (h *watchHub) drop(key string, w *watch) {
 func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if j != nil && w.cur != nil && j.Version() != w.cur.Version() {
+		w.prev = w.cur.Version()
+	}
 	w.cur, w.err, w.loaded = j, err, began
 	w.ended = err != nil || j.State.Terminal()
 	close(w.next)
@@ -202,22 +283,23 @@ func (w *watch) hasEnded() bool {
 	return w.ended
 }
 
-func (w *watch) snapshot() (cur *job.Job, err error, loaded time.Time, next <-chan struct{}, ended bool) {
+func (w *watch) snapshot() (cur *job.Job, err error, loaded time.Time, prev string, next <-chan struct{}, ended bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.cur, w.err, w.loaded, w.next, w.ended
+	return w.cur, w.err, w.loaded, w.prev, w.next, w.ended
 }
 
 // Watch implements job.Service. It answers only with look-ups that began
 // after it was called, so a caller never gets a status older than the one
-// it compared against; a finished job's status is final and answers at
-// once.
+// it compared against, or with the look-up after the one the caller has
+// (a change published while it was away, say writing the last one to its
+// client); a finished job's status is final and answers at once.
 func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.Job, error) {
 	start := time.Now()
 	w := s.watches.acquire(tenant, id, false, nil)
 	defer func() { s.watches.release(w, false) }()
 	for {
-		cur, err, loaded, next, ended := w.snapshot()
+		cur, err, loaded, prev, next, ended := w.snapshot()
 		fresh := !loaded.Before(start)
 		switch {
 		case err != nil && fresh:
@@ -225,6 +307,9 @@ func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.J
 		case err == nil && cur != nil && cur.State.Terminal():
 			return cur, nil
 		case err == nil && cur != nil && fresh && cur.Version() != version:
+			return cur, nil
+		case err == nil && cur != nil && version != "" && version == prev:
+			// The caller has the look-up before cur: cur is newer.
 			return cur, nil
 		case ended:
 			// The loop stopped on a look-up older than this waiter (one
@@ -236,10 +321,13 @@ func (s *Service) Watch(ctx context.Context, tenant, id, version string) (*job.J
 		select {
 		case <-next:
 		case <-ctx.Done():
-			if cur != nil {
+			// A look-up from before the call answers only when it says
+			// what the caller has: with the interval backed off it may be
+			// older than the caller's copy.
+			if cur != nil && (fresh || cur.Version() == version) {
 				return cur, nil
 			}
-			return s.Get(context.WithoutCancel(ctx), tenant, id)
+			return s.watches.load(context.WithoutCancel(ctx), tenant, id)
 		}
 	}
 }
@@ -259,7 +347,7 @@ func (s *Service) Await(ctx context.Context, tenant string, last *job.Job) (*job
 	w := s.watches.acquire(tenant, last.ID, true, last)
 	defer func() { s.watches.release(w, true) }()
 	for {
-		cur, err, loaded, next, ended := w.snapshot()
+		cur, err, loaded, _, next, ended := w.snapshot()
 		switch {
 		case err != nil && !loaded.Before(start):
 			return nil, err

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,4 +280,230 @@ func TestAwaitAndWatchShareALoop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the awaited end did not arrive")
 	}
+}
+
+// fakeTimers stands in for the hub's timer: each wait the loop asks for is
+// handed to the test, which fires it.
+type fakeTimers struct{ waits chan fakeTimer }
+
+type fakeTimer struct {
+	d    time.Duration
+	fire chan time.Time
+}
+
+func newFakeTimers() *fakeTimers { return &fakeTimers{waits: make(chan fakeTimer)} }
+
+func (c *fakeTimers) after(d time.Duration) <-chan time.Time {
+	t := fakeTimer{d: d, fire: make(chan time.Time, 1)}
+	c.waits <- t
+	return t.fire
+}
+
+// next is the loop's next wait.
+func (c *fakeTimers) next(tb testing.TB) fakeTimer {
+	tb.Helper()
+	select {
+	case t := <-c.waits:
+		return t
+	case <-time.After(5 * time.Second):
+		tb.Fatal("the watch loop asked for no wait")
+		return fakeTimer{}
+	}
+}
+
+// While look-ups find no change a job's interval doubles up to its cap,
+// and a change resets it.
+func TestWatchIntervalBacksOffWhileNothingChanges(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
+	s := newTestService(f, 10*ms)
+	s.watches.backOff(80 * ms)
+	timers := newFakeTimers()
+	s.watches.after = timers.after
+	w := s.watches.acquire("t", "a", false, nil)
+
+	var waits []time.Duration
+	// lookUps lets n look-ups happen, the first n-1 waits fired; it
+	// returns the last wait, for the test to fire.
+	var pending chan time.Time
+	lookUps := func(n int) {
+		t.Helper()
+		for i := range n {
+			if pending != nil {
+				pending <- time.Now()
+			}
+			tm := timers.next(t)
+			// The loop asks for a wait after each look-up.
+			require.EqualValues(t, len(waits)+1, f.loads.Load(), "look-up %d", i)
+			waits = append(waits, tm.d)
+			pending = tm.fire
+		}
+	}
+	lookUps(6)
+	require.Equal(t, []time.Duration{10 * ms, 20 * ms, 40 * ms, 80 * ms, 80 * ms, 80 * ms}, waits)
+
+	f.set(func(j *job.Job) { j.Attempt = 2 }, nil) // found by the 7th look-up
+	lookUps(3)
+	require.Equal(t, []time.Duration{10 * ms, 20 * ms, 40 * ms}, waits[6:], "a change resets the interval")
+
+	lookUps(1) // the 10th look-up
+	s.watches.release(w, false)
+	pending <- time.Now()
+	eventually(t, func() bool {
+		s.watches.mu.Lock()
+		defer s.watches.mu.Unlock()
+		return len(s.watches.watches) == 0
+	}, "the loop stops once nobody watches")
+	require.EqualValues(t, 10, f.loads.Load(), "no look-up once nobody watches")
+}
+
+// eventually waits up to 5 seconds for cond.
+func eventually(tb testing.TB, cond func() bool, what string) {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal(what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// countingJobs is many running jobs that change at every look-up, so no
+// interval backs off: only the process-wide bound holds the look-ups back.
+type countingJobs struct {
+	mu    sync.Mutex
+	loads map[string]int
+	total atomic.Int64
+}
+
+func (c *countingJobs) load(_ context.Context, _, id string) (*job.Job, error) {
+	c.total.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loads[id]++
+	return &job.Job{ID: id, State: job.StateRunning, Progress: &job.Progress{Current: int64(c.loads[id]), Total: 1 << 40}}, nil
+}
+
+// The look-ups of all watched jobs together stay within the bound, however
+// many jobs are watched and however short their interval, and every job
+// gets its turns.
+func TestWatchLookUpsAreBoundedAcrossJobs(t *testing.T) {
+	t.Parallel()
+	const (
+		jobs      = 50
+		perSecond = 100
+	)
+	c := &countingJobs{loads: map[string]int{}}
+	begin := time.Now()
+	h := newWatchHub(c.load, time.Millisecond, time.Second)
+	h.limit(perSecond)
+	var held []*watch
+	for i := range jobs {
+		held = append(held, h.acquire("t", fmt.Sprintf("job-%d", i), false, nil))
+	}
+	time.Sleep(time.Second)
+	total := c.total.Load()
+	elapsed := time.Since(begin)
+	for _, w := range held {
+		h.release(w, false)
+	}
+
+	bound := float64(watchBurst(perSecond)) + perSecond*elapsed.Seconds()
+	t.Logf("%d look-ups of %d jobs in %s (bound %.0f; unbounded, a 1ms interval would make about %d)", total, jobs, elapsed.Round(time.Millisecond), bound, int(jobs*elapsed.Seconds()*1000))
+	require.LessOrEqual(t, float64(total), bound+1)
+	require.Greater(t, total, int64(jobs/2), "look-ups go on under the bound")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range jobs {
+		require.Positive(t, c.loads[fmt.Sprintf("job-%d", i)], "job-%d had no turn", i)
+	}
+}
+
+// A job's close cuts its wait for a turn under the bound short: its end
+// reaches its watchers at once, however long the queue of look-ups.
+func TestWatchCloseSkipsTheQueue(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
+	s := newTestService(f, time.Millisecond)
+	s.watches.limit(0.05) // after the first look-up, the next turn is 20s away
+	closedNow := make(chan struct{})
+	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
+		select {
+		case <-closedNow:
+			return &historypb.HistoryEvent{}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	version := f.j.Version()
+	result := make(chan *job.Job, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		j, _ := s.Watch(ctx, "t", "a", version)
+		result <- j
+	}()
+	eventually(t, func() bool { return f.loads.Load() == 1 }, "no first look-up")
+	f.set(func(j *job.Job) { j.State = job.StateSucceeded }, nil)
+	close(closedNow)
+	j := <-result
+	require.Equal(t, job.StateSucceeded, j.State, "the close was not looked up before the watch's 15s ran out")
+	require.EqualValues(t, 2, f.loads.Load())
+}
+
+// A watch that times out answers with the hub's latest look-up only when
+// that is not older than the caller's copy: with the interval backed off,
+// the latest look-up may predate what the caller read itself.
+func TestWatchTimeoutNeverAnswersAnOlderCopy(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
+	s := newTestService(f, time.Hour)
+	w := s.watches.acquire("t", "a", false, nil)
+	defer s.watches.release(w, false)
+	eventually(t, func() bool { _, _, loaded, _, _, _ := w.snapshot(); return !loaded.IsZero() }, "no first look-up")
+
+	// The hub's look-up says what the caller has: it answers, no look-up.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	j, err := s.Watch(ctx, "t", "a", f.j.Version())
+	require.NoError(t, err)
+	require.Equal(t, 1, j.Attempt)
+	require.EqualValues(t, 1, f.loads.Load())
+
+	// The caller read attempt 2 itself; the hub still has attempt 1.
+	f.set(func(j *job.Job) { j.Attempt = 2 }, nil)
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	j, err = s.Watch(ctx, "t", "a", f.j.Version())
+	require.NoError(t, err)
+	require.Equal(t, 2, j.Attempt, "answered with a look-up older than the caller's copy")
+}
+
+// A change published between a caller's watches (while it wrote the last
+// one to its client, say) answers its next watch at once: the caller has
+// the look-up before the latest, which is newer.
+func TestWatchAnswersAChangeMadeBetweenCalls(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
+	s := newTestService(f, time.Hour)
+	timers := newFakeTimers()
+	s.watches.after = timers.after
+	w := s.watches.acquire("t", "a", false, nil)
+	defer s.watches.release(w, false)
+	tm := timers.next(t) // after the first look-up
+	had := f.j.Version()
+	f.set(func(j *job.Job) { j.Attempt = 2 }, nil)
+	tm.fire <- time.Now()
+	tm = timers.next(t) // after the second look-up, which found attempt 2
+	defer func() { tm.fire <- time.Now() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	j, err := s.Watch(ctx, "t", "a", had)
+	require.NoError(t, err)
+	require.Equal(t, 2, j.Attempt)
+	require.NoError(t, ctx.Err(), "the watch waited for a look-up it did not need")
+	require.EqualValues(t, 2, f.loads.Load())
 }

@@ -16,9 +16,16 @@ import (
 // event per change of state or progress, ending with the terminal status.
 // Each event's id is the job's version, so a reconnecting client's
 // Last-Event-ID skips what it already has. Comments keep proxies from
-// closing a quiet stream.
+// closing a quiet stream. A stream holds one of the tenant's stream slots
+// until it ends (429 when none is free).
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	tenant, id := s.tenant(r), mux.Vars(r)["id"]
+	release, err := s.holdStream(r)
+	if err != nil {
+		s.Error(w, r, err)
+		return
+	}
+	defer release()
 	j, err := s.jobs.Get(r.Context(), tenant, id)
 	if err != nil {
 		s.Error(w, r, err)

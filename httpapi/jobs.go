@@ -31,7 +31,7 @@ type submitBody struct {
 // the same job again (Idempotent-Replayed) for a repeated Idempotency-Key.
 // With Prefer: wait=N it holds the answer up to N seconds: 303 to the
 // result if the job succeeds in time, 200 with the status if it fails or is
-// canceled.
+// canceled; at once when the tenant has all its stream slots open.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	key, err := idempotencyKey(r, s.cfg.RequireIdempotencyKey)
@@ -75,7 +75,12 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	if prefs.RespondAsync {
 		w.Header().Set("Preference-Applied", "respond-async")
 	} else if wait := min(prefs.Wait, s.cfg.MaxWait); wait > 0 {
-		j = s.waitTerminal(r.Context(), s.tenant(r), j, wait)
+		// Waiting holds one of the tenant's stream slots; with none free
+		// the job is accepted all the same, with the 202 at once.
+		if release, err := s.holdStream(r); err == nil {
+			j = s.waitTerminal(r.Context(), s.tenant(r), j, wait)
+			release()
+		}
 		if j.State.Terminal() {
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 			code := http.StatusOK
@@ -128,7 +133,8 @@ func validateSubmit(b submitBody, signs bool) error {
 // (200 with ?redirect=false), 200 otherwise, 304 for a matching
 // If-None-Match. With Prefer: wait=N it long-polls: it answers as soon as
 // the job changes (from the If-None-Match version if given, else from now),
-// or after N seconds.
+// or after N seconds, holding one of the tenant's stream slots (429 when
+// none is free).
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	redirect := true
 	switch v := r.URL.Query().Get("redirect"); v {
@@ -147,8 +153,15 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	)
 	wait := min(ParsePrefer(r.Header.Values("Prefer")).Wait, s.cfg.MaxWait)
 	if wait > 0 {
-		// A long-poll reads the job only through the shared watcher, so
-		// any number of them cost one Temporal call per watch interval.
+		// A long-poll holds one of the tenant's stream slots, and reads
+		// the job only through the shared watcher, so any number of them
+		// cost one Temporal call per watch interval.
+		release, herr := s.holdStream(r)
+		if herr != nil {
+			s.Error(w, r, herr)
+			return
+		}
+		defer release()
 		j, err = s.longPoll(r.Context(), tenant, id, versionOf(ifNoneMatch), wait)
 	} else {
 		j, err = s.jobs.Get(r.Context(), tenant, id)

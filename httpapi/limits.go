@@ -26,10 +26,15 @@ type Limits struct {
 	// relative to other tenants' (Temporal's fairness weight, clamped to
 	// 0.001–1000); 0 means 1.
 	Weight float64
+	// MaxStreams caps a tenant's requests held open at once: event
+	// streams and long-polls (429 beyond), and waiting submissions (which
+	// answer 202 at once instead); 0 means no cap.
+	MaxStreams int
 }
 
 // ParseTenantLimits reads JOBGATE_TENANT_LIMITS entries, each
-// "tenant:rate=R:burst=B:active=N:weight=W" with any of the settings;
+// "tenant:rate=R:burst=B:active=N:weight=W:streams=S" with any of the
+// settings;
 // unset ones take def's.
 func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) {
 	out := map[string]Limits{}
@@ -40,7 +45,7 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 		}
 		parts := strings.Split(e, ":")
 		if !validTenant(parts[0]) {
-			return nil, fmt.Errorf("tenant limits %q: want tenant:rate=R:burst=B:active=N:weight=W", e)
+			return nil, fmt.Errorf("tenant limits %q: want tenant:rate=R:burst=B:active=N:weight=W:streams=S", e)
 		}
 		l := def
 		for _, kv := range parts[1:] {
@@ -56,6 +61,11 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 				l.Burst, err = strconv.Atoi(v)
 			case "active":
 				l.MaxActive, err = strconv.Atoi(v)
+			case "streams":
+				l.MaxStreams, err = strconv.Atoi(v)
+				if err == nil && l.MaxStreams < 0 {
+					err = fmt.Errorf("negative")
+				}
 			case "weight":
 				l.Weight, err = strconv.ParseFloat(v, 64)
 				if err == nil && !(l.Weight >= 0.001 && l.Weight <= 1000) {
@@ -65,7 +75,7 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 				err = fmt.Errorf("unknown setting %q", k)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B, active=N or weight=W)", e, kv, err)
+				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B, active=N, weight=W or streams=S)", e, kv, err)
 			}
 		}
 		out[parts[0]] = l

@@ -76,6 +76,8 @@ type Server struct {
 	router  *mux.Router
 	ready   func(context.Context) error
 	limiter *limiter
+	// streams counts each tenant's open streams and long-polls.
+	streams streamSlots
 	// schedules keeps tenants' schedules: jobs, when it implements
 	// job.ScheduleService (engine.Service does), else noSchedules.
 	schedules job.ScheduleService
