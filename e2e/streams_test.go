@@ -148,10 +148,10 @@ func TestWatchLookUpsStayWithinTheBound(t *testing.T) {
 		return invoker(ctx, method, req, reply, cc, opts...)
 	})
 	e := mustStartEnv(t, envOptions{
-		dialOptions:   []grpc.DialOption{count},
-		watchInterval: 20 * time.Millisecond, // unbounded: 50 look-ups/s per job
-		watchRate:     perSecond,
-		workerSlots:   jobs + 5,
+		apiDialOptions: []grpc.DialOption{count}, // the API's calls alone
+		watchInterval:  20 * time.Millisecond,    // unbounded: 50 look-ups/s per job
+		watchRate:      perSecond,
+		workerSlots:    jobs + 5,
 	})
 	var ids []string
 	for range jobs {
@@ -187,8 +187,10 @@ func TestWatchLookUpsStayWithinTheBound(t *testing.T) {
 	rate := float64(n) / elapsed.Seconds()
 	t.Logf("%d streams on %d running jobs: %d Describe calls in %s (%.1f/s; bound %d/s; unbounded at a 20ms interval: %d/s)",
 		len(streams), jobs, n, elapsed.Round(time.Millisecond), rate, perSecond, jobs*50)
-	// The burst of the bound, and a look-up on the edge of the window.
-	require.LessOrEqual(t, float64(n), perSecond*elapsed.Seconds()+float64(perSecond/10)+3, "Describe calls beyond the watch bound")
+	// The bound's burst, and a few look-ups on the edges of the window
+	// (granted before it, counted in it) or read by a stream's first
+	// wait: nowhere near the 1,500/s of the unbounded interval.
+	require.LessOrEqual(t, float64(n), perSecond*elapsed.Seconds()+float64(perSecond/10)+8, "Describe calls beyond the watch bound")
 
 	// Progress moves every second; under the bound each job still gets
 	// its turns, and every stream its events.
