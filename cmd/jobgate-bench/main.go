@@ -1,7 +1,9 @@
 // Command jobgate-bench measures jobgate against raw Temporal on one
 // embedded Temporal server: the accept path (POST /v1/jobs) next to plain
 // SDK starts and to jobgate's engine called without HTTP, status reads next to plain DescribeWorkflowExecution, jobs
-// completed end to end next to plain workflows with one activity, latency
+// completed end to end next to plain workflows with one activity, the
+// completion path (a waiting POST, and a job's end reaching a long-poll and
+// an event stream) next to ExecuteWorkflow + Get, latency
 // as jobs accumulate, peak memory, the durable SQLite store against an
 // in-memory one, and a chaos run that SIGKILLs the worker and the whole
 // all-in-one process under load and checks that no accepted job is lost or
@@ -61,6 +63,7 @@ type options struct {
 	chart      string
 	keep       bool
 	timeout    time.Duration
+	sync       syncOptions
 }
 
 func parseFlags(args []string) (options, error) {
@@ -69,7 +72,7 @@ func parseFlags(args []string) (options, error) {
 	var phases, conc, growth string
 	fs.StringVar(&o.jobgate, "jobgate", "", "path of the jobgate binary (default: ./jobgate if present, else built once with go build ./cmd/jobgate)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
-	fs.StringVar(&phases, "phases", "main,store,chaos", "phases to run: main (accept, status, end to end, growth, memory), store (file vs memory SQLite), chaos")
+	fs.StringVar(&phases, "phases", "main,sync,store,chaos", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
 	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
@@ -90,17 +93,18 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.chart, "chart", "docs/bench.png", "PNG chart to write (empty: none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (data and subprocess logs)")
 	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "bound on the whole run")
+	o.sync.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "main", "store", "chaos":
+		case "main", "sync", "store", "chaos":
 			o.phases[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (main, store, chaos)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos)", p)
 		}
 	}
 	var err error
@@ -122,6 +126,9 @@ func parseFlags(args []string) (options, error) {
 	}
 	if o.growth, err = parseInts(growth); err != nil {
 		return o, fmt.Errorf("-growth: %w", err)
+	}
+	if err := o.sync.parse(fs, o.quick); err != nil {
+		return o, err
 	}
 	if o.quick {
 		set := map[string]bool{}
@@ -203,6 +210,11 @@ func run(o options) error {
 	if o.phases["main"] {
 		if err := runMain(ctx, o, bin, filepath.Join(dir, "main"), r); err != nil {
 			failures = append(failures, fmt.Errorf("main phase: %w", err))
+		}
+	}
+	if o.phases["sync"] && ctx.Err() == nil {
+		if err := runSync(ctx, o, bin, filepath.Join(dir, "sync"), r); err != nil {
+			failures = append(failures, fmt.Errorf("sync phase: %w", err))
 		}
 	}
 	if o.phases["store"] && ctx.Err() == nil {

@@ -23,6 +23,7 @@ type results struct {
 	Workflows  int
 	DBBytes    int64
 	Stores     []storeRow
+	Sync       []syncRow
 	Chaos      []chaosResult
 }
 
@@ -224,6 +225,8 @@ func (r *results) markdown() string {
 		}
 		b.WriteString(".\n\n")
 	}
+
+	b.WriteString(r.syncMarkdown())
 
 	if len(r.Stores) > 0 {
 		b.WriteString("**6. Embedded store.** The default durable SQLite file against in-memory SQLite (`JOBGATE_EMBEDDED_STORE=memory`), each on a fresh all-in-one; starts and accepts measured in turns, then end-to-end `sleep 0` jobs and raw workflows. Server CPU is the all-in-one process's CPU time per operation.\n\n")

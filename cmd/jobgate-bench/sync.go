@@ -1,0 +1,396 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+)
+
+// The sync phase: the completion path. A short job's round trip through
+// the synchronous shortcut (POST /v1/jobs with Prefer: wait, answered 303)
+// against the plain SDK's ExecuteWorkflow + Get of a workflow with one
+// no-op activity; and the time from a job's end to a waiting long-poll's
+// answer and to an open event stream's final event against the time from
+// a plain workflow's end to its Get's return. All on one all-in-one
+// jobgate, in alternating rounds.
+
+// syncOptions are the sync phase's flags.
+type syncOptions struct {
+	conc     []int
+	duration time.Duration
+	rounds   int
+	concFlag string
+}
+
+func (so *syncOptions) register(fs *flag.FlagSet) {
+	fs.StringVar(&so.concFlag, "sync-conc", "1,16", "sync phase: concurrencies of waiting POSTs and of end-to-waiter trials")
+	fs.DurationVar(&so.duration, "sync-duration", 12*time.Second, "sync phase: window of each waiting-POST measurement per concurrency (split in turns)")
+	fs.IntVar(&so.rounds, "sync-rounds", 6, "sync phase: rounds of end-to-waiter trials per concurrency")
+}
+
+// parse reads the concurrencies and applies -quick's defaults to the
+// flags not given.
+func (so *syncOptions) parse(fs *flag.FlagSet, quick bool) error {
+	var err error
+	if so.conc, err = parseInts(so.concFlag); err != nil {
+		return fmt.Errorf("-sync-conc: %w", err)
+	}
+	if quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["sync-duration"] {
+			so.duration = 3 * time.Second
+		}
+		if !set["sync-rounds"] {
+			so.rounds = 2
+		}
+	}
+	return nil
+}
+
+// syncRow is the sync phase's figures at one concurrency.
+type syncRow struct {
+	Conc int
+	// Round trips: waiting POSTs of sleep 0 and of an http.request to a
+	// loopback server, and raw ExecuteWorkflow + Get.
+	Sleep, HTTP, Raw stats
+	// From a job's end (its workflow's close time) to a waiting
+	// long-poll's answer, to an event stream's final event, and from a raw
+	// workflow's close to its Get's return.
+	LongPoll, Stream, RawEnd stats
+}
+
+const (
+	// syncRawQueue is the sync phase's raw worker's task queue.
+	syncRawQueue = "bench-sync-raw"
+	// rawSleepWorkflowName runs one activity that sleeps for its argument.
+	rawSleepWorkflowName = "BenchRawSleep"
+	rawSleepActivityName = "BenchSleep"
+	// endJobDuration is how long the jobs of the end-to-waiter trials
+	// run, so that their waiters are in place before they end.
+	endJobDuration = time.Second
+)
+
+func rawSleepWorkflow(ctx workflow.Context, d time.Duration) error {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	return workflow.ExecuteActivity(ctx, rawSleepActivityName, d).Get(ctx, nil)
+}
+
+func rawSleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runSync measures the completion path on a fresh all-in-one.
+func runSync(ctx context.Context, o options, bin, dir string, res *results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// The http.request jobs call a server of the bench's on loopback.
+	all, err := newProc(procSpec{Name: "all-sync", Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir,
+		Env: []string{"JOBGATE_ROLE=all", "JOBGATE_ALLOW_PRIVATE_TARGETS=true"}})
+	if err != nil {
+		return err
+	}
+	logf("sync: starting the all-in-one jobgate")
+	if err := all.startFirst(ctx, "/readyz", 3*time.Minute); err != nil {
+		return err
+	}
+	defer func() {
+		if err := all.stop(60 * time.Second); err != nil {
+			logf("%v", err)
+		}
+	}()
+	c, err := dial(ctx, all.TemporalAddress())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w := worker.New(c, syncRawQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(rawWorkflow, workflow.RegisterOptions{Name: rawWorkflowName})
+	w.RegisterActivityWithOptions(rawNoop, activity.RegisterOptions{Name: rawActivityName})
+	w.RegisterWorkflowWithOptions(rawSleepWorkflow, workflow.RegisterOptions{Name: rawSleepWorkflowName})
+	w.RegisterActivityWithOptions(rawSleep, activity.RegisterOptions{Name: rawSleepActivityName})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start the sync phase's raw worker: %w", err)
+	}
+	defer w.Stop()
+	target, stopTarget, err := startTarget()
+	if err != nil {
+		return err
+	}
+	defer stopTarget()
+
+	a := newAPI(all.HTTP, 64)
+	sleepOp := waitingPost(a, sleepBody(0))
+	httpOp := waitingPost(a, `{"kind":"http.request","input":{"url":"`+target+`"}}`)
+	rawOp := func(ctx context.Context, _ int) error { return rawExecute(ctx, c, rawWorkflowName) }
+	logf("sync: warm-up")
+	for _, f := range []op{sleepOp, httpOp, rawOp} {
+		if s := runLoad(ctx, loadSpec{Concurrency: 4, Duration: time.Minute, MaxOps: 40}, callTimeout, f); s.Errors > 0 {
+			return fmt.Errorf("sync warm-up: %d failed, the first: %v", s.Errors, s.FirstError)
+		}
+	}
+	var errs []error
+	for _, conc := range o.sync.conc {
+		row := syncRow{Conc: conc}
+		logf("sync: waiting POSTs (sleep 0, http.request) and raw ExecuteWorkflow + Get at concurrency %d, in turns", conc)
+		s, _ := alternateN(ctx, loadSpec{Concurrency: conc, Duration: o.sync.duration}, 6, nil, rawOp, sleepOp, httpOp)
+		row.Raw, row.Sleep, row.HTTP = s[0], s[1], s[2]
+		logf("sync: a job's end to a waiting long-poll and to an event stream, and raw Get, at concurrency %d, in turns", conc)
+		e := endRounds(ctx, conc, o.sync.rounds,
+			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c) },
+			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a) },
+			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a) })
+		row.RawEnd, row.LongPoll, row.Stream = e[0], e[1], e[2]
+		for name, st := range map[string]stats{"raw ExecuteWorkflow + Get": row.Raw, "waiting POST sleep 0": row.Sleep, "waiting POST http.request": row.HTTP,
+			"raw Get at the end": row.RawEnd, "long-poll at the end": row.LongPoll, "event stream at the end": row.Stream} {
+			if err := failed(fmt.Sprintf("sync %s at concurrency %d", name, conc), st); err != nil {
+				logf("%v", err)
+				errs = append(errs, err)
+			}
+		}
+		res.Sync = append(res.Sync, row)
+	}
+	return errors.Join(errs...)
+}
+
+// startTarget serves a small JSON answer on loopback, the http.request
+// jobs' target, and returns its URL.
+func startTarget() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for the http.request target: %w", err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/", func() { _ = srv.Close() }, nil
+}
+
+// waitingPost submits body with Prefer: wait and requires the 303 of a
+// job that succeeded within the wait.
+func waitingPost(a *api, body string) op {
+	header := map[string]string{"Prefer": "wait=20"}
+	return func(ctx context.Context, _ int) error {
+		resp, err := a.send(ctx, http.MethodPost, "/v1/jobs", body, header)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		switch {
+		case err != nil:
+			return err
+		case resp.StatusCode != http.StatusSeeOther:
+			return &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		case len(b) == 0:
+			return errors.New("waiting POST: 303 with an empty body")
+		}
+		return nil
+	}
+}
+
+// rawExecute starts a raw workflow (eagerly, as the all-in-one starts its
+// jobs) and waits for its result.
+func rawExecute(ctx context.Context, c client.Client, workflowType string, args ...any) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: uuid.NewString(), TaskQueue: syncRawQueue, EnableEagerStart: true}, workflowType, args...)
+	if err != nil {
+		return err
+	}
+	return run.Get(ctx, nil)
+}
+
+// rawEnd runs a raw workflow of endJobDuration and returns the time from
+// its close to its Get's return.
+func rawEnd(ctx context.Context, c client.Client) (time.Duration, error) {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: uuid.NewString(), TaskQueue: syncRawQueue, EnableEagerStart: true}, rawSleepWorkflowName, endJobDuration)
+	if err != nil {
+		return 0, err
+	}
+	if err := run.Get(ctx, nil); err != nil {
+		return 0, err
+	}
+	got := time.Now()
+	d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	if err != nil {
+		return 0, err
+	}
+	return got.Sub(d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()), nil
+}
+
+// endStatus is the part of a status body the end-to-waiter trials read.
+type endStatus struct {
+	ID          string    `json:"id"`
+	State       string    `json:"state"`
+	CompletedAt time.Time `json:"completedAt"`
+}
+
+func (s endStatus) terminal() bool { return status{State: s.State}.terminal() }
+
+// longPollEnd submits a job of endJobDuration and long-polls it (GET with
+// Prefer: wait and the last ETag) to its end; it returns the time from
+// the job's end (completedAt, its workflow's close) to the answer.
+func longPollEnd(ctx context.Context, a *api) (time.Duration, error) {
+	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
+	if err != nil {
+		return 0, err
+	}
+	header := map[string]string{"Prefer": "wait=30"}
+	for {
+		resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", header)
+		if err != nil {
+			return 0, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		got := time.Now()
+		resp.Body.Close()
+		if err != nil {
+			return 0, err
+		}
+		switch resp.StatusCode {
+		case http.StatusNotModified:
+			continue
+		case http.StatusOK:
+		default:
+			return 0, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		}
+		var s endStatus
+		if err := json.Unmarshal(b, &s); err != nil {
+			return 0, fmt.Errorf("decode a long-poll's answer: %w", err)
+		}
+		if s.terminal() {
+			return got.Sub(s.CompletedAt), nil
+		}
+		header["If-None-Match"] = resp.Header.Get("ETag")
+	}
+}
+
+// streamEnd submits a job of endJobDuration and reads its event stream to
+// the end; it returns the time from the job's end to its final event.
+func streamEnd(ctx context.Context, a *api) (time.Duration, error) {
+	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
+	if err != nil {
+		return 0, err
+	}
+	resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", "", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		got := time.Now()
+		var s endStatus
+		if err := json.Unmarshal([]byte(data), &s); err != nil {
+			return 0, fmt.Errorf("decode an event: %w", err)
+		}
+		if s.terminal() {
+			return got.Sub(s.CompletedAt), nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("job %s: its event stream ended before the job", id)
+}
+
+// endRounds runs rounds of trials: in each, every trial kind runs conc
+// times at once, the kinds one after the other, in reverse order every
+// other round. It returns each kind's measured times.
+func endRounds(ctx context.Context, conc, rounds int, trials ...func(context.Context) (time.Duration, error)) []stats {
+	lat := make([][]time.Duration, len(trials))
+	errs := make([]int, len(trials))
+	first := make([]error, len(trials))
+	for r := range max(rounds, 1) {
+		for k := range trials {
+			if r%2 == 1 {
+				k = len(trials) - 1 - k
+			}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for range conc {
+				wg.Go(func() {
+					cctx, cancel := context.WithTimeout(ctx, callTimeout)
+					defer cancel()
+					d, err := trials[k](cctx)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						errs[k]++
+						if first[k] == nil {
+							first[k] = err
+						}
+						return
+					}
+					lat[k] = append(lat[k], d)
+				})
+			}
+			wg.Wait()
+		}
+	}
+	out := make([]stats, len(trials))
+	for k := range trials {
+		out[k] = newStats(lat[k], errs[k], 0, first[k])
+	}
+	return out
+}
+
+// syncMarkdown is the sync phase's section of the report.
+func (r *results) syncMarkdown() string {
+	if len(r.Sync) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("**Completion path.** A short job's round trip through the synchronous shortcut (`POST /v1/jobs` with `Prefer: wait`, answered `303`): a `sleep 0` job and an `http.request` to a server of the bench's on loopback, against the plain SDK's `ExecuteWorkflow` + `Get` of a workflow with one no-op activity, eager start on both sides, on one all-in-one jobgate, closed loop, in turns.\n\n")
+	t := newTable("concurrency", "POST wait sleep 0 p50", "p99", "POST wait http.request p50", "p99", "raw Execute + Get p50", "p99", "sleep / raw p50", "p99", "http / raw p50", "p99")
+	for _, s := range r.Sync {
+		t.add(fmt.Sprint(s.Conc), ms(s.Sleep.P(50))+errNote(s.Sleep), ms(s.Sleep.P(99)), ms(s.HTTP.P(50))+errNote(s.HTTP), ms(s.HTTP.P(99)),
+			ms(s.Raw.P(50))+errNote(s.Raw), ms(s.Raw.P(99)),
+			ratio(float64(s.Sleep.P(50)), float64(s.Raw.P(50))), ratio(float64(s.Sleep.P(99)), float64(s.Raw.P(99))),
+			ratio(float64(s.HTTP.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTP.P(99)), float64(s.Raw.P(99))))
+	}
+	b.WriteString(t.markdown() + "\n")
+	fmt.Fprintf(&b, "From a job's end (its workflow's close time) to the answer of a long-poll waiting on it (`GET` with `Prefer: wait`) and to an open event stream's final event, for `sleep %d` jobs, against the time from a plain workflow's close (one activity of the same length) to the return of its `Get`; the given number of jobs at once, in turns.\n\n", int(endJobDuration/time.Second))
+	t = newTable("concurrency", "long-poll p50", "p99", "event stream p50", "p99", "raw Get p50", "p99", "long-poll / raw p50", "p99", "stream / raw p50", "p99")
+	for _, s := range r.Sync {
+		t.add(fmt.Sprint(s.Conc), ms(s.LongPoll.P(50))+errNote(s.LongPoll), ms(s.LongPoll.P(99)), ms(s.Stream.P(50))+errNote(s.Stream), ms(s.Stream.P(99)),
+			ms(s.RawEnd.P(50))+errNote(s.RawEnd), ms(s.RawEnd.P(99)),
+			ratio(float64(s.LongPoll.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.LongPoll.P(99)), float64(s.RawEnd.P(99))),
+			ratio(float64(s.Stream.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.Stream.P(99)), float64(s.RawEnd.P(99))))
+	}
+	b.WriteString(t.markdown() + "\n")
+	return b.String()
+}
