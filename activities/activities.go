@@ -97,12 +97,20 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 
 		ctx, lost := context.WithCancelCause(ctx)
 		defer lost(nil)
-		hb := &heartbeater{lost: lost}
+		// The first attempt's start is Temporal's (as the job's status
+		// shows it while that attempt runs); later attempts have it from
+		// the previous one's heartbeats.
+		hb := &heartbeater{lost: lost, started: ai.StartedTime.UTC()}
 		// Resume from the last progress a previous attempt reported.
 		if activity.HasHeartbeatDetails(ctx) {
-			var p job.Progress
-			if activity.GetHeartbeatDetails(ctx, &p) == nil {
-				hb.last = &p
+			var p *job.Progress
+			var report workflows.WorkReport
+			// Heartbeats of workers before WorkReport have the progress only.
+			if activity.GetHeartbeatDetails(ctx, &p, &report) == nil {
+				hb.last = p
+				if !report.FirstStartedAt.IsZero() {
+					hb.started = report.FirstStartedAt
+				}
 			}
 		}
 		stop := hb.run(ctx)
@@ -113,10 +121,11 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 		}
 		stop()
 		if err != nil {
-			return workflows.Output{}, activityError(ctx, stopping, err)
+			return workflows.Output{}, activityError(ctx, stopping, err, workflows.WorkReport{FirstStartedAt: hb.started, Progress: hb.progress()})
 		}
 		out.Progress = hb.progress()
 		out.StartedAt, out.Attempt = ai.StartedTime.UTC(), int(ai.Attempt)
+		out.FirstStartedAt = hb.started
 		return out, nil
 	}
 }
@@ -145,23 +154,31 @@ func isClosed(ch <-chan struct{}) bool {
 
 // activityError classifies the work's error: cancellation stays
 // cancellation, work interrupted by its worker's shutdown is retried,
-// permanent errors are not retried, others are.
-func activityError(ctx context.Context, stopping <-chan struct{}, err error) error {
+// permanent errors are not retried, others are. The errors it makes carry
+// report as their details, so the job's status keeps its first start and
+// last progress once it failed.
+func activityError(ctx context.Context, stopping <-chan struct{}, err error, report workflows.WorkReport) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return err
 	}
+	if appErr, ok := err.(*temporal.ApplicationError); ok && !appErr.HasDetails() {
+		// The kind chose its own retry behaviour; the report rides along.
+		return temporal.NewApplicationErrorWithOptions(appErr.Message(), appErr.Type(), temporal.ApplicationErrorOptions{
+			NonRetryable: appErr.NonRetryable(), Cause: appErr.Unwrap(), Details: []any{report},
+			NextRetryDelay: appErr.NextRetryDelay(), Category: appErr.Category()})
+	}
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
-		return err // the kind chose its own retry behaviour
+		return err // the kind chose its own retry behaviour, and details
 	}
 	var perm *job.PermanentError
 	if errors.As(err, &perm) {
-		return temporal.NewNonRetryableApplicationError(perm.Error(), perm.Type, nil)
+		return temporal.NewNonRetryableApplicationError(perm.Error(), perm.Type, nil, report)
 	}
 	if isClosed(stopping) {
-		return temporal.NewApplicationError("the worker shut down: "+err.Error()+"; another attempt resumes the work", "worker-stopped")
+		return temporal.NewApplicationError("the worker shut down: "+err.Error()+"; another attempt resumes the work", "worker-stopped", report)
 	}
-	return temporal.NewApplicationError(err.Error(), "work-failed")
+	return temporal.NewApplicationError(err.Error(), "work-failed", report)
 }
 
 // heartbeater keeps the last reported progress and heartbeats it every
@@ -181,6 +198,10 @@ func activityError(ctx context.Context, stopping <-chan struct{}, err error) err
 // the cause the SDK needs to report it (canceled, not failed): cancellation
 // reaches the work as fast as before, one round trip later.
 type heartbeater struct {
+	// started is when the work's first attempt started; every heartbeat
+	// carries it (workflows.WorkReport) for the attempts that follow.
+	started time.Time
+
 	mu   sync.Mutex
 	last *job.Progress
 	// lost cancels the work when no heartbeat got through for longer than
@@ -208,10 +229,9 @@ const heartbeatCallTimeout = 5 * time.Second
 // beat sends one heartbeat. It reports whether the server answered (with
 // anything) and whether that answer ends the attempt.
 func (h *heartbeater) beat(ctx context.Context) (answered, final bool) {
-	var details []any
-	if p := h.progress(); p != nil {
-		details = []any{*p}
-	}
+	// The progress first (null before any), as readers of heartbeats
+	// before WorkReport expect.
+	details := []any{h.progress(), workflows.WorkReport{FirstStartedAt: h.started}}
 	c := activity.GetClient(ctx)
 	if c == nil { // the SDK's test environment
 		activity.RecordHeartbeat(ctx, details...)

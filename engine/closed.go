@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -41,7 +42,7 @@ func (s *Service) waitClosed(ctx context.Context, id string) (*historypb.History
 // finishedView), with no call to Temporal; the view goes to the
 // finished-job cache. That is possible for a succeeded job of an
 // activity kind, whose work recorded the start and attempt of its last
-// try in its output, with no webhook (whose delivery state is another
+// try (and the start of its first, the job's startedAt) in its output, with no webhook (whose delivery state is another
 // workflow's) and no start delay (whose start time Temporal's record
 // holds). ok is false otherwise: the job is then read as any other.
 func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.Job, ok bool) {
@@ -62,7 +63,7 @@ func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.J
 		Progress:            out.Progress,
 		Attempt:             max(out.Attempt, 1),
 		CreatedAt:           last.CreatedAt,
-		StartedAt:           out.StartedAt,
+		StartedAt:           cmp.Or(out.FirstStartedAt, out.StartedAt),
 		UpdatedAt:           completed,
 		CompletedAt:         completed,
 		ExpiresAt:           completed.Add(s.cfg.ResultTTL),

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/jobgate/jobgate/job"
@@ -26,9 +28,10 @@ type cursor struct {
 
 // List implements job.Service from Temporal's visibility store: running
 // jobs first, then finished ones by completion, newest first (the order
-// Temporal's visibility returns). Listed jobs of activity kinds carry no
-// progress (it is in their pending activity); workflow kinds' do (their
-// memo). Get a job for the rest.
+// Temporal's visibility returns). A listed job carries what visibility
+// keeps (search attributes, memo, close status and time) and names the
+// rest in its Unknown fields, never a made-up value (listingGaps): a
+// listing never contradicts GET. Get a job for the rest.
 func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {
 	query, err := listQuery(tenant, f, s.cfg.Now())
 	if err != nil {
@@ -91,6 +94,8 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 				continue
 			}
 		}
+		j.Error = closeError(info.GetStatus())
+		j.Unknown = listingGaps(j, info.GetStatus(), recorded, flow, info.GetType().GetName() != workflows.JobWorkflowName, info.GetMemo(), s.cfg.Now())
 		page.Jobs = append(page.Jobs, j)
 	}
 	next := resp.GetNextPageToken()
@@ -216,4 +221,53 @@ func plainWord(s string) bool {
 		}
 	}
 	return true
+}
+
+// listingGaps names the fields of a listed job that visibility cannot
+// tell, so that the listing leaves them out rather than contradict GET:
+//   - the webhook's delivery, always (it is another workflow's);
+//   - for a job of an activity kind that has run, its attempt, start,
+//     progress and retry (they are in its pending activity, or its
+//     history), and while it runs its last update, and the estimate
+//     once that has passed (GET's then follows the progress); a job that
+//     has not run has attempt 1 and none of them;
+//   - for a workflow or external kind, what its memo does not hold: the
+//     attempts of running steps, an external job's start and a succeeded
+//     job's progress when its memo has none;
+//   - a failed or terminated job's error (its message is in the history).
+func listingGaps(j *job.Job, status enumspb.WorkflowExecutionStatus, recorded string, flow, ext bool, memo *commonpb.Memo, now time.Time) job.Fields {
+	unknown := job.FieldCallback
+	terminal := j.State.Terminal()
+	fields := memo.GetFields()
+	switch {
+	case flow:
+		unknown |= job.FieldStepAttempts
+		if _, ok := fields[workflows.MemoStartedAt]; ext && terminal && !ok {
+			unknown |= job.FieldStartedAt
+		}
+		if _, ok := fields[workflows.MemoProgress]; status == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED && !ok {
+			unknown |= job.FieldProgress
+		}
+	default:
+		switch job.State(recorded) {
+		case "", job.StateScheduled, job.StateQueued:
+			if !terminal {
+				break // not run: attempt 1, no start, progress or update
+			}
+			fallthrough
+		default:
+			unknown |= job.FieldAttempt | job.FieldStartedAt | job.FieldProgress | job.FieldRetry
+			if !terminal {
+				unknown |= job.FieldUpdatedAt
+				if j.EstimatedCompletion.Before(now) {
+					unknown |= job.FieldEstimate
+				}
+			}
+		}
+	}
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_FAILED, enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
+		unknown |= job.FieldFailure
+	}
+	return unknown
 }

@@ -10,6 +10,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	failurepb "go.temporal.io/api/failure/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
 	workflowpb "go.temporal.io/api/workflow/v1"
@@ -104,12 +105,17 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 			recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
 			j.State = jobState(info.GetStatus(), recorded, nil, desc.GetWorkflowExtendedInfo().GetCancelRequested())
 			applyWorkflowMemo(j, info.GetMemo(), desc.GetPendingActivities())
-		} else {
-			runningState(j, desc)
+		} else if runningState(j, desc) {
+			// The work has ended and the workflow is closing: what its
+			// pending activity showed is in the history now, and a status
+			// never loses what it showed.
+			if err := s.endedWork(cctx, j, info.GetExecution().GetRunId()); err != nil {
+				return nil, err
+			}
 		}
 		return &view{job: j}, nil
 	}
-	v, err := s.finishedView(cctx, j, info.GetExecution().GetRunId(), info.GetStatus(), ext)
+	v, err := s.finishedView(cctx, j, info.GetExecution().GetRunId(), info.GetStatus(), ext, !ext && !flow)
 	if err != nil {
 		return nil, err
 	}
@@ -190,38 +196,146 @@ func jobFromMemo(id string, memo *commonpb.Memo) (j *job.Job, workflow bool, err
 	return j, m.Workflow, nil
 }
 
-// runningState fills a running workflow's state, attempt and progress from
-// its pending activity, which Temporal keeps whether or not a worker is up.
-// Between attempts, and in the moment between the work finishing and the
-// workflow closing, there is no pending activity: the JobState search
-// attribute, which the workflow sets when it first runs, tells that a
-// worker has been on the job.
-func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionResponse) {
+// runningState fills a running workflow's state, attempt, retry, start
+// and progress from its pending activity, which Temporal keeps whether or
+// not a worker is up, also while the work waits to retry. It reports
+// whether the work has ended and the workflow is closing (it has run, and
+// has no pending activity): the status is then in the history.
+func runningState(j *job.Job, desc *workflowservice.DescribeWorkflowExecutionResponse) (ended bool) {
 	recorded, _ := searchKeyword(desc.GetWorkflowExecutionInfo().GetSearchAttributes(), workflows.StateKey.GetName())
 	var activity *workflowpb.PendingActivityInfo
 	for _, pa := range desc.GetPendingActivities() {
 		activity = pa
-		j.Attempt = int(max(pa.GetAttempt(), 1))
-		if t := pa.GetLastStartedTime(); t != nil {
-			j.StartedAt = t.AsTime()
-			j.UpdatedAt = laterOf(j.UpdatedAt, j.StartedAt)
-		}
-		if t := pa.GetLastHeartbeatTime(); t != nil {
-			j.UpdatedAt = laterOf(j.UpdatedAt, t.AsTime())
-		}
-		if details := pa.GetHeartbeatDetails(); details != nil && len(details.GetPayloads()) > 0 {
-			var p job.Progress
-			if converter.GetDefaultDataConverter().FromPayloads(details, &p) == nil {
-				j.Progress = &p
-			}
-		}
+		pendingWork(j, pa)
 	}
 	j.State = jobState(desc.GetWorkflowExecutionInfo().GetStatus(), recorded, activity, desc.GetWorkflowExtendedInfo().GetCancelRequested())
+	switch job.State(recorded) {
+	case "", job.StateScheduled, job.StateQueued:
+		return false
+	}
+	return activity == nil
+}
+
+// pendingWork fills j from its work's pending activity: the attempt, the
+// first attempt's start (from the heartbeats, which carry it from attempt
+// to attempt, or the current attempt's own), the last progress and, once
+// an attempt failed, the retry.
+func pendingWork(j *job.Job, pa *workflowpb.PendingActivityInfo) {
+	j.Attempt = int(max(pa.GetAttempt(), 1))
+	var report workflows.WorkReport
+	if details := pa.GetHeartbeatDetails(); len(details.GetPayloads()) > 0 {
+		var p *job.Progress
+		if converter.GetDefaultDataConverter().FromPayloads(details, &p, &report) == nil && p != nil {
+			j.Progress = p
+		}
+	}
+	if t := pa.GetLastStartedTime(); t != nil {
+		j.StartedAt = t.AsTime()
+		j.UpdatedAt = laterOf(j.UpdatedAt, j.StartedAt)
+	}
+	if !report.FirstStartedAt.IsZero() {
+		j.StartedAt = report.FirstStartedAt
+		j.UpdatedAt = laterOf(j.UpdatedAt, j.StartedAt)
+	}
+	if t := pa.GetLastHeartbeatTime(); t != nil {
+		j.UpdatedAt = laterOf(j.UpdatedAt, t.AsTime())
+	}
+	if f := pa.GetLastFailure(); f != nil && j.Attempt > 1 {
+		r := &job.Retry{LastError: attemptFailure(f), MaxAttempts: int(pa.GetMaximumAttempts())}
+		if t := pa.GetLastAttemptCompleteTime(); t != nil {
+			r.LastAttemptAt = t.AsTime()
+			j.UpdatedAt = laterOf(j.UpdatedAt, r.LastAttemptAt)
+		}
+		if t := pa.GetNextAttemptScheduleTime(); t != nil && pa.GetState() == enumspb.PENDING_ACTIVITY_STATE_SCHEDULED {
+			r.NextAttemptAt = t.AsTime()
+		}
+		j.Retry = r
+	}
+}
+
+// attemptFailure is a failed attempt's error in words fit for the client,
+// as the job's own error would be (see workflows.jobFailure): the work's
+// message and type, a timeout named as one, anything else unnamed.
+func attemptFailure(f *failurepb.Failure) job.Failure {
+	switch {
+	case f.GetApplicationFailureInfo() != nil:
+		typ := f.GetApplicationFailureInfo().GetType()
+		if typ == "" {
+			typ = "failed"
+		}
+		return job.Failure{Type: typ, Message: f.GetMessage()}
+	case f.GetTimeoutFailureInfo() != nil:
+		return job.Failure{Type: "timeout", Message: "the job's work timed out (" + f.GetTimeoutFailureInfo().GetTimeoutType().String() + ")"}
+	}
+	return job.Failure{Type: "failed", Message: "the job's work failed"}
+}
+
+// endedWork fills a closing job's attempt, start, progress and last
+// change from its history, where its ended activity is.
+func (s *Service) endedWork(ctx context.Context, j *job.Job, runID string) error {
+	it := s.c.GetWorkflowHistory(ctx, j.ID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return translate("read job history", err)
+		}
+		if workEvent(j, ev) {
+			j.UpdatedAt = laterOf(j.UpdatedAt, ev.GetEventTime().AsTime())
+		}
+	}
+	return nil
+}
+
+// workEvent applies an event of a job's work (its activity) to j: the
+// start and attempt of its last attempt, then, as the activity ended, the
+// first attempt's start and the last progress it reported. It reports
+// whether ev was such an event.
+func workEvent(j *job.Job, ev *historypb.HistoryEvent) bool {
+	dc := converter.GetDefaultDataConverter()
+	var report workflows.WorkReport
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+		j.StartedAt = ev.GetEventTime().AsTime()
+		j.Attempt = int(max(ev.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
+		return true
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+		var out workflows.Output
+		if dc.FromPayloads(ev.GetActivityTaskCompletedEventAttributes().GetResult(), &out) == nil {
+			report = workflows.WorkReport{FirstStartedAt: out.FirstStartedAt, Progress: out.Progress}
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+		if d := ev.GetActivityTaskFailedEventAttributes().GetFailure().GetApplicationFailureInfo().GetDetails(); d != nil {
+			// Details of the errors jobgate's runner makes; a kind's own
+			// ApplicationError has its own, or none.
+			if dc.FromPayloads(d, &report) != nil {
+				report = workflows.WorkReport{}
+			}
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+		if d := ev.GetActivityTaskTimedOutEventAttributes().GetFailure().GetTimeoutFailureInfo().GetLastHeartbeatDetails(); d != nil {
+			var p *job.Progress
+			if dc.FromPayloads(d, &p, &report) == nil {
+				report.Progress = p
+			}
+		}
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+	default:
+		return false
+	}
+	if !report.FirstStartedAt.IsZero() {
+		j.StartedAt = report.FirstStartedAt
+	}
+	if report.Progress != nil {
+		j.Progress = report.Progress
+	}
+	return true
 }
 
 // finishedView reads a closed workflow's history for the job's outcome, the
 // start and attempt of its last try, and its result.
-func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus, ext bool) (*view, error) {
+// work is true for a job of an activity kind, whose work is its one
+// activity.
+func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus, ext, work bool) (*view, error) {
 	v := &view{job: j, external: ext}
 	dc := converter.GetDefaultDataConverter()
 	it := s.c.GetWorkflowHistory(ctx, j.ID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
@@ -230,14 +344,12 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 		if err != nil {
 			return nil, translate("read job history", err)
 		}
+		if work && workEvent(j, ev) {
+			// A workflow kind's activities are its steps; an external
+			// workflow's are its own business.
+			continue
+		}
 		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-			if ext {
-				// An external workflow's activities are its own business.
-				continue
-			}
-			j.StartedAt = ev.GetEventTime().AsTime()
-			j.Attempt = int(max(ev.GetActivityTaskStartedEventAttributes().GetAttempt(), 1))
 		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
 			// An external job started when a worker first took it.
 			if ext && j.StartedAt.IsZero() {
@@ -255,7 +367,9 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 				return nil, fmt.Errorf("job %s: decode result: %w", j.ID, err)
 			}
 			v.result, v.blob = out.Result, out.Blob
-			j.Progress = out.Progress
+			if out.Progress != nil {
+				j.Progress = out.Progress
+			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 			j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
@@ -264,20 +378,29 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 		}
 	}
 	j.State = jobState(status, "", nil, false)
-	switch status {
-	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
-		j.Error = &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED:
-		// An external job's webhook comes from its watch, which sees a
-		// termination like any end.
-		v.terminated = !ext
-	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
-		j.Error = &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}
+	if e := closeError(status); e != nil {
+		j.Error = e
 	}
+	// An external job's webhook comes from its watch, which sees a
+	// termination like any end.
+	v.terminated = status == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED && !ext
 	if j.State == job.StateFailed && j.Error == nil {
 		j.Error = &job.Failure{Type: "failed", Message: "the job failed"}
 	}
 	return v, nil
+}
+
+// closeError is the error of a job whose workflow closed with status, as
+// far as the status alone tells it: a cancellation and a time-out say all
+// there is; nil for the others (a failure's is in the history).
+func closeError(status enumspb.WorkflowExecutionStatus) *job.Failure {
+	switch status {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED:
+		return &job.Failure{Type: "canceled", Message: "the job was canceled on request"}
+	case enumspb.WORKFLOW_EXECUTION_STATUS_TIMED_OUT:
+		return &job.Failure{Type: "timeout", Message: "the job did not finish in its time limit"}
+	}
+	return nil
 }
 
 func failure(attrs *historypb.WorkflowExecutionFailedEventAttributes) *job.Failure {

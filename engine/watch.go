@@ -256,10 +256,15 @@ func (h *watchHub) drop(key string, w *watch) {
 
 // publish records a look-up that began at began and wakes the watchers to
 // look at it. It reports whether the loop can stop: the job finished or is
-// gone.
+// gone. A look-up that shows less than the one published before
+// (job.Regresses: an earlier update, a lost start or progress) is not
+// published: the watchers keep the newer status, as of this look-up.
 func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if err == nil && w.err == nil && j.Regresses(w.cur) {
+		j = w.cur
+	}
 	if j != nil && w.cur != nil && j.Version() != w.cur.Version() {
 		w.prev = w.cur.Version()
 	}

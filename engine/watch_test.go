@@ -507,3 +507,38 @@ func TestWatchAnswersAChangeMadeBetweenCalls(t *testing.T) {
 	require.NoError(t, ctx.Err(), "the watch waited for a look-up it did not need")
 	require.EqualValues(t, 2, f.loads.Load())
 }
+
+// A look-up that shows less than the one the watch published (the old
+// bug: a closing job read as running with no start or progress) is not
+// published: watchers keep the newer status, and the final one follows.
+func TestWatchNeverPublishesAnOlderStatus(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1, CreatedAt: t0, StartedAt: t0, UpdatedAt: t0.Add(time.Second),
+		Progress: &job.Progress{Current: 9, Total: 10}}}
+	s := newTestService(f, 5*time.Millisecond)
+	shown := f.j
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	j, err := s.Watch(ctx, "t", "a", "none")
+	require.NoError(t, err)
+	require.Equal(t, shown.Version(), j.Version())
+
+	f.set(func(j *job.Job) { j.StartedAt, j.Progress, j.UpdatedAt = time.Time{}, nil, t0 }, nil)
+	// Many look-ups of the older status: none is answered.
+	wctx, wcancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer wcancel()
+	j, err = s.Watch(wctx, "t", "a", shown.Version())
+	require.NoError(t, err)
+	require.Equal(t, shown.Version(), j.Version(), "the watch answered an older status")
+	require.NotNil(t, j.Progress)
+	require.False(t, j.StartedAt.IsZero())
+
+	f.set(func(j *job.Job) {
+		j.State, j.Progress, j.StartedAt, j.UpdatedAt, j.CompletedAt = job.StateSucceeded, &job.Progress{Current: 10, Total: 10}, t0, t0.Add(2*time.Second), t0.Add(2*time.Second)
+	}, nil)
+	j, err = s.Watch(ctx, "t", "a", shown.Version())
+	require.NoError(t, err)
+	require.Equal(t, job.StateSucceeded, j.State)
+	require.EqualValues(t, 10, j.Progress.Current)
+}

@@ -147,7 +147,7 @@ func TestAPIDocListsEveryProblemType(t *testing.T) {
 	errorsSection := section(t, doc, "## Errors")
 	documented := tableColumn(errorsSection)
 	require.NotEmpty(t, documented)
-	for _, name := range []string{"job-failed", "job-canceled"} {
+	for _, name := range []string{"job-failed", "job-canceled", "attempt-failed"} {
 		require.Contains(t, errorsSection, "`"+name+"`", "docs/api.md, Errors, must name the job error type %s", name)
 		documented = append(documented, name)
 	}

@@ -13,7 +13,8 @@ import (
 )
 
 // handleEvents streams a job's status as Server-Sent Events: one "status"
-// event per change of state or progress, ending with the terminal status.
+// event per change of state or progress, ending with the terminal status;
+// no event shows less than the one before it (job.Regresses).
 // Each event's id is the job's version, so a reconnecting client's
 // Last-Event-ID skips what it already has. Comments keep proxies from
 // closing a quiet stream. A stream holds one of the tenant's stream slots
@@ -70,7 +71,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			data, _ := json.Marshal(p)
 			write("event: error\ndata: %s\n\n", data)
 			return
-		case next.Version() == j.Version():
+		case next.Version() == j.Version() || next.Regresses(j):
+			// Nothing new; or a look-up older than what the stream
+			// showed, which a stream never sends (job.Regresses).
 			if !write(": keep-alive\n\n") {
 				return
 			}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,8 +11,62 @@ import (
 
 // listBody is the body of GET /v1/jobs.
 type listBody struct {
-	Jobs       []Status `json:"jobs"`
-	NextCursor *string  `json:"nextCursor"`
+	Jobs       []listedStatus `json:"jobs"`
+	NextCursor *string        `json:"nextCursor"`
+}
+
+// listedStatus is a job's status as a listing shows it: Status, without
+// the members the listing could not know (job.Job.Unknown), which GET
+// shows. A member it shows is GET's. Its own members hide Status's of
+// the same name (encoding/json prefers the shallower field); nil leaves
+// one out.
+type listedStatus struct {
+	Status
+	Progress            json.RawMessage `json:"progress,omitempty"`
+	StartedAt           json.RawMessage `json:"startedAt,omitempty"`
+	UpdatedAt           json.RawMessage `json:"updatedAt,omitempty"`
+	Attempt             json.RawMessage `json:"attempt,omitempty"`
+	EstimatedCompletion json.RawMessage `json:"estimatedCompletion,omitempty"`
+	Error               json.RawMessage `json:"error,omitempty"`
+	Callback            json.RawMessage `json:"callback,omitempty"`
+	Steps               []listedStep    `json:"steps,omitempty"`
+}
+
+// listedStep is a step as a listing shows it: without the attempt of a
+// running step, which is in its pending activity.
+type listedStep struct {
+	stepBody
+	Attempt *int `json:"attempt,omitempty"`
+}
+
+func listed(st Status, j *job.Job) listedStatus {
+	member := func(f job.Fields, v any) json.RawMessage {
+		if j.Unknown.Has(f) {
+			return nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil
+		}
+		return b
+	}
+	l := listedStatus{Status: st,
+		Progress:            member(job.FieldProgress, st.Progress),
+		StartedAt:           member(job.FieldStartedAt, st.StartedAt),
+		UpdatedAt:           member(job.FieldUpdatedAt, st.UpdatedAt),
+		Attempt:             member(job.FieldAttempt, st.Attempt),
+		EstimatedCompletion: member(job.FieldEstimate, st.EstimatedCompletion),
+		Error:               member(job.FieldFailure, st.Error),
+		Callback:            member(job.FieldCallback, st.Callback),
+	}
+	for _, step := range st.Steps {
+		ls := listedStep{stepBody: step}
+		if step.State != job.StateRunning || !j.Unknown.Has(job.FieldStepAttempts) {
+			ls.Attempt = &step.Attempt
+		}
+		l.Steps = append(l.Steps, ls)
+	}
+	return l
 }
 
 const (
@@ -58,9 +113,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, err)
 		return
 	}
-	body := listBody{Jobs: make([]Status, 0, len(page.Jobs))}
+	body := listBody{Jobs: make([]listedStatus, 0, len(page.Jobs))}
 	for _, j := range page.Jobs {
-		body.Jobs = append(body.Jobs, s.status(r, j))
+		body.Jobs = append(body.Jobs, listed(s.status(r, j), j))
 	}
 	if page.NextCursor != "" {
 		body.NextCursor = &page.NextCursor

@@ -210,6 +210,16 @@ func failureProblem(j *job.Job) *Problem {
 	return p
 }
 
+// attemptProblem is a failed attempt's error (retry.lastError of a job
+// that is tried again), shown as a job's own error is.
+func attemptProblem(f job.Failure) *Problem {
+	p := &Problem{Type: ProblemBase + "attempt-failed", Title: "The last attempt failed", Detail: f.Message}
+	if f.Type != "" {
+		p.Title += " (" + f.Type + ")"
+	}
+	return p
+}
+
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	s.Error(w, r, problem(http.StatusNotFound, "no-such-endpoint", "No such endpoint", fmt.Sprintf("%s is not an endpoint of this API.", r.URL.Path)))
 }

@@ -13,15 +13,18 @@ import (
 // Status is a job's status as the contract shows it: the body of status
 // answers, events and listings, and the data of webhooks.
 type Status struct {
-	ID                  string        `json:"id"`
-	Kind                string        `json:"kind"`
-	State               job.State     `json:"state"`
-	Progress            *progressBody `json:"progress"`
-	CreatedAt           Timestamp     `json:"createdAt"`
-	StartedAt           *Timestamp    `json:"startedAt"`
-	UpdatedAt           Timestamp     `json:"updatedAt"`
-	CompletedAt         *Timestamp    `json:"completedAt"`
-	Attempt             int           `json:"attempt"`
+	ID          string        `json:"id"`
+	Kind        string        `json:"kind"`
+	State       job.State     `json:"state"`
+	Progress    *progressBody `json:"progress"`
+	CreatedAt   Timestamp     `json:"createdAt"`
+	StartedAt   *Timestamp    `json:"startedAt"`
+	UpdatedAt   Timestamp     `json:"updatedAt"`
+	CompletedAt *Timestamp    `json:"completedAt"`
+	Attempt     int           `json:"attempt"`
+	// Retry is set on a running job whose last attempt failed and which
+	// is tried again.
+	Retry               *retryBody    `json:"retry,omitempty"`
 	EstimatedCompletion *Timestamp    `json:"estimatedCompletion"`
 	StatusURL           string        `json:"statusUrl"`
 	ResultURL           *string       `json:"resultUrl"`
@@ -72,6 +75,15 @@ type callbackBody struct {
 	LastAttemptAt *Timestamp        `json:"lastAttemptAt,omitempty"`
 	LastError     string            `json:"lastError,omitempty"`
 	NextAttemptAt *Timestamp        `json:"nextAttemptAt,omitempty"`
+}
+
+// retryBody says why a running job's last attempt failed and when the
+// next one (the status's attempt) starts.
+type retryBody struct {
+	LastError     *Problem   `json:"lastError"`
+	LastAttemptAt *Timestamp `json:"lastAttemptAt,omitempty"`
+	NextAttemptAt *Timestamp `json:"nextAttemptAt,omitempty"`
+	MaxAttempts   int        `json:"maxAttempts,omitempty"`
 }
 
 type progressBody struct {
@@ -149,6 +161,10 @@ func NewStatus(j *job.Job, base string) Status {
 	for _, st := range j.Steps {
 		b.Steps = append(b.Steps, stepBody{Name: st.Name, State: st.State, Attempt: max(st.Attempt, 1), StartedAt: timeOrNil(st.StartedAt),
 			CompletedAt: timeOrNil(st.CompletedAt), JobID: st.JobID, Error: st.Error})
+	}
+	if r := j.Retry; r != nil && !j.State.Terminal() {
+		b.Retry = &retryBody{LastError: attemptProblem(r.LastError), LastAttemptAt: timeOrNil(r.LastAttemptAt),
+			NextAttemptAt: timeOrNil(r.NextAttemptAt), MaxAttempts: r.MaxAttempts}
 	}
 	if c := j.Callback; c != nil {
 		b.Callback = &callbackBody{State: c.State, Attempts: c.Attempts, LastStatus: c.LastStatus,

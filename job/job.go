@@ -24,11 +24,17 @@ type Job struct {
 	State State
 	// Progress is the last progress the work reported, if any.
 	Progress *Progress
-	// Attempt counts the tries of the current work, starting at 1.
+	// Attempt counts the tries of the current work, starting at 1: the
+	// one running, or the one due next while the job waits to retry.
 	Attempt int
+	// Retry, on a running job whose work failed an attempt and is tried
+	// again, says why that attempt failed and when the next one starts;
+	// nil on a first attempt and once the job ended.
+	Retry *Retry
 	// CreatedAt is when the job was accepted.
 	CreatedAt time.Time
-	// StartedAt is when a worker first started the work; zero before.
+	// StartedAt is when a worker first started the work (its first
+	// attempt, however many follow); zero before.
 	StartedAt time.Time
 	// UpdatedAt is when anything about the job last changed.
 	UpdatedAt time.Time
@@ -66,6 +72,60 @@ type Job struct {
 	ScheduleID string
 	// RerunOf is the job this one reruns; empty otherwise.
 	RerunOf string
+	// Unknown names the fields the record this Job was read from could
+	// not know (a listing's, which has only what Temporal's visibility
+	// keeps); a client is shown them left out, never as zero values.
+	Unknown Fields
+}
+
+// Fields is a set of a Job's fields, as a client sees them.
+type Fields uint16
+
+// The fields of a Job that a listing may not know.
+const (
+	FieldAttempt Fields = 1 << iota
+	FieldStartedAt
+	FieldUpdatedAt
+	FieldProgress
+	FieldFailure // Error
+	FieldCallback
+	FieldEstimate
+	FieldRetry
+	// FieldStepAttempts is the attempt of each running step.
+	FieldStepAttempts
+)
+
+// Has reports whether f holds every field of g.
+func (f Fields) Has(g Fields) bool { return f&g == g }
+
+// Retry says that a running job's last attempt failed and another
+// follows (its number is the job's Attempt).
+type Retry struct {
+	// LastError is why the last attempt failed, in words fit for the
+	// client (as Job.Error).
+	LastError Failure
+	// LastAttemptAt is when the last attempt ended; zero when unknown.
+	LastAttemptAt time.Time
+	// NextAttemptAt is when the next attempt is due while the job waits
+	// for it; zero once it is due (it runs, or waits for a worker).
+	NextAttemptAt time.Time
+	// MaxAttempts is how many attempts the work gets in all; 0 when
+	// unbounded.
+	MaxAttempts int
+}
+
+// Regresses reports whether j, a later look-up of the same unfinished
+// job, shows less than prev did: an earlier update, a lower attempt, or
+// no start or progress where prev had one. A status that a client has
+// seen never moves back, so a watcher drops such a look-up (a finished
+// job's status is final and never regresses: it is always taken).
+func (j *Job) Regresses(prev *Job) bool {
+	if prev == nil || j.State.Terminal() {
+		return false
+	}
+	return j.UpdatedAt.Before(prev.UpdatedAt) || j.Attempt < prev.Attempt ||
+		j.StartedAt.IsZero() && !prev.StartedAt.IsZero() ||
+		j.Progress == nil && prev.Progress != nil
 }
 
 // ExpectedEnd is when the job is expected to end, as of now: its
@@ -286,8 +346,8 @@ type Service interface {
 }
 
 // Version identifies what a client can see change in a job: its state,
-// progress, attempt, start, completion, error, waits, steps and webhook
-// delivery. It is stable while
+// progress, attempt, retry, start, completion, error, waits, steps and
+// webhook delivery. It is stable while
 // nothing of that changes (the time of the last heartbeat is left out), so
 // it serves as an ETag and as the cursor of long-polls and event streams.
 func (j *Job) Version() string {
@@ -305,6 +365,11 @@ func (j *Job) Version() string {
 	if e := j.Error; e != nil {
 		b = append(append(b, e.Type...), '|')
 		b = append(append(b, e.Message...), '|')
+	}
+	if r := j.Retry; r != nil {
+		b = append(append(b, "r:"+r.LastError.Type...), '|')
+		b = append(append(b, r.LastError.Message...), '|')
+		b = append(strconv.AppendInt(b, r.NextAttemptAt.UnixNano(), 10), '|')
 	}
 	for _, w := range j.WaitingFor {
 		b = append(append(b, "w:"+w.Name...), '|')

@@ -93,6 +93,24 @@ type Output struct {
 	// in the results of older workers and of workflow kinds.
 	StartedAt time.Time `json:"startedAt,omitzero"`
 	Attempt   int       `json:"attempt,omitempty"`
+	// FirstStartedAt is when the work's first attempt started, which
+	// the job's status shows as its start (StartedAt is the last
+	// attempt's); zero from workers before it.
+	FirstStartedAt time.Time `json:"firstStartedAt,omitzero"`
+}
+
+// WorkReport is what a job's activity hands from attempt to attempt, and
+// reports when an attempt fails: when the work's first attempt started,
+// which Temporal does not keep once it retries. Each heartbeat carries it
+// as its second detail (the first is the job.Progress, or null), which
+// Temporal keeps across attempts; a failed attempt's error carries it,
+// with the last progress, as its details; a succeeded one's Output has
+// FirstStartedAt.
+type WorkReport struct {
+	FirstStartedAt time.Time `json:"firstStartedAt"`
+	// Progress is the attempt's last progress, in a failed attempt's
+	// details only (a heartbeat has it as its first detail).
+	Progress *job.Progress `json:"progress,omitempty"`
 }
 
 // BlobRef points at a result in blob storage.
