@@ -22,7 +22,10 @@ func TestRegresses(t *testing.T) {
 		want   bool
 	}{
 		{"the same", func(*job.Job) {}, false},
-		{"newer progress", func(j *job.Job) { j.Progress = &job.Progress{Current: 6, Total: 10}; j.UpdatedAt = t0.Add(2 * time.Second) }, false},
+		{"newer progress", func(j *job.Job) {
+			j.Progress = &job.Progress{Current: 6, Total: 10}
+			j.UpdatedAt = t0.Add(2 * time.Second)
+		}, false},
 		{"retrying", func(j *job.Job) { j.Attempt = 3; j.Retry = &job.Retry{LastError: job.Failure{Type: "x"}} }, false},
 		{"earlier update", func(j *job.Job) { j.UpdatedAt = t0 }, true},
 		{"start lost", func(j *job.Job) { j.StartedAt = time.Time{} }, true},
