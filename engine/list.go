@@ -67,7 +67,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		if err != nil {
 			continue // not a job jobgate started
 		}
-		createdAtStart(j, info.GetStartTime().AsTime())
+		createdAtStart(j, recordTime(info.GetStartTime()))
 		if !f.CreatedFrom.IsZero() && j.CreatedAt.Before(f.CreatedFrom) || !f.CreatedTo.IsZero() && !j.CreatedAt.Before(f.CreatedTo) {
 			continue
 		}
@@ -77,7 +77,7 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 		j.Callback = nil
 		recorded, _ := searchKeyword(info.GetSearchAttributes(), workflows.StateKey.GetName())
 		j.State = jobState(info.GetStatus(), recorded, nil, false)
-		untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
+		untilStart(j, recordTime(info.GetStartTime()), recordTime(info.GetExecutionTime()), s.cfg.Now())
 		if flow {
 			// A workflow kind's progress, steps and waits are in its memo,
 			// which visibility keeps too.
@@ -87,8 +87,8 @@ func (s *Service) List(ctx context.Context, tenant string, f job.ListFilter) (*j
 			}
 		}
 		if t := info.GetCloseTime(); t != nil && j.State.Terminal() {
-			j.CompletedAt = t.AsTime()
-			j.UpdatedAt = j.CompletedAt
+			j.CompletedAt = recordTime(t)
+			j.UpdatedAt = laterOf(j.CompletedAt, j.UpdatedAt)
 			j.ExpiresAt = j.CompletedAt.Add(s.cfg.ResultTTL)
 			if !s.cfg.Now().Before(j.ExpiresAt) {
 				continue

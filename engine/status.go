@@ -16,6 +16,7 @@ import (
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
@@ -91,12 +92,12 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 	if j.Tenant != tenant {
 		return nil, job.ErrNotFound
 	}
-	createdAtStart(j, info.GetStartTime().AsTime())
+	createdAtStart(j, recordTime(info.GetStartTime()))
 	j.UpdatedAt = j.CreatedAt
 	j.Kind, _ = searchKeyword(info.GetSearchAttributes(), workflows.KindKey.GetName())
 	// Last, on whichever path returns: the state and estimate of a job
 	// with a start delay depend on its start time.
-	defer untilStart(j, info.GetStartTime().AsTime(), info.GetExecutionTime().AsTime(), s.cfg.Now())
+	defer untilStart(j, recordTime(info.GetStartTime()), recordTime(info.GetExecutionTime()), s.cfg.Now())
 
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		if ext {
@@ -129,8 +130,8 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 		j.WaitingFor = nil
 	}
 	if t := info.GetCloseTime(); t != nil {
-		v.job.CompletedAt = t.AsTime()
-		v.job.UpdatedAt = v.job.CompletedAt
+		v.job.CompletedAt = recordTime(t)
+		v.job.UpdatedAt = laterOf(v.job.CompletedAt, v.job.UpdatedAt)
 		v.job.ExpiresAt = v.job.CompletedAt.Add(s.cfg.ResultTTL)
 	}
 	s.finished.put(id, v.forCache())
@@ -429,6 +430,17 @@ func searchKeyword(sa *commonpb.SearchAttributes, name string) (string, bool) {
 		return "", false
 	}
 	return v, true
+}
+
+// recordTime is a time of a workflow's record (its start, start delay or
+// close) as a status shows it: to the millisecond, as precise as every
+// visibility store keeps it (SQL stores to the microsecond, Elasticsearch
+// to the millisecond), so that a listing and GET show the same time.
+func recordTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime().Truncate(time.Millisecond)
 }
 
 func laterOf(a, b time.Time) time.Time {
