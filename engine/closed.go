@@ -42,8 +42,8 @@ func (s *Service) waitClosed(ctx context.Context, id string) (*historypb.History
 // finishedView), with no call to Temporal; the view goes to the
 // finished-job cache. That is possible for a succeeded job of an
 // activity kind, whose work recorded the start and attempt of its last
-// try (and the start of its first, the job's startedAt) in its output, with no webhook (whose delivery state is another
-// workflow's) and no start delay (whose start time Temporal's record
+// try (and the start of its first, the job's startedAt) in its output,
+// with no webhook (whose delivery state is another workflow's) and no start delay (whose start time Temporal's record
 // holds). ok is false otherwise: the job is then read as any other.
 func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.Job, ok bool) {
 	attrs := ev.GetWorkflowExecutionCompletedEventAttributes()
@@ -54,7 +54,7 @@ func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.J
 	if converter.GetDefaultDataConverter().FromPayloads(attrs.GetResult(), &out) != nil || out.StartedAt.IsZero() {
 		return nil, false
 	}
-	completed := ev.GetEventTime().AsTime()
+	completed := recordTime(ev.GetEventTime())
 	j = &job.Job{
 		ID:                  last.ID,
 		Tenant:              last.Tenant,
