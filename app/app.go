@@ -39,6 +39,7 @@ import (
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/metrics"
 	"github.com/jobgate/jobgate/tracing"
+	"github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -201,10 +202,26 @@ func Run(extra ...job.Kind) error {
 	if err := engine.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {
 		return err
 	}
-	st.connect(c, cfg)
+	// The process's one job service: the API's, and what the worker's
+	// export kind lists jobs through and its webhooks read statuses
+	// through, with one cache of finished jobs and one set of watchers.
+	jobs := engine.New(c, kinds, engine.Config{
+		TaskQueue:   cfg.TaskQueue,
+		CallTimeout: cfg.TemporalCallTimeout,
+		EagerStart:  cfg.runsWorker(),
+		ResultTTL:   cfg.ResultTTL,
+		Namespace:   cfg.TemporalNamespace,
+		MaxBacklog:  cfg.MaxBacklog,
+		Blobs:       st.blobs,
+		CursorKey:   st.cursorKey(cfg),
+		// The bound and back-off of watched jobs' look-ups.
+		WatchRate:        cfg.WatchRate,
+		WatchMaxInterval: cfg.WatchMaxInterval,
+	})
+	st.jobs.svc = jobs
 
 	if cfg.runsWorker() {
-		w := engine.NewWorker(c, cfg.TaskQueue, kinds, st.workerOptions(cfg))
+		w := worker.New(c, cfg.TaskQueue, kinds, st.workerOptions(cfg, jobs))
 		if err := w.Start(); err != nil {
 			return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
 		}
@@ -217,19 +234,6 @@ func Run(extra ...job.Kind) error {
 
 	var handler http.Handler
 	if cfg.runsAPI() {
-		jobs := engine.New(c, kinds, engine.Config{
-			TaskQueue:   cfg.TaskQueue,
-			CallTimeout: cfg.TemporalCallTimeout,
-			EagerStart:  cfg.runsWorker(),
-			ResultTTL:   cfg.ResultTTL,
-			Namespace:   cfg.TemporalNamespace,
-			MaxBacklog:  cfg.MaxBacklog,
-			Blobs:       st.blobs,
-			CursorKey:   st.cursorKey(cfg),
-			// The bound and back-off of watched jobs' look-ups.
-			WatchRate:        cfg.WatchRate,
-			WatchMaxInterval: cfg.WatchMaxInterval,
-		})
 		handler = httpapi.New(jobs, kinds, httpapi.Config{
 			MaxBodyBytes:          cfg.MaxBodyBytes,
 			PublicURL:             cfg.PublicURL,

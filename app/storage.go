@@ -10,14 +10,13 @@ import (
 	"path/filepath"
 	"slices"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/webhook"
+	"github.com/jobgate/jobgate/worker"
 )
 
 // maxResultBlobThreshold keeps inline results well under Temporal's
@@ -107,28 +106,18 @@ func (st *storage) deps(cfg Config) activities.Deps {
 	}
 }
 
-// connect lets the export kind list jobs through c.
-func (st *storage) connect(c client.Client, cfg Config) {
-	st.jobs.svc = engine.New(c, nil, engine.Config{
-		TaskQueue:   cfg.TaskQueue,
-		Namespace:   cfg.TemporalNamespace,
-		CallTimeout: cfg.TemporalCallTimeout,
-		ResultTTL:   cfg.ResultTTL,
-	})
-}
-
 // workerOptions are a worker's options with results, webhooks and cleanup
-// wired.
-func (st *storage) workerOptions(cfg Config) engine.WorkerOptions {
-	return engine.WorkerOptions{
+// wired; webhooks read statuses through jobs.
+func (st *storage) workerOptions(cfg Config, jobs worker.Jobs) worker.Options {
+	return worker.Options{
 		MaxConcurrentJobs:   cfg.WorkerConcurrency,
 		Blobs:               st.blobs,
 		ResultBlobThreshold: cfg.ResultBlobThreshold,
-		Webhooks: &engine.WebhookOptions{
-			Secrets:   st.secrets,
-			Outbound:  st.outbound(cfg),
-			ResultTTL: cfg.ResultTTL,
-			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
+		Webhooks: &worker.WebhookOptions{
+			Secrets:  st.secrets,
+			Outbound: st.outbound(cfg),
+			Jobs:     jobs,
+			Render:   func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
 		},
 	}
 }
@@ -166,8 +155,9 @@ func (st *storage) outbound(cfg Config) activities.Outbound {
 	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, MaxBatchResultBytes: cfg.MaxBatchResultBytes, Reserved: st.reserved}
 }
 
-// lister lists jobs through a read-only engine.Service, once connect made
-// one: the kinds are built before Temporal is dialed.
+// lister lists jobs through the process's engine.Service, once Run made
+// it: the kinds are built before Temporal is dialed, and the service runs
+// them.
 type lister struct{ svc *engine.Service }
 
 func (l *lister) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {

@@ -28,7 +28,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
+	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
 
 	"github.com/jobgate/jobgate/activities"
@@ -41,6 +41,7 @@ import (
 	"github.com/jobgate/jobgate/metrics"
 	"github.com/jobgate/jobgate/tracing"
 	"github.com/jobgate/jobgate/webhook"
+	"github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -87,7 +88,7 @@ type env struct {
 	MetricsURL string
 
 	kinds      *job.Registry
-	workerOpts engine.WorkerOptions
+	workerOpts worker.Options
 }
 
 type envOptions struct {
@@ -194,11 +195,14 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	if secrets == nil {
 		secrets = map[string]string{queue: webhook.NewSecret()}
 	}
-	workerOpts := engine.WorkerOptions{
+	workerOpts := worker.Options{
 		MaxConcurrentJobs:   opts.workerSlots,
 		Blobs:               blobs,
 		ResultBlobThreshold: activities.DefaultResultBlobThreshold,
-		Webhooks: &engine.WebhookOptions{
+		// Webhooks read statuses through a service of the worker's own
+		// (Jobs nil), as in a worker process: not through the API's
+		// client, which apiDialOptions may make fail.
+		Webhooks: &worker.WebhookOptions{
 			Secrets:   secrets,
 			Outbound:  outbound,
 			ResultTTL: opts.resultTTL,
@@ -209,7 +213,7 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		workerOpts.ResultBlobThreshold = 0
 	}
 	if !opts.noWorker {
-		w := engine.NewWorker(c, queue, kinds, workerOpts)
+		w := worker.New(c, queue, kinds, workerOpts)
 		require.NoError(tb, w.Start())
 		tb.Cleanup(w.Stop)
 	}
@@ -299,9 +303,9 @@ func mustOpenBlobs(tb testing.TB) *blob.Store {
 // startWorker starts another worker of the env, as a worker process on
 // another machine would be; the caller stops it (Stop is idempotent; it is
 // also stopped when the test ends).
-func (e *env) startWorker() worker.Worker {
+func (e *env) startWorker() sdkworker.Worker {
 	e.t.Helper()
-	w := engine.NewWorker(e.Temporal, e.TaskQueue, e.kinds, e.workerOpts)
+	w := worker.New(e.Temporal, e.TaskQueue, e.kinds, e.workerOpts)
 	require.NoError(e.t, w.Start())
 	e.t.Cleanup(w.Stop)
 	return w

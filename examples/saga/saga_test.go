@@ -29,6 +29,7 @@ import (
 	"github.com/jobgate/jobgate/examples/saga"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
+	jobworker "github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -95,7 +96,7 @@ func mustOpenShop(t *testing.T, opts shopOptions) *shop {
 	require.NoError(t, err)
 
 	queue := fmt.Sprintf("saga-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
-	w := engine.NewWorker(c, queue, kinds, engine.WorkerOptions{})
+	w := jobworker.New(c, queue, kinds, jobworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	jobs := engine.New(c, kinds, engine.Config{TaskQueue: queue, Namespace: temporalServer.Namespace(), EagerStart: true})
