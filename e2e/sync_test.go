@@ -145,7 +145,16 @@ func quietKind() job.Kind {
 // large) or from blob storage.
 func TestWaitingAnswersEqualALaterRead(t *testing.T) {
 	t.Parallel()
+	var flaky sync.Once
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/flaky" {
+			failed := false
+			flaky.Do(func() { failed = true })
+			if failed {
+				w.WriteHeader(http.StatusServiceUnavailable) // retried: the job succeeds on attempt 2
+				return
+			}
+		}
 		size := map[string]int{"/small": 10, "/large": 40 << 10, "/blob": 300 << 10}[r.URL.Path]
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"path":%q,"pad":%q}`, r.URL.Path, strings.Repeat("x", size))
@@ -159,6 +168,7 @@ func TestWaitingAnswersEqualALaterRead(t *testing.T) {
 		{"small inline result", `{"kind":"http.request","input":{"url":"` + target.URL + `/small"}}`},
 		{"large inline result", `{"kind":"http.request","input":{"url":"` + target.URL + `/large"}}`},
 		{"result in blob storage", `{"kind":"http.request","input":{"url":"` + target.URL + `/blob"}}`},
+		{"succeeded on a second attempt", `{"kind":"http.request","input":{"url":"` + target.URL + `/flaky"}}`},
 		{"failed", `{"kind":"test.fail","input":{}}`},
 		{"with priority", `{"kind":"sleep","input":{"seconds":0},"priority":1}`},
 	} {
@@ -166,6 +176,9 @@ func TestWaitingAnswersEqualALaterRead(t *testing.T) {
 			waited := e.do(http.MethodPost, "/v1/jobs", tc.body, "Prefer", "wait=30")
 			require.Contains(t, []int{http.StatusSeeOther, http.StatusOK}, waited.StatusCode, "body: %s", waited.Body)
 			id := waited.JSON(t)["id"].(string)
+			if strings.Contains(tc.name, "second attempt") {
+				require.EqualValues(t, 2, waited.JSON(t)["attempt"])
+			}
 			requireSameStatus(t, fresh.do(http.MethodGet, "/v1/jobs/"+id, ""), waited)
 			if waited.StatusCode == http.StatusSeeOther {
 				requireSameResult(t, fresh, e, id)
