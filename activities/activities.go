@@ -159,6 +159,11 @@ func isClosed(ch <-chan struct{}) bool {
 // last progress once it failed.
 func activityError(ctx context.Context, stopping <-chan struct{}, err error, report workflows.WorkReport) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if temporal.IsCanceledError(context.Cause(ctx)) {
+			// Canceled by Temporal (the job's cancellation): the report
+			// rides along as the cancellation's details.
+			return temporal.NewCanceledError(report)
+		}
 		return err
 	}
 	if appErr, ok := err.(*temporal.ApplicationError); ok && !appErr.HasDetails() {

@@ -109,10 +109,36 @@ func TestRetryingJobSaysWhyAndWhen(t *testing.T) {
 
 	done := e.waitState(id, job.StateSucceeded, 30*time.Second).JSON(t)
 	require.EqualValues(t, 3, target.calls.Load())
+	require.Equal(t, second["startedAt"], e.statusOf(id)["startedAt"], "a fresh read of the finished job too")
 	require.EqualValues(t, 3, done["attempt"])
 	require.Equal(t, second["startedAt"], done["startedAt"], "a finished job keeps its first start")
 	require.NotContains(t, done, "retry", "a finished job is not retrying")
 	require.Nil(t, done["error"])
+}
+
+// A job whose every attempt fails keeps its first start and last attempt
+// when it has failed: its error is the last attempt's, and it no longer
+// says it retries.
+func TestFailedAfterRetriesKeepsItsFirstStart(t *testing.T) {
+	t.Parallel()
+	target := mustStartFlakyTarget(t, -1, 1)
+	e := mustStartEnv(t, envOptions{allowPrivate: true})
+	id, _ := e.submit(mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{
+		"method": "GET", "url": target.URL + "/down", "maxAttempts": 3}}))
+	var retrying map[string]any
+	eventually(t, 30*time.Second, "retrying", func() bool {
+		retrying = e.statusOf(id)
+		return retrying["retry"] != nil && retrying["startedAt"] != nil
+	})
+	failed := e.waitState(id, job.StateFailed, 30*time.Second).JSON(t)
+	require.EqualValues(t, 3, target.calls.Load())
+	require.EqualValues(t, 3, failed["attempt"])
+	require.Equal(t, retrying["startedAt"], failed["startedAt"], "the failed job keeps its first start")
+	require.NotContains(t, failed, "retry")
+	e2 := failed["error"].(map[string]any)
+	require.Equal(t, httpapi.ProblemBase+"job-failed", e2["type"])
+	require.Equal(t, "The job failed (http-503)", e2["title"])
+	require.Equal(t, retrying["retry"].(map[string]any)["lastError"].(map[string]any)["detail"], e2["detail"], "the job's error is its last attempt's")
 }
 
 // A listing never contradicts GET: every member a listed job shows is the
@@ -274,4 +300,23 @@ func TestStatusNeverMovesBack(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A job canceled while it runs keeps, once canceled, the start and the
+// last progress it showed while it ran.
+func TestCanceledJobKeepsWhatItShowed(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{})
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":30}}`)
+	var running map[string]any
+	eventually(t, workerRoundTrip, "running with progress", func() bool {
+		running = e.statusOf(id)
+		p, _ := running["progress"].(map[string]any)
+		return running["state"] == "running" && p != nil && p["current"].(float64) >= 1
+	})
+	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
+	canceled := e.waitState(id, job.StateCanceled, workerRoundTrip).JSON(t)
+	requireNoRegress(t, "the canceled job", running, canceled)
+	require.Equal(t, running["startedAt"], canceled["startedAt"])
+	require.GreaterOrEqual(t, canceled["progress"].(map[string]any)["current"], running["progress"].(map[string]any)["current"])
 }

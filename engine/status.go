@@ -320,6 +320,9 @@ func workEvent(j *job.Job, ev *historypb.HistoryEvent) bool {
 			}
 		}
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+		if d := ev.GetActivityTaskCanceledEventAttributes().GetDetails(); d != nil && dc.FromPayloads(d, &report) != nil {
+			report = workflows.WorkReport{}
+		}
 	default:
 		return false
 	}

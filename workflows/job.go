@@ -104,7 +104,8 @@ type Output struct {
 // which Temporal does not keep once it retries. Each heartbeat carries it
 // as its second detail (the first is the job.Progress, or null), which
 // Temporal keeps across attempts; a failed attempt's error carries it,
-// with the last progress, as its details; a succeeded one's Output has
+// with the last progress, as its details, and so does a canceled
+// attempt's cancellation; a succeeded one's Output has
 // FirstStartedAt.
 type WorkReport struct {
 	FirstStartedAt time.Time `json:"firstStartedAt"`
