@@ -374,3 +374,41 @@ func send(srv *httpapitest.Server, method, path, body string, headers ...string)
 func get(srv *httpapitest.Server, path string, headers ...string) answer {
 	return send(srv, http.MethodGet, path, "", headers...)
 }
+
+// A listing leaves out what its record of a job cannot know (job.Unknown)
+// instead of showing it as null or 1; every member it shows is GET's.
+func TestListingLeavesOutWhatItCannotKnow(t *testing.T) {
+	t.Parallel()
+	srv := httpapitest.NewServer(t, httpapi.Config{})
+	queued := mustSubmit(t, srv)
+	failed := mustSubmit(t, srv)
+	srv.Jobs.Start(failed)
+	srv.Jobs.Report(failed, job.Progress{Current: 1, Total: 2})
+	srv.Jobs.Fail(failed, "http-503", "the target answered 503")
+
+	var page struct {
+		Jobs []map[string]any `json:"jobs"`
+	}
+	list := call(t, srv, http.MethodGet, "/v1/jobs", "")
+	require.Equal(t, http.StatusOK, list.code)
+	require.NoError(t, json.Unmarshal(list.body, &page))
+	require.Len(t, page.Jobs, 2)
+	byID := map[string]map[string]any{}
+	for _, j := range page.Jobs {
+		byID[j["id"].(string)] = j
+	}
+	for _, k := range []string{"error", "attempt", "startedAt", "progress", "callback", "retry"} {
+		require.NotContains(t, byID[failed], k, "a listing does not know %s of a job that ran", k)
+	}
+	for _, k := range []string{"attempt", "startedAt", "progress", "error"} {
+		require.Contains(t, byID[queued], k, "a listing knows %s of a job that has not run", k)
+	}
+	require.Nil(t, byID[queued]["startedAt"])
+	require.EqualValues(t, 1, byID[queued]["attempt"])
+	for id, l := range byID {
+		got := call(t, srv, http.MethodGet, "/v1/jobs/"+id, "").json(t)
+		for k, v := range l {
+			require.Equal(t, got[k], v, "job %s: the listing's %s is not GET's", id, k)
+		}
+	}
+}

@@ -318,7 +318,15 @@ func (f *Jobs) List(_ context.Context, tenant string, filter job.ListFilter) (*j
 	for i := len(f.order) - 1; i >= 0; i-- {
 		j := f.jobs[f.order[i]].j
 		if j.Tenant == tenant && (filter.State == "" || j.State == filter.State) && (filter.Kind == "" || j.Kind == filter.Kind) {
-			j.Progress = nil // listings carry no progress
+			// As the engine's listings: what visibility keeps, the rest
+			// named unknown (left out of the listing).
+			j.Unknown = job.FieldCallback
+			if j.State != job.StateQueued && j.State != job.StateScheduled {
+				j.Unknown |= job.FieldAttempt | job.FieldStartedAt | job.FieldProgress | job.FieldRetry
+			}
+			if j.State == job.StateFailed {
+				j.Unknown |= job.FieldFailure
+			}
 			all = append(all, j)
 		}
 	}
