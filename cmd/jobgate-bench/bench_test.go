@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,4 +234,21 @@ func TestHitChecksTheAnswer(t *testing.T) {
 	require.ErrorAs(t, a.hit(ctx, http.MethodGet, "/other", "", http.StatusOK), &he)
 	require.Equal(t, http.StatusTeapot, he.Code)
 	require.Equal(t, "nope", he.Body)
+}
+
+func TestSumCounter(t *testing.T) {
+	t.Parallel()
+	text := `# HELP temporal_request temporal_request counter
+# TYPE temporal_request counter
+temporal_request{client_name="temporal_go",namespace="default",operation="DescribeWorkflowExecution",task_queue="_unknown_"} 12
+temporal_request{client_name="temporal_go",namespace="default",operation="StartWorkflowExecution",task_queue="_unknown_"} 5
+temporal_request_total{namespace="other",operation="DescribeWorkflowExecution"} 3
+temporal_request_latency_bucket{operation="DescribeWorkflowExecution",le="0.1"} 99
+`
+	got, err := sumCounter(strings.NewReader(text), "temporal_request", `operation="DescribeWorkflowExecution"`)
+	require.NoError(t, err)
+	require.Equal(t, 15.0, got)
+	got, err = sumCounter(strings.NewReader("# nothing yet\n"), "temporal_request", `operation="DescribeWorkflowExecution"`)
+	require.NoError(t, err)
+	require.Zero(t, got)
 }

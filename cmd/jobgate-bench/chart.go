@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image/color"
 	"math"
@@ -78,6 +79,9 @@ func groupedBars(title, ylabel string, labels []string, ss ...series) (*plot.Plo
 	p.Y.Max = top * 1.35
 	return p, nil
 }
+
+// errNothingToDraw is writeChart's answer when no phase with a chart ran.
+var errNothingToDraw = errors.New("nothing to draw")
 
 // writeChart draws the run's figures into a PNG at path.
 func writeChart(r *results, path string) error {
@@ -165,7 +169,7 @@ func writeChart(r *results, path string) error {
 		}
 	}
 	if len(panels) == 0 {
-		return fmt.Errorf("nothing to draw")
+		return errNothingToDraw
 	}
 
 	const cols = 3

@@ -7,7 +7,8 @@
 // as jobs accumulate, peak memory, the durable SQLite store against an
 // in-memory one, and a chaos run that SIGKILLs the worker and the whole
 // all-in-one process under load and checks that no accepted job is lost or
-// run twice.
+// run twice, and what open event streams cost Temporal and other tenants
+// (watchers.go).
 //
 // It runs a built jobgate binary as subprocesses on loopback ports and
 // prints a Markdown report on standard output (progress goes to standard
@@ -64,6 +65,7 @@ type options struct {
 	keep       bool
 	timeout    time.Duration
 	sync       syncOptions
+	watch      watchOptions
 }
 
 func parseFlags(args []string) (options, error) {
@@ -72,7 +74,7 @@ func parseFlags(args []string) (options, error) {
 	var phases, conc, growth string
 	fs.StringVar(&o.jobgate, "jobgate", "", "path of the jobgate binary (default: ./jobgate if present, else built once with go build ./cmd/jobgate)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
-	fs.StringVar(&phases, "phases", "main,sync,store,chaos", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos")
+	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost)")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
 	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
@@ -94,17 +96,19 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (data and subprocess logs)")
 	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "bound on the whole run")
 	o.sync.register(fs)
+	o.watch.streams = []int{1, 100, 500}
+	watchFlags(fs, &o.watch)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "main", "sync", "store", "chaos":
+		case "main", "sync", "store", "chaos", "watchers":
 			o.phases[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos, watchers)", p)
 		}
 	}
 	var err error
@@ -147,6 +151,7 @@ func parseFlags(args []string) (options, error) {
 		def("chaos-kill-after", func() { o.chaosKill = 4 * time.Second })
 		def("chaos-run-after", func() { o.chaosAfter = 3 * time.Second })
 		def("chaos-rate", func() { o.chaosRate = 10 })
+		watchQuick(&o.watch, set)
 		def("chart", func() { o.chart = filepath.Join(os.TempDir(), "jobgate-bench-quick.png") })
 	}
 	return o, nil
@@ -233,10 +238,17 @@ func run(o options) error {
 			failures = append(failures, fmt.Errorf("chaos phase: %w", err))
 		}
 	}
+	if o.phases["watchers"] && ctx.Err() == nil {
+		if err := runWatchers(ctx, o, bin, filepath.Join(dir, "watchers"), r); err != nil {
+			failures = append(failures, fmt.Errorf("watchers phase: %w", err))
+		}
+	}
 	r.Took = time.Since(r.Began)
 	fmt.Print(r.markdown())
 	if o.chart != "" {
-		if err := writeChart(r, o.chart); err != nil {
+		if err := writeChart(r, o.chart); errors.Is(err, errNothingToDraw) {
+			logf("no chart: the phases run have none")
+		} else if err != nil {
 			failures = append(failures, fmt.Errorf("chart: %w", err))
 		} else {
 			logf("chart written to %s", o.chart)

@@ -66,6 +66,10 @@ func newProc(spec procSpec) (*proc, error) {
 		"JOBGATE_RATE_LIMIT=0",
 		"JOBGATE_MAX_ACTIVE_JOBS=0",
 		"JOBGATE_MAX_BACKLOG=0",
+		// No metrics listener unless spec.Env asks for one on a port of
+		// its own: the HTTP port plus 1000 may be taken on a shared
+		// machine.
+		"JOBGATE_METRICS_ADDR=off",
 	)
 	p.base = append(p.base, spec.Env...)
 	if err := p.pickPorts(); err != nil {
@@ -89,9 +93,6 @@ func (p *proc) pickPorts() error {
 	p.TemporalPort = temporalPort
 	p.env = append(append([]string(nil), p.base...),
 		"JOBGATE_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
-		// No metrics listener: the bench does not scrape, and the HTTP
-		// port plus 1000 may be taken on a shared machine.
-		"JOBGATE_METRICS_ADDR=off",
 		"JOBGATE_EMBEDDED_TEMPORAL_PORT="+strconv.Itoa(temporalPort),
 	)
 	return nil

@@ -25,6 +25,7 @@ type results struct {
 	Stores     []storeRow
 	Sync       []syncRow
 	Chaos      []chaosResult
+	Watchers   []watchersRow
 }
 
 type acceptRow struct {
@@ -260,5 +261,6 @@ func (r *results) markdown() string {
 		}
 		b.WriteString(t.markdown() + "\n")
 	}
+	b.WriteString(r.watchersMarkdown())
 	return b.String()
 }
