@@ -146,6 +146,7 @@ type batch struct {
 	report job.Reporter
 
 	prefix string // checkpoints' key prefix; "" keeps them in memory
+	tenant string // whose blob storage the checkpoints count toward
 
 	mu   sync.Mutex
 	done int
@@ -163,6 +164,7 @@ func (b *batch) progress() job.Progress {
 func (b *batch) run(ctx context.Context) (any, error) {
 	info, _ := job.InfoFrom(ctx)
 	b.mem = map[int]*BatchItem{}
+	b.tenant = info.Tenant
 	finished := map[int]bool{}
 	if b.blobs != nil && info.ID != "" {
 		b.prefix = ScratchPrefix(info.ID) + "batch/"
@@ -293,10 +295,13 @@ func (b *batch) record(ctx context.Context, item *BatchItem) error {
 		// A checkpoint outlives a cancel that comes while it is written.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
-		if err := b.blobs.Put(wctx, b.checkpointKey(item.Index), data, blob.Attrs{ContentType: "application/json"}); err != nil {
+		if err := b.blobs.Put(wctx, b.checkpointKey(item.Index), data, blob.Attrs{ContentType: "application/json", Tenant: b.tenant}); err != nil {
 			b.mu.Lock()
 			b.used -= int64(len(data))
 			b.mu.Unlock()
+			if errors.Is(err, blob.ErrQuotaExceeded) {
+				return quotaFailure(err)
+			}
 			return fmt.Errorf("checkpoint request %d: %w", item.Index, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -64,20 +65,20 @@ func (w *Worker) storeFile(ctx context.Context, info job.Info, f *job.File) (wor
 	if name == "" {
 		key = resultPrefix(info.ID) + "result" + extension(contentType)
 	}
-	sp := &spool{ctx: ctx, store: w.Blobs, key: key, attrs: blob.Attrs{ContentType: contentType, Filename: name}, limit: -1}
+	sp := &spool{ctx: ctx, store: w.Blobs, key: key, attrs: blob.Attrs{ContentType: contentType, Filename: name, Tenant: info.Tenant}, limit: -1}
 	if isJSON(contentType) {
 		sp.limit = w.ResultBlobThreshold
 	}
 	digest := sha256.New()
 	if err := f.Write(ctx, io.MultiWriter(digest, sp)); err != nil {
 		sp.abort()
-		return workflows.Output{}, err
+		return workflows.Output{}, quotaFailure(err)
 	}
 	if sp.w == nil && sp.limit >= 0 && json.Valid(sp.buf.Bytes()) {
 		return workflows.Output{Result: json.RawMessage(sp.buf.Bytes())}, nil
 	}
 	if err := sp.spill(); err != nil {
-		return workflows.Output{}, err
+		return workflows.Output{}, quotaFailure(err)
 	}
 	if err := sp.w.Close(); err != nil {
 		return workflows.Output{}, fmt.Errorf("store the result of job %s: %w", info.ID, err)
@@ -89,6 +90,17 @@ func (w *Worker) storeFile(ctx context.Context, info job.Info, f *job.File) (wor
 		Filename:    name,
 		SHA256:      hex.EncodeToString(digest.Sum(nil)),
 	}}, nil
+}
+
+// quotaFailure makes a write refused by the tenant's blob storage quota
+// the job's permanent failure, blob-quota-exceeded: retrying would not
+// make room. Other errors are returned as they are.
+func quotaFailure(err error) error {
+	var q *blob.QuotaError
+	if errors.As(err, &q) {
+		return job.Permanent("blob-quota-exceeded", q)
+	}
+	return err
 }
 
 // spool holds what is written in memory up to limit (never, when limit is

@@ -103,8 +103,12 @@ type Config struct {
 	// streams and long-polls (429 beyond) and waiting submissions (202 at
 	// once beyond); 0: no cap.
 	MaxStreams int `envconfig:"MAX_STREAMS" default:"100"`
+	// TenantBlobQuota is each tenant's blob storage quota in bytes:
+	// results, exports and batch checkpoints together (429 on submission
+	// while it is used up; a write past it fails the job; 0: no quota).
+	TenantBlobQuota int64 `envconfig:"TENANT_BLOB_QUOTA" default:"10737418240"`
 	// TenantLimits are per-tenant overrides, comma-separated
-	// tenant:rate=R:burst=B:active=N:weight=W:streams=S entries.
+	// tenant:rate=R:burst=B:active=N:weight=W:streams=S:blobs=BYTES entries.
 	TenantLimits []string `envconfig:"TENANT_LIMITS"`
 	// WatchRate bounds the Temporal look-ups per second of all watched
 	// jobs together (jobs with open streams, long-polls or waiting
@@ -233,7 +237,10 @@ func loadConfig() (Config, error) {
 	if cfg.WatchRate < 0 || cfg.WatchMaxInterval <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_WATCH_RATE must not be negative (not %g) and JOBGATE_WATCH_MAX_INTERVAL must be positive (not %s)", cfg.WatchRate, cfg.WatchMaxInterval)
 	}
-	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs, MaxStreams: cfg.MaxStreams}
+	if cfg.TenantBlobQuota < 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_BLOB_QUOTA must not be negative, not %d", cfg.TenantBlobQuota)
+	}
+	cfg.limits = httpapi.Limits{Rate: cfg.RateLimit, Burst: cfg.RateBurst, MaxActive: cfg.MaxActiveJobs, MaxStreams: cfg.MaxStreams, BlobBytes: cfg.TenantBlobQuota}
 	if cfg.tenantLimits, err = httpapi.ParseTenantLimits(cfg.TenantLimits, cfg.limits); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TENANT_LIMITS: %w", err)
 	}
@@ -263,6 +270,14 @@ func loadConfig() (Config, error) {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil
+}
+
+// blobQuota is tenant's blob storage quota in bytes (0: none).
+func (c Config) blobQuota(tenant string) int64 {
+	if l, ok := c.tenantLimits[tenant]; ok {
+		return l.BlobBytes
+	}
+	return c.limits.BlobBytes
 }
 
 // keylessLoopback binds the API to loopback in local mode (no API keys),

@@ -76,6 +76,7 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("JOBGATE_BLOB_URL: %w", err)
 	}
+	blobs.LimitTenants(cfg.blobQuota)
 	st := &storage{blobs: blobs, secrets: cfg.webhookSecrets, jobs: &lister{}, reserved: &activities.Reserved{}}
 	fmt.Printf("jobgate: blob storage at %s (results over %d bytes, exports, batch checkpoints)\n", blobs, cfg.ResultBlobThreshold)
 	if len(st.secrets) == 0 && len(cfg.apiKeys) == 0 {

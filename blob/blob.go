@@ -27,6 +27,7 @@ var ErrNotFound = errors.New("blob not found")
 type Store struct {
 	bucket *gblob.Bucket
 	url    string
+	usage  usage
 }
 
 // Open opens the bucket at rawURL: file:///abs/dir (created if missing),
@@ -70,6 +71,9 @@ type Attrs struct {
 	ContentType string
 	// Filename, when set, is the name a download suggests.
 	Filename string
+	// Tenant, when set, is whose blob it is: it counts toward the
+	// tenant's usage (and quota, LimitTenants) until it is deleted.
+	Tenant string
 }
 
 // Writer writes one blob. Nothing is visible under its key until Close
@@ -77,31 +81,75 @@ type Attrs struct {
 type Writer struct {
 	w      *gblob.Writer
 	cancel context.CancelFunc
+	ctx    context.Context
+	store  *Store
+	key    string
+	tenant string
+	// allowance is the bytes the tenant may still write (-1: no quota).
+	allowance int64
+	n         int64
+	// oldTenant and oldSize describe the blob this one replaces.
+	oldTenant string
+	oldSize   int64
 }
 
 // Create starts writing a blob under key, replacing any blob there once
-// the Writer is closed.
+// the Writer is closed. A blob for a tenant at its quota is refused, and
+// a write that would take it past its quota fails (*QuotaError).
 func (s *Store) Create(ctx context.Context, key string, a Attrs) (*Writer, error) {
+	allowance := int64(-1)
+	var oldTenant string
+	var oldSize int64
+	if a.Tenant != "" {
+		var err error
+		if allowance, err = s.allowance(ctx, a.Tenant); err != nil {
+			return nil, err
+		}
+		if oldTenant, oldSize, err = s.owner(ctx, key); err != nil {
+			return nil, err
+		}
+		if oldTenant == a.Tenant && allowance >= 0 {
+			allowance += oldSize // replaced, so freed
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	opts := &gblob.WriterOptions{ContentType: a.ContentType, DisableContentTypeDetection: a.ContentType != ""}
+	opts := &gblob.WriterOptions{ContentType: a.ContentType, DisableContentTypeDetection: a.ContentType != "", Metadata: map[string]string{}}
 	if a.Filename != "" {
-		opts.Metadata = map[string]string{"filename": a.Filename}
+		opts.Metadata["filename"] = a.Filename
+	}
+	if a.Tenant != "" {
+		opts.Metadata[tenantMetadata] = a.Tenant
 	}
 	w, err := s.bucket.NewWriter(ctx, key, opts)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("write blob %s: %w", key, err)
 	}
-	return &Writer{w: w, cancel: cancel}, nil
+	return &Writer{w: w, cancel: cancel, ctx: ctx, store: s, key: key, tenant: a.Tenant, allowance: allowance, oldTenant: oldTenant, oldSize: oldSize}, nil
 }
 
-// Write implements io.Writer.
-func (w *Writer) Write(p []byte) (int, error) { return w.w.Write(p) }
+// Write implements io.Writer. Past the tenant's quota it fails with a
+// *QuotaError; Abort the Writer then.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.allowance >= 0 && w.n+int64(len(p)) > w.allowance {
+		limit := w.store.Quota(w.tenant)
+		return 0, &QuotaError{Tenant: w.tenant, Used: limit - w.allowance + w.n + int64(len(p)), Limit: limit}
+	}
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
+}
 
-// Close commits the blob.
+// Close commits the blob, and counts it toward its tenant's usage.
 func (w *Writer) Close() error {
 	defer w.cancel()
-	return w.w.Close()
+	if err := w.w.Close(); err != nil {
+		return err
+	}
+	if w.tenant == "" {
+		return nil
+	}
+	return w.store.mark(w.ctx, w.tenant, w.key, w.n, w.oldTenant, w.oldSize)
 }
 
 // Abort discards the blob being written.
@@ -158,11 +206,19 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// Delete deletes the blob under key; a missing blob is no error.
+// Delete deletes the blob under key, and its count in its tenant's usage;
+// a missing blob is no error.
 func (s *Store) Delete(ctx context.Context, key string) error {
-	err := s.bucket.Delete(ctx, key)
+	tenant, size, err := s.owner(ctx, key)
+	if err != nil {
+		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	err = s.bucket.Delete(ctx, key)
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return fmt.Errorf("delete blob %s: %w", key, err)
+	}
+	if tenant != "" {
+		s.unmark(ctx, tenant, key, size)
 	}
 	return nil
 }

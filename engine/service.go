@@ -289,10 +289,27 @@ func (s *Service) admit(ctx context.Context, req job.SubmitRequest) (release fun
 	if err := s.checkBacklog(ctx, s.queueOf(req.Kind)); err != nil {
 		return nil, err
 	}
+	if err := s.checkBlobQuota(ctx, req.Tenant); err != nil {
+		return nil, err
+	}
 	if req.MaxActive <= 0 {
 		return s.noteStart(req.Tenant), nil
 	}
 	return s.reserveActive(ctx, req.Tenant, req.MaxActive)
+}
+
+// checkBlobQuota refuses a new job (*job.BlobQuotaError) while the
+// tenant's blobs fill its quota: the job's result could not be kept. A
+// usage that cannot be read admits the job (its writes find out).
+func (s *Service) checkBlobQuota(ctx context.Context, tenant string) error {
+	if s.cfg.Blobs == nil {
+		return nil
+	}
+	var q *blob.QuotaError
+	if err := s.cfg.Blobs.CheckQuota(ctx, tenant); errors.As(err, &q) {
+		return &job.BlobQuotaError{Used: q.Used, Limit: q.Limit}
+	}
+	return nil
 }
 
 // Fingerprint identifies a submission by its kind, input (canonical JSON:

@@ -109,6 +109,11 @@ func TestErrorsBecomeProblems(t *testing.T) {
 			check: func(t *testing.T, a answer, _ map[string]any) {
 				require.Equal(t, `"active-jobs";q=7`, a.header.Get("RateLimit-Policy"))
 			}},
+		{name: "blob quota", method: "Submit", err: &job.BlobQuotaError{Used: 2048, Limit: 1024}, status: 429, problem: "blob-quota-exceeded", retryAfter: "60",
+			check: func(t *testing.T, a answer, p map[string]any) {
+				require.Equal(t, `"blob-bytes";q=1024`, a.header.Get("RateLimit-Policy"))
+				require.Contains(t, p["detail"], "2048 bytes of its 1024-byte")
+			}},
 		{name: "unknown kind", method: "Submit", err: &job.UnknownKindError{Kind: "nap", Known: []string{"sleep"}}, status: 422, problem: "unknown-kind",
 			check: func(t *testing.T, _ answer, p map[string]any) {
 				require.Equal(t, "/kind", p["errors"].([]any)[0].(map[string]any)["field"])

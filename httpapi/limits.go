@@ -30,12 +30,15 @@ type Limits struct {
 	// streams and long-polls (429 beyond), and waiting submissions (which
 	// answer 202 at once instead); 0 means no cap.
 	MaxStreams int
+	// BlobBytes is the tenant's blob storage quota: the bytes its results,
+	// exports and checkpoints may hold; 0 means none. Submissions get 429
+	// while it is used up, and a job's write that would pass it fails.
+	BlobBytes int64
 }
 
 // ParseTenantLimits reads JOBGATE_TENANT_LIMITS entries, each
-// "tenant:rate=R:burst=B:active=N:weight=W:streams=S" with any of the
-// settings;
-// unset ones take def's.
+// "tenant:rate=R:burst=B:active=N:weight=W:streams=S:blobs=BYTES" with any
+// of the settings; unset ones take def's.
 func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) {
 	out := map[string]Limits{}
 	for _, e := range entries {
@@ -66,6 +69,11 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 				if err == nil && l.MaxStreams < 0 {
 					err = fmt.Errorf("negative")
 				}
+			case "blobs":
+				l.BlobBytes, err = strconv.ParseInt(v, 10, 64)
+				if err == nil && l.BlobBytes < 0 {
+					err = fmt.Errorf("negative")
+				}
 			case "weight":
 				l.Weight, err = strconv.ParseFloat(v, 64)
 				if err == nil && !(l.Weight >= 0.001 && l.Weight <= 1000) {
@@ -75,7 +83,7 @@ func ParseTenantLimits(entries []string, def Limits) (map[string]Limits, error) 
 				err = fmt.Errorf("unknown setting %q", k)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B, active=N, weight=W or streams=S)", e, kv, err)
+				return nil, fmt.Errorf("tenant limits %q: %s: %v (want rate=R, burst=B, active=N, weight=W, streams=S or blobs=BYTES)", e, kv, err)
 			}
 		}
 		out[parts[0]] = l

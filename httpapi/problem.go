@@ -100,6 +100,7 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 		finished    *job.FinishedError
 		badCursor   *job.InvalidCursorError
 		quota       *job.QuotaError
+		blobQuota   *job.BlobQuotaError
 		noInput     *job.UnknownInputError
 		notWaiting  *job.NotWaitingError
 		rejected    *job.InputRejectedError
@@ -118,6 +119,12 @@ func (s *Server) toProblem(r *http.Request, err error) *Problem {
 			fmt.Sprintf("Your tenant has %d queued or running jobs, its maximum; submit again when some have finished.", quota.Active))
 		p.retryAfter = 5
 		p.quota = &quotaHeader{name: "active-jobs", limit: quota.Limit, reset: p.retryAfter}
+		return p
+	case errors.As(err, &blobQuota):
+		p := problem(http.StatusTooManyRequests, "blob-quota-exceeded", "Blob storage quota used up",
+			fmt.Sprintf("Your tenant's results, exports and checkpoints hold %d bytes of its %d-byte blob storage quota, so a new job's result could not be kept; space comes back as results expire or are deleted.", blobQuota.Used, blobQuota.Limit))
+		p.retryAfter = 60
+		p.quota = &quotaHeader{name: "blob-bytes", limit: int(blobQuota.Limit), reset: p.retryAfter}
 		return p
 	case errors.As(err, &badCursor):
 		return badRequest("invalid-cursor", "Invalid cursor", "The cursor cannot be used: "+badCursor.Reason+".")

@@ -146,6 +146,16 @@ type InvalidCursorError struct {
 
 func (e *InvalidCursorError) Error() string { return "invalid cursor: " + e.Reason }
 
+// BlobQuotaError is returned for a new job while the tenant's blobs
+// (results, exports, checkpoints) already fill its blob storage quota.
+type BlobQuotaError struct {
+	Used, Limit int64
+}
+
+func (e *BlobQuotaError) Error() string {
+	return fmt.Sprintf("the tenant's blob storage holds %d bytes, its quota of %d", e.Used, e.Limit)
+}
+
 // QuotaError is returned for a new job while the tenant already has its
 // maximum of queued and running jobs.
 type QuotaError struct {
