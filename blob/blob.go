@@ -102,14 +102,15 @@ func (s *Store) Create(ctx context.Context, key string, a Attrs) (*Writer, error
 	var oldSize int64
 	if a.Tenant != "" {
 		var err error
-		if allowance, err = s.allowance(ctx, a.Tenant); err != nil {
-			return nil, err
-		}
 		if oldTenant, oldSize, err = s.owner(ctx, key); err != nil {
 			return nil, err
 		}
-		if oldTenant == a.Tenant && allowance >= 0 {
-			allowance += oldSize // replaced, so freed
+		freed := int64(0)
+		if oldTenant == a.Tenant {
+			freed = oldSize // replaced by this blob
+		}
+		if allowance, err = s.allowance(ctx, a.Tenant, freed); err != nil {
+			return nil, err
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)

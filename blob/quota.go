@@ -105,7 +105,7 @@ func (s *Store) Usage(ctx context.Context, tenant string) (int64, error) {
 // quota, and nil when it is under, has no quota, or its usage cannot be
 // read (the write that follows finds out).
 func (s *Store) CheckQuota(ctx context.Context, tenant string) error {
-	_, err := s.allowance(ctx, tenant)
+	_, err := s.allowance(ctx, tenant, 0)
 	var q *QuotaError
 	if errors.As(err, &q) {
 		return err
@@ -113,8 +113,9 @@ func (s *Store) CheckQuota(ctx context.Context, tenant string) error {
 	return nil
 }
 
-// allowance is how many bytes tenant may still write: -1 for no quota.
-func (s *Store) allowance(ctx context.Context, tenant string) (int64, error) {
+// allowance is how many bytes tenant may still write, once freed bytes of
+// its are replaced: -1 for no quota.
+func (s *Store) allowance(ctx context.Context, tenant string, freed int64) (int64, error) {
 	limit := s.Quota(tenant)
 	if limit <= 0 {
 		return -1, nil
@@ -123,6 +124,7 @@ func (s *Store) allowance(ctx context.Context, tenant string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	used = max(0, used-freed)
 	if used >= limit {
 		return 0, &QuotaError{Tenant: tenant, Used: used, Limit: limit}
 	}

@@ -109,6 +109,8 @@ type envOptions struct {
 	// maxBatchResultBytes caps a batch's items' results together (0: the
 	// default, 32 MiB).
 	maxBatchResultBytes int64
+	// blobQuota, when set, is each tenant's blob storage quota in bytes.
+	blobQuota func(tenant string) int64
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
 	// metrics, when set, collects the env's metrics and serves /metrics at
@@ -187,6 +189,9 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		queue = opts.taskQueue
 	}
 	blobs := mustOpenBlobs(tb)
+	if opts.blobQuota != nil {
+		blobs.LimitTenants(opts.blobQuota)
+	}
 	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate, MaxResponseBytes: opts.maxResponseBytes, MaxBatchResultBytes: opts.maxBatchResultBytes}
 	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
 	kinds, err := job.NewRegistry(append(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), flow.Builtin()...), opts.kinds...)...)
@@ -291,7 +296,8 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	}
 }
 
-// mustOpenBlobs opens blob storage in a temporary directory.
+// mustOpenBlobs opens blob storage in a temporary directory (its String
+// is its URL, for another process's view of it).
 func mustOpenBlobs(tb testing.TB) *blob.Store {
 	tb.Helper()
 	blobs, err := blob.Open(context.Background(), "file://"+filepath.ToSlash(tb.TempDir()))
