@@ -43,7 +43,9 @@ func Sleep() job.Kind {
 		},
 		Plan: func(in SleepInput) job.Plan {
 			d := time.Duration(in.secs()) * time.Second
-			return job.Plan{Expected: d, Timeout: d + time.Minute, Retry: job.RetryPolicy{MaximumAttempts: 10}}
+			// Sleeping 0 seconds is done at once, with nothing to report
+			// or interrupt: a local activity.
+			return job.Plan{Expected: d, Timeout: d + time.Minute, Retry: job.RetryPolicy{MaximumAttempts: 10}, Local: d == 0}
 		},
 		Run: runSleep,
 	})

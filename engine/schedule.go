@@ -535,8 +535,8 @@ func (s *Service) BackfillSchedule(ctx context.Context, tenant, id string, from,
 	return nil
 }
 
-// workflowInput is what the Job workflow of req starts with, as Submit
-// builds it.
+// workflowInput is what the Job workflow of req starts with, for Submit
+// and for a schedule's runs.
 func (s *Service) workflowInput(req job.SubmitRequest, kind job.Kind, plan job.Plan) workflows.Input {
 	return workflows.Input{
 		Tenant:      req.Tenant,
@@ -548,5 +548,7 @@ func (s *Service) workflowInput(req job.SubmitRequest, kind job.Kind, plan job.P
 		ResultTTL:   s.cfg.ResultTTL,
 		Scratch:     kind.KeepsScratch,
 		Flow:        kind.IsWorkflow(),
+		Version:     workflows.InputVersion,
+		Local:       plan.Local && !kind.IsWorkflow(),
 	}
 }

@@ -215,17 +215,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 		),
 		StaticSummary: fmt.Sprintf("%s job of tenant %s", req.Kind, req.Tenant),
 	}
-	in := workflows.Input{
-		Tenant:      req.Tenant,
-		Kind:        req.Kind,
-		Input:       req.Input,
-		CallbackURL: req.CallbackURL,
-		Timeout:     timeout,
-		Retry:       plan.Retry,
-		ResultTTL:   s.cfg.ResultTTL,
-		Scratch:     kind.KeepsScratch,
-		Flow:        kind.IsWorkflow(),
-	}
+	in := s.workflowInput(req, kind, plan)
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	ext, isExternal := external.Of(kind)

@@ -88,6 +88,15 @@ type Plan struct {
 	Timeout time.Duration
 	// Retry says how failed attempts are retried.
 	Retry RetryPolicy
+	// Local says the work may run as a Temporal local activity, inside the
+	// job's first workflow task on the worker that takes it: no activity
+	// task, no second workflow task, about half the history of a job. Only
+	// for work that ends well within a second, reports no progress while
+	// it runs (a local activity cannot heartbeat) and has nothing for a
+	// cancellation to interrupt (a cancel reaches the job once the work
+	// has ended). The job reads queued until it ends, and its retries are
+	// the worker's. See docs/kinds.md.
+	Local bool
 }
 
 // RetryPolicy says how failed attempts of work are retried, with

@@ -9,6 +9,7 @@ package workflows
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -60,7 +61,22 @@ type Input struct {
 	// Depth counts the parents of a child job (0 for a job a client
 	// submitted), so that jobs starting jobs stay bounded.
 	Depth int `json:"depth,omitempty"`
+	// Version is the Job workflow's version the job was submitted for
+	// (InputVersion); 0 for jobs submitted before it and for child jobs.
+	// Decided by the input, which the history keeps, a job's path costs
+	// it no version marker and no TemporalChangeVersion search-attribute
+	// upsert, as workflow.GetVersion would.
+	Version int `json:"version,omitempty"`
+	// Local runs the kind's work as a local activity (job.Plan.Local),
+	// from Version 2.
+	Local bool `json:"local,omitempty"`
 }
+
+// InputVersion is the Version the API puts in a new job's Input. At 2 the
+// workflow upserts no terminal JobState, since the closed workflow's
+// status says succeeded, failed or canceled, and runs Local work as a
+// local activity without upserting running.
+const InputVersion = 2
 
 // FlowRunner runs a workflow kind's code inside the Job workflow; it is
 // what flow.Define puts in job.Kind.Workflow. RunFlow must be
@@ -133,6 +149,11 @@ type BlobRef struct {
 // it. kinds are the worker's kinds, where workflow kinds' code is found.
 func jobWorkflow(kinds *job.Registry) func(ctx workflow.Context, in Input) (Output, error) {
 	return func(ctx workflow.Context, in Input) (Output, error) {
+		if in.Version > InputVersion {
+			// Failing the task rather than the job: a newer worker can
+			// still pick it up.
+			panic(fmt.Sprintf("job input version %d is newer than this worker's Job workflow (%d)", in.Version, InputVersion))
+		}
 		out, err := runJob(ctx, in, kinds)
 		afterJob(ctx, in, out, err)
 		return out, err
@@ -146,8 +167,10 @@ func runJob(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error)
 			return
 		}
 		finished = s.Terminal()
-		// Visibility only: a failure here must not fail the job.
-		_ = workflow.UpsertTypedSearchAttributes(ctx, StateKey.ValueSet(string(s)))
+		if !finished || in.Version < 2 {
+			// Visibility only: a failure here must not fail the job.
+			_ = workflow.UpsertTypedSearchAttributes(ctx, StateKey.ValueSet(string(s)))
+		}
 		if finished {
 			// The SDK skips metrics while replaying, so each job counts once.
 			workflow.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": in.Kind, "state": string(s)}).
@@ -158,7 +181,12 @@ func runJob(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error)
 		setState(ctx, job.StateCanceled)
 		return Output{}, workflow.ErrCanceled
 	}
-	setState(ctx, job.StateRunning)
+	local := in.Version >= 2 && in.Local && !in.Flow
+	if !local {
+		// A local activity ends in the workflow task that would record
+		// running, so such a job goes from queued to its end.
+		setState(ctx, job.StateRunning)
+	}
 	// Listings can then tell a job that is cleaning up after a cancel.
 	workflow.Go(ctx, func(gctx workflow.Context) {
 		gctx.Done().Receive(gctx, nil)
@@ -168,9 +196,12 @@ func runJob(ctx workflow.Context, in Input, kinds *job.Registry) (Output, error)
 
 	var out Output
 	var err error
-	if in.Flow {
+	switch {
+	case in.Flow:
 		out, err = runFlow(ctx, in, kinds)
-	} else {
+	case local:
+		out, err = runLocalActivity(ctx, in)
+	default:
 		out, err = runActivity(ctx, in)
 	}
 	switch {
@@ -215,6 +246,23 @@ func runActivity(ctx workflow.Context, in Input) (Output, error) {
 	work := Work{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind}
 	var out Output
 	err := workflow.ExecuteActivity(actx, in.Kind, in.Input, work).Get(actx, &out)
+	return out, err
+}
+
+// runLocalActivity runs a short activity kind's work (job.Plan.Local) as a
+// local activity: on the worker that runs the job's workflow task, with no
+// activity task, events or heartbeats of its own.
+func runLocalActivity(ctx workflow.Context, in Input) (Output, error) {
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: in.Timeout,
+		RetryPolicy:         RetryPolicy(in.Retry),
+		Summary:             in.Kind,
+	})
+	work := Work{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Tenant: in.Tenant, Kind: in.Kind}
+	var out Output
+	// A local activity's arguments are passed as they are, not encoded:
+	// they have the types of the activity's parameters.
+	err := workflow.ExecuteLocalActivity(lctx, in.Kind, in.Input, work).Get(lctx, &out)
 	return out, err
 }
 

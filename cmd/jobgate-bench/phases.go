@@ -194,11 +194,10 @@ func (r *rig) jobgateE2E(ctx context.Context, n, conc int) (e2e, []string, error
 	})
 }
 
-func (r *rig) rawE2E(ctx context.Context, n, conc int) (e2e, error) {
-	out, _, err := runE2E(ctx, r.c, rawWorkflowName, n, conc, func(ctx context.Context) (string, error) {
+func (r *rig) rawE2E(ctx context.Context, n, conc int) (e2e, []string, error) {
+	return runE2E(ctx, r.c, rawWorkflowName, n, conc, func(ctx context.Context) (string, error) {
 		return rawStart(ctx, r.c, rawQueue)
 	})
-	return out, err
 }
 
 // fill submits jobs through the api-role jobgate until the namespace holds
@@ -332,7 +331,7 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
-	if _, err := r.rawE2E(ctx, o.warmJobs, 16); err != nil {
+	if _, _, err := r.rawE2E(ctx, o.warmJobs, 16); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	if err := readAll(ctx, r.allAPI, finished, 16); err != nil {
@@ -364,9 +363,13 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	jgE2E, done, err := r.jobgateE2E(ctx, o.e2eJobs, o.e2eConc)
 	keep(err)
 	logf("end to end: %d raw workflows with one activity", o.e2eJobs)
-	rawE2E, err := r.rawE2E(ctx, o.e2eJobs, o.e2eConc)
+	rawE2E, rawDone, err := r.rawE2E(ctx, o.e2eJobs, o.e2eConc)
 	keep(err)
 	res.E2E = &e2eRow{Conc: o.e2eConc, Jobgate: jgE2E, Raw: rawE2E}
+	res.E2E.JobgateHistory, err = sampleHistory(ctx, r.c, "sleep-0 job", done)
+	keep(err)
+	res.E2E.RawHistory, err = sampleHistory(ctx, r.c, "raw workflow", rawDone)
+	keep(err)
 	finished = append(finished, done...)
 
 	spec := loadSpec{Concurrency: o.statusConc, Duration: o.duration}
@@ -452,7 +455,7 @@ func measureStore(ctx context.Context, o options, bin, dir, store string) (store
 	if _, _, err := r.jobgateE2E(ctx, 50, 16); err != nil {
 		return row, err
 	}
-	if _, err := r.rawE2E(ctx, 50, 16); err != nil {
+	if _, _, err := r.rawE2E(ctx, 50, 16); err != nil {
 		return row, err
 	}
 	conc := o.conc[len(o.conc)-1]
@@ -465,12 +468,15 @@ func measureStore(ctx context.Context, o options, bin, dir, store string) (store
 	logf("%s store: %d jobs end to end", store, o.storeJobs)
 	var errs []error
 	cpu0 := r.all.cpuTime()
-	if row.JobgateE2E, _, err = r.jobgateE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
+	var ids []string
+	if row.JobgateE2E, ids, err = r.jobgateE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
 		errs = append(errs, err)
 	}
 	row.CPUE2E = perOp(r.all.cpuTime()-cpu0, row.JobgateE2E.Jobs)
-	if row.RawE2E, err = r.rawE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
+	_, _ = sampleHistory(ctx, r.c, "sleep-0 job", ids)
+	if row.RawE2E, ids, err = r.rawE2E(ctx, o.storeJobs, o.e2eConc); err != nil {
 		errs = append(errs, err)
 	}
+	_, _ = sampleHistory(ctx, r.c, "raw workflow", ids)
 	return row, errors.Join(append(errs, failed("raw starts", row.RawStarts), failed("accepts", row.Accept))...)
 }

@@ -47,6 +47,8 @@ type statusRow struct {
 type e2eRow struct {
 	Conc         int
 	Jobgate, Raw e2e
+	// The history of one job and of one raw workflow of the measurement.
+	JobgateHistory, RawHistory historyCounts
 }
 
 type growthRow struct {
@@ -202,6 +204,17 @@ func (r *results) markdown() string {
 		t.add("raw workflow + activity", rate(e.Raw.Rate()), e.Raw.Span.Round(100*time.Millisecond).String(), ms(e.Raw.Submit.P(50)), ms(e.Raw.Submit.P(99)))
 		t.add("jobgate / raw", ratio(e.Jobgate.Rate(), e.Raw.Rate()), "", "", "")
 		b.WriteString(t.markdown() + "\n")
+		if e.JobgateHistory.Events > 0 {
+			b.WriteString("What one workflow of each side recorded (`GetWorkflowHistory` of a sample; each search-attribute upsert is one more write of the visibility record):\n\n")
+			t := newTable("", "history events", "search-attribute upserts", "markers", "workflow tasks", "activity tasks")
+			for _, h := range []struct {
+				name string
+				c    historyCounts
+			}{{"jobgate `sleep 0`", e.JobgateHistory}, {"raw workflow + activity", e.RawHistory}} {
+				t.add(h.name, fmt.Sprint(h.c.Events), fmt.Sprint(h.c.Upserts), fmt.Sprint(h.c.Markers), fmt.Sprint(h.c.WorkflowTasks), fmt.Sprint(h.c.ActivityTasks))
+			}
+			b.WriteString(t.markdown() + "\n")
+		}
 	}
 
 	if len(r.Growth) > 0 {
