@@ -113,7 +113,12 @@ func (w *Worker) runner(k job.Kind) func(ctx context.Context, input json.RawMess
 				}
 			}
 		}
-		stop := hb.run(ctx)
+		stop := func() {}
+		if !ai.IsLocalActivity {
+			// A local activity (job.Plan.Local) cannot heartbeat: the server
+			// knows no such activity, and would end the attempt.
+			stop = hb.run(ctx)
+		}
 		result, err := k.Run(ctx, input, hb.report)
 		var out workflows.Output
 		if err == nil {
