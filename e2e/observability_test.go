@@ -99,7 +99,8 @@ func TestMetrics(t *testing.T) {
 	require.EqualValues(t, 1, metricValue(t, text, "jobgate_job_accept_duration_seconds_count"))
 	require.Positive(t, metricValue(t, text, "jobgate_http_request_duration_seconds_count", `route="/v1/jobs/{id}"`))
 	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_request(_total)?\{`), text, "SDK client metrics")
-	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_activity_execution_latency`), text, "SDK worker metrics")
+	// sleep 0 runs as a local activity (job.Plan.Local).
+	require.Regexp(t, regexp.MustCompile(`(?m)^temporal_local_activity_execution_latency`), text, "SDK worker metrics")
 
 	requireProblem(t, e.do(http.MethodGet, "/metrics", ""), http.StatusNotFound, "no-such-endpoint")
 }
