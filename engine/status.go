@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -373,6 +374,11 @@ func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, st
 			v.result, v.blob = out.Result, out.Blob
 			if out.Progress != nil {
 				j.Progress = out.Progress
+			}
+			if work && j.StartedAt.IsZero() && !out.StartedAt.IsZero() {
+				// Work run as a local activity (job.Plan.Local) has no
+				// activity events: its output says when it ran.
+				j.StartedAt, j.Attempt = cmp.Or(out.FirstStartedAt, out.StartedAt), max(out.Attempt, 1)
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
 			j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
