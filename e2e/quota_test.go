@@ -109,3 +109,24 @@ func TestBlobQuotaBoundsBatchCheckpoints(t *testing.T) {
 		return n == 0
 	})
 }
+
+// An export counts toward its tenant's quota like any result: one that
+// would pass it fails with blob-quota-exceeded and leaves no file.
+func TestBlobQuotaBoundsExports(t *testing.T) {
+	t.Parallel()
+	e := mustStartEnv(t, envOptions{blobQuota: func(string) int64 { return 64 }})
+	for range 3 {
+		id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
+		e.waitState(id, job.StateSucceeded, workerRoundTrip)
+	}
+	id, _ := e.submit(`{"kind":"export","input":{"format":"csv"}}`)
+	failed := e.waitState(id, job.StateFailed, workerRoundTrip).JSON(t)
+	problem, _ := failed["error"].(map[string]any)
+	require.Contains(t, problem["title"], "blob-quota-exceeded", "%v", failed)
+	keys, err := e.Blobs.List(context.Background(), "results/"+id+"/")
+	require.NoError(t, err)
+	require.Empty(t, keys, "the partial export is discarded")
+	n, err := e.Blobs.Usage(context.Background(), e.Tenant)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
