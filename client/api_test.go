@@ -16,9 +16,9 @@ import (
 
 // These tests run the client against jobgate's real HTTP layer (httpapi)
 // over an in-memory job service: the answers are the server's own, not an
-// imitation of them. (fake_test.go remains for what a real server does not
-// do on demand: answers that break the contract, transport failures, a
-// recorded request log.)
+// imitation of them. client_test.go does too, through apiServer
+// (server_test.go), which also records requests and injects the answers a
+// proxy or another server may give.
 
 // mustAPI starts the API over httpapitest and a client of it.
 func mustAPI(tb testing.TB, cfg httpapi.Config, opts ...client.Option) (*httpapitest.Server, *client.Client) {

@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobgate/jobgate/client"
+	"github.com/jobgate/jobgate/httpapi/httpapitest"
+	"github.com/jobgate/jobgate/job"
 )
 
 func TestNew(t *testing.T) {
@@ -57,28 +59,32 @@ func TestBaseURLWithPathPrefix(t *testing.T) {
 	for _, suffix := range []string{"", "/"} {
 		t.Run("suffix "+strconv.Quote(suffix), func(t *testing.T) {
 			t.Parallel()
-			f := mustStartFake(t, fakeConfig{prefix: "/api"})
-			c := mustNew(t, f.URL()+suffix)
+			s := mustStartAPI(t, apiOptions{prefix: "/api", afterSubmit: succeed, seeOtherWithoutBody: true})
+			c := mustNew(t, s.URL()+suffix)
 
-			// The 303's Location is absolute and under the prefix.
-			j, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "instant", Wait: 5 * time.Second})
+			// The 303's Location is under the prefix, and so is the status
+			// read that follows it.
+			j, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}, Wait: 5 * time.Second})
 			require.NoError(t, err)
 			require.Equal(t, client.StateSucceeded, j.State)
-			require.Equal(t, "/api/v1/jobs/"+j.ID+"/result", j.ResultURL)
-			require.Len(t, f.received(http.MethodPost, "/v1/jobs"), 1)
-			require.Len(t, f.received(http.MethodGet, "/v1/jobs/"+j.ID), 1)
+			require.Equal(t, s.URL()+"/v1/jobs/"+j.ID+"/result", j.ResultURL)
+			require.Len(t, s.received(http.MethodPost, "/v1/jobs"), 1)
+			require.Len(t, s.received(http.MethodGet, "/v1/jobs/"+j.ID), 1)
 		})
 	}
 }
 
+// succeed ends a job as soon as it is accepted.
+func succeed(jobs *httpapitest.Jobs, id string) { jobs.Succeed(id, map[string]int{"slept": 1}) }
+
 func TestSubmitAccepted(t *testing.T) {
 	t.Parallel()
-	f := mustStartFake(t, fakeConfig{apiKey: "s3cret", retryAfter: 2})
-	c := mustNew(t, f.URL(), client.WithAPIKey("s3cret"))
+	s := mustStartAPI(t, apiOptions{apiKey: "s3cret"})
+	c := mustNew(t, s.URL(), client.WithAPIKey("s3cret"))
 
 	j, err := c.Submit(t.Context(), client.SubmitRequest{
 		Kind:           "sleep",
-		Input:          json.RawMessage(`{"polls":5}`),
+		Input:          json.RawMessage(`{"seconds":2}`),
 		CallbackURL:    "https://client.example/hooks",
 		IdempotencyKey: "order-42",
 	})
@@ -94,32 +100,28 @@ func TestSubmitAccepted(t *testing.T) {
 	require.Nil(t, j.StartedAt)
 	require.Nil(t, j.CompletedAt)
 	require.Equal(t, 1, j.Attempt)
-	require.NotNil(t, j.Progress)
-	require.Equal(t, int64(5), j.Progress.Total)
-	require.NotNil(t, j.Progress.Percent)
-	require.Equal(t, 0, *j.Progress.Percent)
 	require.JSONEq(t, `{"state":"pending","attempts":0}`, string(j.Callback))
 	require.Nil(t, j.Error)
-	// What the headers said.
+	// What the headers said: the kind's expected two seconds.
 	require.Equal(t, 2*time.Second, j.RetryAfter)
 	require.NotEmpty(t, j.ETag)
 	require.False(t, j.Replayed)
 
-	reqs := f.received(http.MethodPost, "/v1/jobs")
+	reqs := s.received(http.MethodPost, "/v1/jobs")
 	require.Len(t, reqs, 1)
 	r := reqs[0]
 	require.Equal(t, "Bearer s3cret", r.header.Get("Authorization"))
 	require.Equal(t, "application/json", r.header.Get("Content-Type"))
 	require.Equal(t, "order-42", r.header.Get("Idempotency-Key"))
 	require.Empty(t, r.header.Values("Prefer"))
-	require.JSONEq(t, `{"kind":"sleep","input":{"polls":5},"callbackUrl":"https://client.example/hooks"}`, r.body)
+	require.JSONEq(t, `{"kind":"sleep","input":{"seconds":2},"callbackUrl":"https://client.example/hooks"}`, r.body)
 
 	t.Run("without the API key", func(t *testing.T) {
 		t.Parallel()
-		_, err := mustNew(t, f.URL()).Submit(t.Context(), client.SubmitRequest{Kind: "sleep"})
+		_, err := mustNew(t, s.URL()).Submit(t.Context(), client.SubmitRequest{Kind: "sleep"})
 		p := mustProblem(t, err)
 		require.Equal(t, http.StatusUnauthorized, p.Status)
-		require.Equal(t, "Unauthorized", p.Title)
+		require.NotEmpty(t, p.Title)
 	})
 }
 
@@ -141,11 +143,12 @@ func TestSubmitPrefer(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := mustStartFake(t, fakeConfig{})
-			j, err := mustNew(t, f.URL()).Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Wait: tc.wait, RespondAsync: tc.async})
+			// The job ends as it is accepted, so that no wait holds the test.
+			s := mustStartAPI(t, apiOptions{afterSubmit: succeed})
+			j, err := mustNew(t, s.URL()).Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}, Wait: tc.wait, RespondAsync: tc.async})
 			require.NoError(t, err)
-			require.Equal(t, client.StateQueued, j.State)
-			reqs := f.received(http.MethodPost, "/v1/jobs")
+			require.Equal(t, client.StateSucceeded, j.State)
+			reqs := s.received(http.MethodPost, "/v1/jobs")
 			require.Len(t, reqs, 1)
 			require.Equal(t, tc.wantPrefer, reqs[0].header.Get("Prefer"))
 		})
@@ -154,35 +157,36 @@ func TestSubmitPrefer(t *testing.T) {
 
 func TestSubmitEndedWithinWait(t *testing.T) {
 	t.Parallel()
+	fail := func(jobs *httpapitest.Jobs, id string) { jobs.Fail(id, "doomed", "it was never going to work") }
 	cases := []struct {
-		name         string
-		kind         string
-		seeOtherBody bool
-		wantState    client.State
+		name                string
+		end                 func(jobs *httpapitest.Jobs, id string)
+		seeOtherWithoutBody bool
+		wantState           client.State
 		// wantStatusReads is how many status requests the client made after
 		// the submission.
 		wantStatusReads int
 	}{
-		{"303 without a body: the status is read", "instant", false, client.StateSucceeded, 1},
-		{"303 with the status body: one round trip", "instant", true, client.StateSucceeded, 0},
-		{"200 for a failed job", "doomed", false, client.StateFailed, 0},
+		{"303 with the status body: one round trip", succeed, false, client.StateSucceeded, 0},
+		{"303 without a body (a proxy dropped it): the status is read", succeed, true, client.StateSucceeded, 1},
+		{"200 for a failed job", fail, false, client.StateFailed, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := mustStartFake(t, fakeConfig{seeOtherBody: tc.seeOtherBody})
+			s := mustStartAPI(t, apiOptions{afterSubmit: tc.end, seeOtherWithoutBody: tc.seeOtherWithoutBody})
 			// An http.Client that follows redirects: the client must not let
 			// it follow the 303 to the result.
-			c := mustNew(t, f.URL(), client.WithHTTPClient(&http.Client{}))
+			c := mustNew(t, s.URL(), client.WithHTTPClient(&http.Client{}))
 
-			j, err := c.Submit(t.Context(), client.SubmitRequest{Kind: tc.kind, Wait: 5 * time.Second})
+			j, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}, Wait: 5 * time.Second})
 			require.NoError(t, err)
 			require.Equal(t, tc.wantState, j.State)
 			require.True(t, j.State.Terminal())
 			require.NotNil(t, j.CompletedAt)
-			require.Equal(t, "wait=5", f.received(http.MethodPost, "/v1/jobs")[0].header.Get("Prefer"))
-			require.Empty(t, f.received(http.MethodGet, "/v1/jobs/"+j.ID+"/result"), "the 303 to the result was followed")
-			reads := f.received(http.MethodGet, "/v1/jobs/"+j.ID)
+			require.Equal(t, "wait=5", s.received(http.MethodPost, "/v1/jobs")[0].header.Get("Prefer"))
+			require.Empty(t, s.received(http.MethodGet, "/v1/jobs/"+j.ID+"/result"), "the 303 to the result was followed")
+			reads := s.received(http.MethodGet, "/v1/jobs/"+j.ID)
 			require.Len(t, reads, tc.wantStatusReads)
 			for _, r := range reads {
 				require.Equal(t, "redirect=false", r.query)
@@ -194,8 +198,8 @@ func TestSubmitEndedWithinWait(t *testing.T) {
 			case client.StateFailed:
 				require.Empty(t, j.ResultURL)
 				require.NotNil(t, j.Error)
-				require.Equal(t, "The job failed (doomed)", j.Error.Title)
-				require.Equal(t, "https://jobgate.dev/problems/job-failed", j.Error.Type)
+				require.Contains(t, j.Error.Title, "doomed")
+				require.Equal(t, "it was never going to work", j.Error.Detail)
 			}
 		})
 	}
@@ -203,9 +207,9 @@ func TestSubmitEndedWithinWait(t *testing.T) {
 
 func TestSubmitIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
-	req := client.SubmitRequest{Kind: "sleep", Input: map[string]int{"polls": 9}, IdempotencyKey: "order-7"}
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
+	req := client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 9}, IdempotencyKey: "order-7"}
 
 	first, err := c.Submit(t.Context(), req)
 	require.NoError(t, err)
@@ -216,7 +220,7 @@ func TestSubmitIdempotencyKey(t *testing.T) {
 	require.True(t, again.Replayed)
 	require.Equal(t, first.ID, again.ID)
 
-	req.Input = map[string]int{"polls": 10}
+	req.Input = map[string]int{"seconds": 10}
 	_, err = c.Submit(t.Context(), req)
 	require.ErrorIs(t, err, client.ErrInvalid)
 	p := mustProblem(t, err)
@@ -226,14 +230,15 @@ func TestSubmitIdempotencyKey(t *testing.T) {
 
 func TestSubmitInvalid(t *testing.T) {
 	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
 
-	_, err := c.Submit(t.Context(), client.SubmitRequest{Input: map[string]int{"polls": 1}})
+	_, err := c.Submit(t.Context(), client.SubmitRequest{Input: map[string]int{"seconds": 1}})
 	require.ErrorIs(t, err, client.ErrInvalid)
 	p := mustProblem(t, err)
-	require.Equal(t, []client.FieldError{{Field: "/kind", Message: "is required"}}, p.Errors)
-	require.Contains(t, err.Error(), "/kind: is required")
+	require.NotEmpty(t, p.Errors)
+	require.Equal(t, "/kind", p.Errors[0].Field)
+	require.Contains(t, err.Error(), "/kind: ")
 
 	_, err = c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: func() {}})
 	require.Error(t, err)
@@ -242,28 +247,28 @@ func TestSubmitInvalid(t *testing.T) {
 
 func TestGet(t *testing.T) {
 	t.Parallel()
-	f := mustStartFake(t, fakeConfig{retryAfter: 3})
-	c := mustNew(t, f.URL())
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
 
 	t.Run("running job", func(t *testing.T) {
 		t.Parallel()
-		id := f.add("sleep", "running")
+		id := s.add(t, job.StateRunning, 3)
 		j, err := c.Get(t.Context(), id)
 		require.NoError(t, err)
 		require.Equal(t, id, j.ID)
 		require.Equal(t, client.StateRunning, j.State)
 		require.NotNil(t, j.StartedAt)
-		require.Equal(t, 3*time.Second, j.RetryAfter)
+		require.InDelta(t, 3*time.Second, j.RetryAfter, float64(time.Second))
 		require.NotEmpty(t, j.ETag)
 		require.Nil(t, j.Callback)
-		reqs := f.received(http.MethodGet, "/v1/jobs/"+id)
+		reqs := s.received(http.MethodGet, "/v1/jobs/"+id)
 		require.Len(t, reqs, 1)
 		require.Equal(t, "redirect=false", reqs[0].query)
 		require.Empty(t, reqs[0].header.Get("Prefer"))
 	})
 	t.Run("succeeded job: 200, not the redirect", func(t *testing.T) {
 		t.Parallel()
-		id := f.add("sleep", "succeeded")
+		id := s.add(t, job.StateSucceeded, 1)
 		j, err := c.Get(t.Context(), id)
 		require.NoError(t, err)
 		require.Equal(t, client.StateSucceeded, j.State)
@@ -274,7 +279,7 @@ func TestGet(t *testing.T) {
 		t.Parallel()
 		_, err := c.Get(t.Context(), "a/b c?#")
 		require.ErrorIs(t, err, client.ErrNotFound)
-		require.Len(t, f.received(http.MethodGet, "/v1/jobs/a%2Fb%20c%3F%23"), 1)
+		require.Len(t, s.received(http.MethodGet, "/v1/jobs/a%2Fb%20c%3F%23"), 1)
 	})
 	t.Run("not a job id", func(t *testing.T) {
 		t.Parallel()
@@ -283,6 +288,391 @@ func TestGet(t *testing.T) {
 			require.Error(t, err)
 			require.NotErrorAs(t, err, new(*client.Problem))
 		}
+	})
+}
+
+func TestGetIfChanged(t *testing.T) {
+	t.Parallel()
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
+	id := s.add(t, job.StateRunning, 10)
+
+	j, err := c.Get(t.Context(), id)
+	require.NoError(t, err)
+	require.NotEmpty(t, j.ETag)
+
+	same, changed, err := c.GetIfChanged(t.Context(), id, j.ETag)
+	require.NoError(t, err)
+	require.False(t, changed)
+	require.Nil(t, same)
+	reqs := s.received(http.MethodGet, "/v1/jobs/"+id)
+	require.Equal(t, j.ETag, reqs[len(reqs)-1].header.Get("If-None-Match"))
+
+	s.Jobs.Report(id, job.Progress{Current: 4, Total: 10, Message: "4 of 10"})
+	next, changed, err := c.GetIfChanged(t.Context(), id, j.ETag)
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.NotEqual(t, j.ETag, next.ETag)
+	require.NotNil(t, next.Progress)
+	require.Equal(t, 40, *next.Progress.Percent)
+	require.Equal(t, "4 of 10", next.Progress.Message)
+
+	fresh, changed, err := c.GetIfChanged(t.Context(), id, "")
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, next.ETag, fresh.ETag)
+	reqs = s.received(http.MethodGet, "/v1/jobs/"+id)
+	require.Empty(t, reqs[len(reqs)-1].header.Get("If-None-Match"))
+
+	_, _, err = c.GetIfChanged(t.Context(), "00000000-0000-4000-8000-999999999999", j.ETag)
+	require.ErrorIs(t, err, client.ErrNotFound)
+}
+
+func TestWaitPollsAfterRetryAfter(t *testing.T) {
+	t.Parallel()
+	// A server without long-poll: it answers at once, with Retry-After: 1
+	// (the job is expected to take a second). The job reports progress and
+	// succeeds on the third status poll.
+	s := mustStartAPI(t, apiOptions{noLongPoll: true, onStatusRead: func(jobs *httpapitest.Jobs, id string, n int) {
+		jobs.Report(id, job.Progress{Current: int64(n), Total: 3})
+		if n == 3 {
+			jobs.Succeed(id, "ok")
+		}
+	}})
+	c := mustNew(t, s.URL())
+	queued, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}})
+	require.NoError(t, err)
+
+	j, err := c.Wait(t.Context(), queued.ID)
+	require.NoError(t, err)
+	require.Equal(t, client.StateSucceeded, j.State)
+	require.Equal(t, int64(3), j.Progress.Current)
+
+	polls := s.received(http.MethodGet, "/v1/jobs/"+queued.ID)
+	require.Len(t, polls, 3)
+	for i, p := range polls {
+		require.Equal(t, "wait=30", p.header.Get("Prefer"))
+		require.Equal(t, "redirect=false", p.query)
+		if i > 0 {
+			require.GreaterOrEqual(t, p.at.Sub(polls[i-1].at), time.Second, "poll %d came before the Retry-After", i+1)
+		}
+	}
+}
+
+func TestWaitLongPoll(t *testing.T) {
+	t.Parallel()
+
+	t.Run("the server answers when the job changes", func(t *testing.T) {
+		t.Parallel()
+		// Retry-After is 60 (a job of 600 s): it would stall the test if
+		// Wait slept it.
+		s := mustStartAPI(t, apiOptions{})
+		c := mustNew(t, s.URL())
+		id := s.add(t, job.StateQueued, 600)
+		path := "/v1/jobs/" + id
+
+		done := goWait(t, c, id)
+		require.Eventually(t, func() bool { return s.heldReads() == 1 }, 5*time.Second, 5*time.Millisecond)
+		s.Jobs.Start(id)
+		s.Jobs.Report(id, job.Progress{Current: 1, Total: 4})
+		// Wait asks again at once, and is held again.
+		require.Eventually(t, func() bool { return len(s.received(http.MethodGet, path)) >= 2 && s.heldReads() == 1 },
+			5*time.Second, 5*time.Millisecond)
+		s.Jobs.Succeed(id, "ok")
+
+		res := mustReceive(t, done, 5*time.Second)
+		require.NoError(t, res.err)
+		require.Equal(t, client.StateSucceeded, res.job.State)
+		for _, p := range s.received(http.MethodGet, path) {
+			require.Equal(t, "wait=30", p.header.Get("Prefer"))
+		}
+	})
+
+	// The first request is held a second, comes back unchanged, and Wait
+	// asks again at once rather than sleeping the Retry-After of 60s.
+	runsOut := []struct {
+		name       string
+		longPoll   time.Duration
+		maxWait    time.Duration
+		wantPrefer string
+	}{
+		{"the long-poll runs out", time.Second, 0, "wait=1"},
+		{"the server caps the wait below the long-poll", 30 * time.Second, time.Second, "wait=30"},
+	}
+	for _, tc := range runsOut {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := mustStartAPI(t, apiOptions{maxWait: tc.maxWait})
+			c := mustNew(t, s.URL(), client.WithLongPoll(tc.longPoll))
+			id := s.add(t, job.StateRunning, 600)
+			path := "/v1/jobs/" + id
+
+			done := goWait(t, c, id)
+			require.Eventually(t, func() bool { return len(s.received(http.MethodGet, path)) >= 2 && s.heldReads() == 1 },
+				10*time.Second, 5*time.Millisecond)
+			s.Jobs.Succeed(id, "ok")
+
+			res := mustReceive(t, done, 5*time.Second)
+			require.NoError(t, res.err)
+			require.Equal(t, client.StateSucceeded, res.job.State)
+			require.Equal(t, tc.wantPrefer, s.received(http.MethodGet, path)[0].header.Get("Prefer"))
+		})
+	}
+}
+
+func TestWaitContextEnds(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name     string
+		longPoll bool
+		// timeout, when set, ends the context instead of a cancel.
+		timeout time.Duration
+		want    error
+	}{
+		{"canceled while a long-poll holds the request", true, 0, context.Canceled},
+		{"canceled while sleeping Retry-After", false, 0, context.Canceled},
+		{"deadline while sleeping Retry-After", false, 2 * time.Second, context.DeadlineExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// Retry-After is 60: a job of 600 s.
+			s := mustStartAPI(t, apiOptions{noLongPoll: !tc.longPoll})
+			c := mustNew(t, s.URL())
+			id := s.add(t, job.StateRunning, 600)
+
+			ctx, cancel := context.WithCancel(t.Context())
+			if tc.timeout > 0 {
+				ctx, cancel = context.WithTimeout(t.Context(), tc.timeout)
+			}
+			t.Cleanup(cancel)
+			done := make(chan waitResult, 1)
+			go func() {
+				j, err := c.Wait(ctx, id)
+				done <- waitResult{j, err}
+			}()
+			require.Eventually(t, func() bool {
+				if tc.longPoll {
+					return s.heldReads() == 1
+				}
+				return len(s.received(http.MethodGet, "/v1/jobs/"+id)) == 1
+			}, 5*time.Second, 5*time.Millisecond)
+			if tc.timeout == 0 {
+				cancel()
+			}
+
+			res := mustReceive(t, done, 5*time.Second)
+			require.Nil(t, res.job)
+			require.Equal(t, tc.want, res.err, "Wait must return ctx.Err() itself")
+			require.Len(t, s.received(http.MethodGet, "/v1/jobs/"+id), 1)
+		})
+	}
+}
+
+func TestWaitRetriesUnavailableAndRateLimited(t *testing.T) {
+	t.Parallel()
+	s := mustStartAPI(t, apiOptions{onStatusRead: func(jobs *httpapitest.Jobs, id string, n int) { jobs.Succeed(id, "ok") }})
+	c := mustNew(t, s.URL())
+	queued, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"seconds": 1}})
+	require.NoError(t, err)
+	s.failNext(http.StatusServiceUnavailable, http.StatusTooManyRequests) // each with Retry-After: 1
+
+	j, err := c.Wait(t.Context(), queued.ID)
+	require.NoError(t, err)
+	require.Equal(t, client.StateSucceeded, j.State)
+
+	polls := s.received(http.MethodGet, "/v1/jobs/"+queued.ID)
+	require.Len(t, polls, 3)
+	for i := 1; i < len(polls); i++ {
+		require.GreaterOrEqual(t, polls[i].at.Sub(polls[i-1].at), time.Second, "retry %d came before the Retry-After", i)
+	}
+}
+
+func TestWaitReturnsOtherErrors(t *testing.T) {
+	t.Parallel()
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
+	expired := s.add(t, job.StateSucceeded, 1)
+	s.Jobs.Expire(expired)
+
+	cases := []struct {
+		name string
+		id   string
+		want error
+	}{
+		{"unknown job", "00000000-0000-4000-8000-999999999999", client.ErrNotFound},
+		{"expired job", expired, client.ErrGone},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := c.Wait(t.Context(), tc.id)
+			require.ErrorIs(t, err, tc.want)
+			require.Len(t, s.received(http.MethodGet, "/v1/jobs/"+tc.id), 1, "not retried")
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name      string
+		state     job.State // "" for no such job
+		wantState client.State
+		wantErr   error
+	}{
+		{"queued: 202 canceling", job.StateQueued, client.StateCanceling, nil},
+		{"running: 202 canceling", job.StateRunning, client.StateCanceling, nil},
+		{"canceling: 202 again", job.StateCanceling, client.StateCanceling, nil},
+		{"canceled: 204, status read", job.StateCanceled, client.StateCanceled, nil},
+		{"succeeded: 409", job.StateSucceeded, "", client.ErrConflict},
+		{"failed: 409", job.StateFailed, "", client.ErrConflict},
+		{"unknown: 404", "", "", client.ErrNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := mustStartAPI(t, apiOptions{})
+			c := mustNew(t, s.URL())
+			id := "00000000-0000-4000-8000-999999999999"
+			if tc.state != "" {
+				id = s.add(t, tc.state, 5)
+			}
+
+			j, err := c.Cancel(t.Context(), id)
+			require.Len(t, s.received(http.MethodDelete, "/v1/jobs/"+id), 1)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				require.Nil(t, j)
+				if tc.state != "" {
+					p := mustProblem(t, err)
+					require.Equal(t, id, p.JobID)
+					require.Equal(t, client.State(tc.state), p.State)
+					require.Equal(t, "/v1/jobs/"+id, p.StatusURL)
+				}
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, id, j.ID)
+			require.Equal(t, tc.wantState, j.State)
+			reads := s.received(http.MethodGet, "/v1/jobs/"+id)
+			if tc.wantState == client.StateCanceled {
+				// 204 has no body: the status was read to fill the Job.
+				require.Len(t, reads, 1)
+				require.NotNil(t, j.CompletedAt)
+				require.NotNil(t, j.Error)
+			} else {
+				require.Empty(t, reads)
+				require.NotEmpty(t, j.ETag)
+			}
+		})
+	}
+}
+
+func TestResult(t *testing.T) {
+	t.Parallel()
+	csv := "id,state\n1,succeeded\n2,failed\n"
+	cases := []struct {
+		name          string
+		contentType   string
+		body          string
+		filename      string
+		streamResults bool
+		wantLength    int64
+	}{
+		{"file with its length", "text/csv", csv, "jobs.csv", false, int64(len(csv))},
+		{"streamed without a length", "text/csv", csv, "jobs.csv", true, -1},
+		{"non-ASCII file name", "text/csv", csv, "résumé.csv", false, int64(len(csv))},
+		{"inline JSON", "application/json", `{"slept":5}`, "", false, 11},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := mustStartAPI(t, apiOptions{streamResults: tc.streamResults})
+			id := s.add(t, job.StateRunning, 1)
+			s.Jobs.SucceedWith(id, []byte(tc.body), tc.contentType, tc.filename)
+
+			res, err := mustNew(t, s.URL()).Result(t.Context(), id)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = res.Body.Close() })
+			require.Equal(t, tc.contentType, res.ContentType)
+			require.Equal(t, tc.wantLength, res.ContentLength)
+			require.Equal(t, tc.filename, res.Filename)
+			data, err := io.ReadAll(res.Body)
+			require.NoError(t, err)
+			require.Equal(t, tc.body, string(data))
+			require.NoError(t, res.Body.Close())
+		})
+	}
+}
+
+func TestResultErrors(t *testing.T) {
+	t.Parallel()
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
+	running := s.add(t, job.StateRunning, 5)
+	failed := s.add(t, job.StateFailed, 5)
+	expired := s.add(t, job.StateSucceeded, 5)
+	s.Jobs.Expire(expired)
+
+	cases := []struct {
+		name      string
+		id        string
+		want      error
+		wantState client.State
+	}{
+		{"running", running, client.ErrConflict, client.StateRunning},
+		{"failed", failed, client.ErrConflict, client.StateFailed},
+		{"expired", expired, client.ErrGone, ""},
+		{"unknown", "00000000-0000-4000-8000-999999999999", client.ErrNotFound, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := c.Result(t.Context(), tc.id)
+			require.ErrorIs(t, err, tc.want)
+			require.Nil(t, res)
+			p := mustProblem(t, err)
+			require.Equal(t, tc.wantState, p.State)
+			switch tc.wantState {
+			case client.StateRunning:
+				require.Equal(t, "/v1/jobs/"+running, p.StatusURL)
+				require.Nil(t, p.JobError)
+			case client.StateFailed:
+				require.NotNil(t, p.JobError)
+				require.Contains(t, p.JobError.Title, "doomed")
+				require.Zero(t, p.JobError.Status)
+				require.NotErrorIs(t, p.JobError, client.ErrConflict)
+			}
+		})
+	}
+}
+
+func TestResultJSON(t *testing.T) {
+	t.Parallel()
+	s := mustStartAPI(t, apiOptions{})
+	c := mustNew(t, s.URL())
+	t.Run("JSON result", func(t *testing.T) {
+		t.Parallel()
+		id := s.add(t, job.StateRunning, 1)
+		s.Jobs.SucceedWith(id, []byte(`{"slept":5}`), "application/json; charset=utf-8", "")
+		var out struct{ Slept int }
+		require.NoError(t, c.ResultJSON(t.Context(), id, &out))
+		require.Equal(t, 5, out.Slept)
+	})
+	t.Run("not JSON", func(t *testing.T) {
+		t.Parallel()
+		id := s.add(t, job.StateRunning, 1)
+		s.Jobs.SucceedWith(id, []byte("a,b\n"), "text/csv", "jobs.csv")
+		var out any
+		err := c.ResultJSON(t.Context(), id, &out)
+		require.ErrorContains(t, err, "not JSON")
+	})
+	t.Run("not succeeded", func(t *testing.T) {
+		t.Parallel()
+		var out any
+		err := c.ResultJSON(t.Context(), s.add(t, job.StateRunning, 1), &out)
+		require.ErrorIs(t, err, client.ErrConflict)
 	})
 }
 
@@ -318,378 +708,6 @@ func TestGetSeeOther(t *testing.T) {
 			require.Equal(t, `"v9"`, j.ETag)
 		})
 	}
-}
-
-func TestGetIfChanged(t *testing.T) {
-	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
-	id := f.add("sleep", "running")
-
-	j, err := c.Get(t.Context(), id)
-	require.NoError(t, err)
-	require.NotEmpty(t, j.ETag)
-
-	same, changed, err := c.GetIfChanged(t.Context(), id, j.ETag)
-	require.NoError(t, err)
-	require.False(t, changed)
-	require.Nil(t, same)
-	reqs := f.received(http.MethodGet, "/v1/jobs/"+id)
-	require.Equal(t, j.ETag, reqs[len(reqs)-1].header.Get("If-None-Match"))
-
-	f.update(id, func(j *fakeJob) { j.current, j.total = 4, 10 })
-	next, changed, err := c.GetIfChanged(t.Context(), id, j.ETag)
-	require.NoError(t, err)
-	require.True(t, changed)
-	require.NotEqual(t, j.ETag, next.ETag)
-	require.NotNil(t, next.Progress)
-	require.Equal(t, 40, *next.Progress.Percent)
-	require.Equal(t, "4 of 10", next.Progress.Message)
-
-	fresh, changed, err := c.GetIfChanged(t.Context(), id, "")
-	require.NoError(t, err)
-	require.True(t, changed)
-	require.Equal(t, next.ETag, fresh.ETag)
-	reqs = f.received(http.MethodGet, "/v1/jobs/"+id)
-	require.Empty(t, reqs[len(reqs)-1].header.Get("If-None-Match"))
-
-	_, _, err = c.GetIfChanged(t.Context(), "missing", j.ETag)
-	require.ErrorIs(t, err, client.ErrNotFound)
-}
-
-func TestWaitPollsAfterRetryAfter(t *testing.T) {
-	t.Parallel()
-	// A server without long-poll: it ignores Prefer: wait and answers at
-	// once, with Retry-After: 1. The job succeeds on the third status poll.
-	f := mustStartFake(t, fakeConfig{retryAfter: 1})
-	c := mustNew(t, f.URL())
-	queued, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"polls": 3}})
-	require.NoError(t, err)
-
-	j, err := c.Wait(t.Context(), queued.ID)
-	require.NoError(t, err)
-	require.Equal(t, client.StateSucceeded, j.State)
-	require.Equal(t, int64(3), j.Progress.Current)
-
-	polls := f.received(http.MethodGet, "/v1/jobs/"+queued.ID)
-	require.Len(t, polls, 3)
-	for i, p := range polls {
-		require.Equal(t, "wait=30", p.header.Get("Prefer"))
-		require.Equal(t, "redirect=false", p.query)
-		if i > 0 {
-			require.GreaterOrEqual(t, p.at.Sub(polls[i-1].at), time.Second, "poll %d came before the Retry-After", i+1)
-		}
-	}
-}
-
-func TestWaitLongPoll(t *testing.T) {
-	t.Parallel()
-
-	t.Run("the server answers when the job changes", func(t *testing.T) {
-		t.Parallel()
-		// Retry-After: 60 would stall the test if Wait slept it.
-		f := mustStartFake(t, fakeConfig{longPoll: true, retryAfter: 60})
-		c := mustNew(t, f.URL())
-		id := f.add("sleep", "queued")
-		path := "/v1/jobs/" + id
-
-		done := goWait(t, c, id)
-		require.Eventually(t, func() bool { return f.held() == 1 }, 5*time.Second, 5*time.Millisecond)
-		f.update(id, func(j *fakeJob) { j.state, j.current, j.total = "running", 1, 4 })
-		// Wait asks again at once, and is held again.
-		require.Eventually(t, func() bool { return len(f.received(http.MethodGet, path)) == 2 && f.held() == 1 },
-			5*time.Second, 5*time.Millisecond)
-		f.finish(id)
-
-		res := mustReceive(t, done, 5*time.Second)
-		require.NoError(t, res.err)
-		require.Equal(t, client.StateSucceeded, res.job.State)
-		polls := f.received(http.MethodGet, path)
-		require.Len(t, polls, 2)
-		for _, p := range polls {
-			require.Equal(t, "wait=30", p.header.Get("Prefer"))
-		}
-	})
-
-	// The first request is held a second, comes back unchanged, and Wait
-	// asks again at once rather than sleeping the Retry-After of 60s.
-	runsOut := []struct {
-		name       string
-		longPoll   time.Duration
-		maxWait    int
-		wantPrefer string
-	}{
-		{"the long-poll runs out", time.Second, 0, "wait=1"},
-		{"the server caps the wait below the long-poll", 30 * time.Second, 1, "wait=30"},
-	}
-	for _, tc := range runsOut {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := mustStartFake(t, fakeConfig{longPoll: true, maxWait: tc.maxWait, retryAfter: 60})
-			c := mustNew(t, f.URL(), client.WithLongPoll(tc.longPoll))
-			id := f.add("sleep", "running")
-			path := "/v1/jobs/" + id
-
-			done := goWait(t, c, id)
-			require.Eventually(t, func() bool { return len(f.received(http.MethodGet, path)) >= 2 && f.held() == 1 },
-				10*time.Second, 5*time.Millisecond)
-			f.finish(id)
-
-			res := mustReceive(t, done, 5*time.Second)
-			require.NoError(t, res.err)
-			require.Equal(t, client.StateSucceeded, res.job.State)
-			require.Equal(t, tc.wantPrefer, f.received(http.MethodGet, path)[0].header.Get("Prefer"))
-		})
-	}
-}
-
-func TestWaitContextEnds(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name     string
-		longPoll bool
-		// timeout, when set, ends the context instead of a cancel.
-		timeout time.Duration
-		want    error
-	}{
-		{"canceled while a long-poll holds the request", true, 0, context.Canceled},
-		{"canceled while sleeping Retry-After", false, 0, context.Canceled},
-		{"deadline while sleeping Retry-After", false, 2 * time.Second, context.DeadlineExceeded},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := mustStartFake(t, fakeConfig{longPoll: tc.longPoll, retryAfter: 60})
-			c := mustNew(t, f.URL())
-			id := f.add("sleep", "running")
-
-			ctx, cancel := context.WithCancel(t.Context())
-			if tc.timeout > 0 {
-				ctx, cancel = context.WithTimeout(t.Context(), tc.timeout)
-			}
-			t.Cleanup(cancel)
-			done := make(chan waitResult, 1)
-			go func() {
-				j, err := c.Wait(ctx, id)
-				done <- waitResult{j, err}
-			}()
-			require.Eventually(t, func() bool {
-				if tc.longPoll {
-					return f.held() == 1
-				}
-				return len(f.received(http.MethodGet, "/v1/jobs/"+id)) == 1
-			}, 5*time.Second, 5*time.Millisecond)
-			if tc.timeout == 0 {
-				cancel()
-			}
-
-			res := mustReceive(t, done, 5*time.Second)
-			require.Nil(t, res.job)
-			require.Equal(t, tc.want, res.err, "Wait must return ctx.Err() itself")
-			require.Len(t, f.received(http.MethodGet, "/v1/jobs/"+id), 1)
-		})
-	}
-}
-
-func TestWaitRetriesUnavailableAndRateLimited(t *testing.T) {
-	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
-	queued, err := c.Submit(t.Context(), client.SubmitRequest{Kind: "sleep", Input: map[string]int{"polls": 1}})
-	require.NoError(t, err)
-	f.failNext(http.StatusServiceUnavailable, http.StatusTooManyRequests) // each with Retry-After: 1
-
-	j, err := c.Wait(t.Context(), queued.ID)
-	require.NoError(t, err)
-	require.Equal(t, client.StateSucceeded, j.State)
-
-	polls := f.received(http.MethodGet, "/v1/jobs/"+queued.ID)
-	require.Len(t, polls, 3)
-	for i := 1; i < len(polls); i++ {
-		require.GreaterOrEqual(t, polls[i].at.Sub(polls[i-1].at), time.Second, "retry %d came before the Retry-After", i)
-	}
-}
-
-func TestWaitReturnsOtherErrors(t *testing.T) {
-	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
-	expired := f.add("sleep", "succeeded")
-	f.update(expired, func(j *fakeJob) { j.expired = true })
-
-	cases := []struct {
-		name string
-		id   string
-		want error
-	}{
-		{"unknown job", "missing", client.ErrNotFound},
-		{"expired job", expired, client.ErrGone},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := c.Wait(t.Context(), tc.id)
-			require.ErrorIs(t, err, tc.want)
-			require.Len(t, f.received(http.MethodGet, "/v1/jobs/"+tc.id), 1, "not retried")
-		})
-	}
-}
-
-func TestCancel(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name      string
-		state     string // "" for no such job
-		wantState client.State
-		wantErr   error
-	}{
-		{"queued: 202 canceling", "queued", client.StateCanceling, nil},
-		{"running: 202 canceling", "running", client.StateCanceling, nil},
-		{"canceling: 202 again", "canceling", client.StateCanceling, nil},
-		{"canceled: 204, status read", "canceled", client.StateCanceled, nil},
-		{"succeeded: 409", "succeeded", "", client.ErrConflict},
-		{"failed: 409", "failed", "", client.ErrConflict},
-		{"unknown: 404", "", "", client.ErrNotFound},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := mustStartFake(t, fakeConfig{})
-			c := mustNew(t, f.URL())
-			id := "missing"
-			if tc.state != "" {
-				id = f.add("sleep", tc.state)
-			}
-
-			j, err := c.Cancel(t.Context(), id)
-			require.Len(t, f.received(http.MethodDelete, "/v1/jobs/"+id), 1)
-			if tc.wantErr != nil {
-				require.ErrorIs(t, err, tc.wantErr)
-				require.Nil(t, j)
-				if tc.state != "" {
-					p := mustProblem(t, err)
-					require.Equal(t, id, p.JobID)
-					require.Equal(t, client.State(tc.state), p.State)
-					require.Equal(t, "/v1/jobs/"+id, p.StatusURL)
-				}
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, id, j.ID)
-			require.Equal(t, tc.wantState, j.State)
-			reads := f.received(http.MethodGet, "/v1/jobs/"+id)
-			if tc.wantState == client.StateCanceled {
-				// 204 has no body: the status was read to fill the Job.
-				require.Len(t, reads, 1)
-				require.NotNil(t, j.CompletedAt)
-				require.Equal(t, "The job was canceled", j.Error.Title)
-			} else {
-				require.Empty(t, reads)
-				require.NotEmpty(t, j.ETag)
-			}
-		})
-	}
-}
-
-func TestResult(t *testing.T) {
-	t.Parallel()
-	csv := "id,state\n1,succeeded\n2,failed\n"
-	cases := []struct {
-		name         string
-		result       fakeResult
-		wantLength   int64
-		wantFilename string
-	}{
-		{"file with its length", fakeResult{contentType: "text/csv", body: csv, filename: "jobs.csv"}, int64(len(csv)), "jobs.csv"},
-		{"streamed without a length", fakeResult{contentType: "text/csv", body: csv, filename: "jobs.csv", chunked: true}, -1, "jobs.csv"},
-		{"non-ASCII file name", fakeResult{contentType: "text/csv", body: csv, filename: "résumé.csv"}, int64(len(csv)), "résumé.csv"},
-		{"inline JSON", fakeResult{contentType: "application/json", body: `{"slept":5}`}, 11, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			f := mustStartFake(t, fakeConfig{result: tc.result})
-			id := f.add("export", "succeeded")
-
-			res, err := mustNew(t, f.URL()).Result(t.Context(), id)
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = res.Body.Close() })
-			require.Equal(t, tc.result.contentType, res.ContentType)
-			require.Equal(t, tc.wantLength, res.ContentLength)
-			require.Equal(t, tc.wantFilename, res.Filename)
-			data, err := io.ReadAll(res.Body)
-			require.NoError(t, err)
-			require.Equal(t, tc.result.body, string(data))
-			require.NoError(t, res.Body.Close())
-		})
-	}
-}
-
-func TestResultErrors(t *testing.T) {
-	t.Parallel()
-	f := mustStartFake(t, fakeConfig{})
-	c := mustNew(t, f.URL())
-	running := f.add("sleep", "running")
-	failed := f.add("sleep", "failed")
-	expired := f.add("sleep", "succeeded")
-	f.update(expired, func(j *fakeJob) { j.expired = true })
-
-	cases := []struct {
-		name      string
-		id        string
-		want      error
-		wantState client.State
-	}{
-		{"running", running, client.ErrConflict, client.StateRunning},
-		{"failed", failed, client.ErrConflict, client.StateFailed},
-		{"expired", expired, client.ErrGone, ""},
-		{"unknown", "missing", client.ErrNotFound, ""},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			res, err := c.Result(t.Context(), tc.id)
-			require.ErrorIs(t, err, tc.want)
-			require.Nil(t, res)
-			p := mustProblem(t, err)
-			require.Equal(t, tc.wantState, p.State)
-			switch tc.wantState {
-			case client.StateRunning:
-				require.Equal(t, "/v1/jobs/"+running, p.StatusURL)
-				require.Nil(t, p.JobError)
-			case client.StateFailed:
-				require.NotNil(t, p.JobError)
-				require.Equal(t, "The job failed (doomed)", p.JobError.Title)
-				require.Zero(t, p.JobError.Status)
-				require.NotErrorIs(t, p.JobError, client.ErrConflict)
-			}
-		})
-	}
-}
-
-func TestResultJSON(t *testing.T) {
-	t.Parallel()
-	t.Run("JSON result", func(t *testing.T) {
-		t.Parallel()
-		f := mustStartFake(t, fakeConfig{result: fakeResult{contentType: "application/json; charset=utf-8", body: `{"slept":5}`}})
-		var out struct{ Slept int }
-		require.NoError(t, mustNew(t, f.URL()).ResultJSON(t.Context(), f.add("sleep", "succeeded"), &out))
-		require.Equal(t, 5, out.Slept)
-	})
-	t.Run("not JSON", func(t *testing.T) {
-		t.Parallel()
-		f := mustStartFake(t, fakeConfig{result: fakeResult{contentType: "text/csv", body: "a,b\n"}})
-		var out any
-		err := mustNew(t, f.URL()).ResultJSON(t.Context(), f.add("export", "succeeded"), &out)
-		require.ErrorContains(t, err, "not JSON")
-	})
-	t.Run("not succeeded", func(t *testing.T) {
-		t.Parallel()
-		f := mustStartFake(t, fakeConfig{})
-		var out any
-		err := mustNew(t, f.URL()).ResultJSON(t.Context(), f.add("sleep", "running"), &out)
-		require.ErrorIs(t, err, client.ErrConflict)
-	})
 }
 
 func TestProblemAnswers(t *testing.T) {

@@ -464,7 +464,10 @@ func (f *Jobs) finish(id string, state job.State, failure *job.Failure, fn func(
 		}
 		j.State, j.Error, j.CompletedAt, j.ExpiresAt = state, failure, now, now.Add(f.ttl)
 		if j.Progress != nil && state == job.StateSucceeded {
-			j.Progress.Current = j.Progress.Total
+			// A copy: readers hold copies of the job that share the old one.
+			p := *j.Progress
+			p.Current = p.Total
+			j.Progress = &p
 		}
 		if fn != nil {
 			fn(e)
