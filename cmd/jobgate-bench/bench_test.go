@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,4 +252,47 @@ temporal_request_latency_bucket{operation="DescribeWorkflowExecution",le="0.1"} 
 	got, err = sumCounter(strings.NewReader("# nothing yet\n"), "temporal_request", `operation="DescribeWorkflowExecution"`)
 	require.NoError(t, err)
 	require.Zero(t, got)
+}
+
+func TestParseStatParentAndReaped(t *testing.T) {
+	t.Parallel()
+	line := "4242 (postgres: wal writer) S 77 4242 4242 0 -1 4194560 27001 0 0 0 1234 567 89 11 20 0 40 0 1000 2000000 30000 18446744073709551615\n"
+	ppid, own, reaped, err := parseStat(line)
+	require.NoError(t, err)
+	require.Equal(t, 77, ppid)
+	require.Equal(t, (1234+567)*10*time.Millisecond, own)
+	require.Equal(t, (89+11)*10*time.Millisecond, reaped)
+	_, _, _, err = parseStat("4242 (x) S 1 2")
+	require.Error(t, err)
+}
+
+// treeCPU counts a child's CPU time with its parent's: this test process
+// burns CPU in a child shell and finds it under its own pid.
+func TestTreeCPUCountsChildren(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	self := os.Getpid()
+	before := treeCPU(self)
+	deadline := time.Now().Add(20 * time.Second)
+	for treeCPU(self)-before < 200*time.Millisecond {
+		require.True(t, time.Now().Before(deadline), "the child's CPU time never showed under its parent")
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestClusterReport(t *testing.T) {
+	t.Parallel()
+	r := &results{Cluster: []clusterRow{
+		{Name: "SQLite all-in-one", Conc: 64, Accept: newStats([]time.Duration{time.Millisecond}, 0, time.Second, nil), CPU: clusterCPU{Temporal: 3 * time.Millisecond}},
+		{Name: "2 API × 2 workers", APIs: 2, Workers: 2, Postgres: true, Conc: 64, Unavailable: 3,
+			Accept: newStats([]time.Duration{time.Millisecond, time.Millisecond}, 3, time.Second, nil),
+			CPU:    clusterCPU{API: time.Millisecond, Worker: 2 * time.Millisecond, Temporal: 3 * time.Millisecond, Postgres: 4 * time.Millisecond}},
+	}}
+	md := r.markdown()
+	require.Contains(t, md, "Cluster on PostgreSQL")
+	require.Contains(t, md, "– / – / 3.00 ms / –", "an all-in-one has no API, worker or PostgreSQL column of its own")
+	require.Regexp(t, `1.00 ms / 2.00 ms / 3.00 ms / 4.00 ms +\| 10.0 ms`, md)
+	require.Contains(t, md, "2.00/s (c=64) (3 errors)")
+	require.Regexp(t, `\| 0.00/s +\| 3 +\|`, md, "503s counted")
 }

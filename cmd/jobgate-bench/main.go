@@ -66,6 +66,11 @@ type options struct {
 	timeout    time.Duration
 	sync       syncOptions
 	watch      watchOptions
+
+	// The cluster phase's (cluster.go).
+	clusterConc int
+	clusterDur  time.Duration
+	clusterJobs int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -74,7 +79,7 @@ func parseFlags(args []string) (options, error) {
 	var phases, conc, growth string
 	fs.StringVar(&o.jobgate, "jobgate", "", "path of the jobgate binary (default: ./jobgate if present, else built once with go build ./cmd/jobgate)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
-	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost)")
+	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers,cluster", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost), cluster (api and worker processes on Temporal on PostgreSQL)")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
 	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
@@ -92,6 +97,9 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.chaosRate, "chaos-rate", 20, "chaos load: new jobs per second")
 	fs.DurationVar(&o.chaosKill, "chaos-kill-after", 10*time.Second, "chaos: load before each SIGKILL")
 	fs.DurationVar(&o.chaosAfter, "chaos-run-after", 10*time.Second, "chaos: load after the restarted process is ready")
+	fs.IntVar(&o.clusterConc, "cluster-conc", 64, "cluster: concurrency of the accept window")
+	fs.DurationVar(&o.clusterDur, "cluster-duration", 8*time.Second, "cluster: accept window of each topology")
+	fs.IntVar(&o.clusterJobs, "cluster-jobs", 400, "cluster: end-to-end jobs of each topology")
 	fs.StringVar(&o.chart, "chart", "docs/bench.png", "PNG chart to write (empty: none)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the run directory (data and subprocess logs)")
 	fs.DurationVar(&o.timeout, "timeout", 40*time.Minute, "bound on the whole run")
@@ -104,11 +112,11 @@ func parseFlags(args []string) (options, error) {
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "main", "sync", "store", "chaos", "watchers":
+		case "main", "sync", "store", "chaos", "watchers", "cluster":
 			o.phases[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos, watchers)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos, watchers, cluster)", p)
 		}
 	}
 	var err error
@@ -152,6 +160,8 @@ func parseFlags(args []string) (options, error) {
 		def("chaos-run-after", func() { o.chaosAfter = 3 * time.Second })
 		def("chaos-rate", func() { o.chaosRate = 10 })
 		watchQuick(&o.watch, set)
+		def("cluster-duration", func() { o.clusterDur = 2 * time.Second })
+		def("cluster-jobs", func() { o.clusterJobs = 60 })
 		def("chart", func() { o.chart = filepath.Join(os.TempDir(), "jobgate-bench-quick.png") })
 	}
 	return o, nil
@@ -241,6 +251,11 @@ func run(o options) error {
 	if o.phases["watchers"] && ctx.Err() == nil {
 		if err := runWatchers(ctx, o, bin, filepath.Join(dir, "watchers"), r); err != nil {
 			failures = append(failures, fmt.Errorf("watchers phase: %w", err))
+		}
+	}
+	if o.phases["cluster"] && ctx.Err() == nil {
+		if err := runCluster(ctx, o, bin, filepath.Join(dir, "cluster"), r); err != nil {
+			failures = append(failures, fmt.Errorf("cluster phase: %w", err))
 		}
 	}
 	r.Took = time.Since(r.Began)

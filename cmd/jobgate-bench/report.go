@@ -24,6 +24,7 @@ type results struct {
 	DBBytes    int64
 	Stores     []storeRow
 	Sync       []syncRow
+	Cluster    []clusterRow
 	Chaos      []chaosResult
 	Watchers   []watchersRow
 }
@@ -264,6 +265,8 @@ func (r *results) markdown() string {
 		}
 		b.WriteString(t.markdown() + "\n")
 	}
+
+	b.WriteString(r.clusterMarkdown())
 
 	if len(r.Chaos) > 0 {
 		b.WriteString("**Chaos.** Steady load of short `sleep` jobs with Idempotency-Keys (each retried until a 202), SIGKILL mid-load, restart on the same data, then every accepted job polled to the end and checked in Temporal: exactly one workflow execution per job, completed.\n\n")

@@ -3,11 +3,12 @@
 // a temporary directory, a free port on loopback, fsync off. Tests that need
 // it skip, saying what to install, where the binaries are absent. It links
 // no Temporal code; devserver.Options.Postgres runs a Temporal server on
-// the cluster's URL.
+// the cluster's URL. Launch starts one outside a test (cmd/jobgate-bench).
 package pgtest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -62,13 +63,33 @@ func BinDir() string {
 	return ""
 }
 
+// ErrNotInstalled is returned by Launch when PostgreSQL's binaries, or
+// the postgres user to run them as root, are missing.
+var ErrNotInstalled = errors.New("PostgreSQL is not installed; install it with: " + Install)
+
 // Start initializes and starts a cluster, stopped and deleted when the test
 // ends. It skips the test when PostgreSQL is not installed.
 func Start(tb testing.TB) *Cluster {
 	tb.Helper()
+	c, err := Launch()
+	if errors.Is(err, ErrNotInstalled) {
+		tb.Skip(err)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(c.Close)
+	return c
+}
+
+// Launch initializes a cluster in a new temporary directory and starts it,
+// for programs that are no tests (cmd/jobgate-bench); Close stops it and
+// deletes the directory. It returns an error wrapping ErrNotInstalled when
+// PostgreSQL is not installed.
+func Launch() (*Cluster, error) {
 	bin := BinDir()
 	if bin == "" {
-		tb.Skipf("PostgreSQL's binaries (initdb, postgres) are not installed; install them with: %s", Install)
+		return nil, fmt.Errorf("%w (no initdb in $JOBGATE_PG_BIN, /usr/lib/postgresql/*/bin or on PATH)", ErrNotInstalled)
 	}
 	c := &Cluster{bin: bin}
 	// initdb and postgres refuse to run as root: run them as the postgres
@@ -76,7 +97,7 @@ func Start(tb testing.TB) *Cluster {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			tb.Skipf("running as root and there is no postgres user to run PostgreSQL as (%v); install the package with: %s", err, Install)
+			return nil, fmt.Errorf("%w (running as root and there is no postgres user to run PostgreSQL as: %v)", ErrNotInstalled, err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -84,29 +105,45 @@ func Start(tb testing.TB) *Cluster {
 	}
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	fail := func(err error) (*Cluster, error) { _ = os.RemoveAll(dir); return nil, err }
 	if c.cred != nil {
 		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-			tb.Fatal(err)
+			return fail(err)
 		}
 	}
 	c.dir = filepath.Join(dir, "data")
 	if out, err := c.command("initdb", "-D", c.dir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C").CombinedOutput(); err != nil {
-		tb.Fatalf("initdb: %v\n%s", err, out)
+		return fail(fmt.Errorf("initdb: %v\n%s", err, out))
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		tb.Fatal(err)
+		return fail(err)
 	}
 	c.port = l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	if err := c.Resume(); err != nil {
-		tb.Fatal(err)
+		return fail(err)
 	}
-	tb.Cleanup(func() { c.Stop() })
-	return c
+	return c, nil
+}
+
+// Close stops the server and deletes its directory.
+func (c *Cluster) Close() {
+	c.Stop()
+	_ = os.RemoveAll(filepath.Dir(c.dir))
+}
+
+// PID is the process id of the running server's postmaster, the parent of
+// every backend process (0 when it is stopped).
+func (c *Cluster) PID() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
 }
 
 func (c *Cluster) command(name string, args ...string) *exec.Cmd {
