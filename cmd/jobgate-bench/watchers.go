@@ -168,13 +168,35 @@ type keyedAPI struct {
 	auth map[string]string
 }
 
+// submitAs submits body with Idempotency-Key key and returns the job's id.
+func (a *keyedAPI) submitAs(ctx context.Context, body, key string) (string, error) {
+	h := map[string]string{"Idempotency-Key": key}
+	for k, v := range a.auth {
+		h[k] = v
+	}
+	s, _, err := a.do(ctx, http.MethodPost, "/v1/jobs", body, h, http.StatusAccepted)
+	if err == nil && s.ID == "" {
+		err = fmt.Errorf("202 without a job id")
+	}
+	return s.ID, err
+}
+
 // submitRunning submits n sleep jobs that outlast the phase and waits
 // until all of them run.
 func submitRunning(ctx context.Context, a *keyedAPI, n int) ([]string, error) {
 	ids := make([]string, n)
-	st := runLoad(ctx, loadSpec{Concurrency: 16, MaxOps: n, Duration: 5 * time.Minute}, callTimeout, func(ctx context.Context, i int) error {
-		s, _, err := a.do(ctx, http.MethodPost, "/v1/jobs", sleepBody(1800), a.auth, http.StatusAccepted)
-		ids[i] = s.ID
+	run := time.Now().UnixNano()
+	st := runLoad(ctx, loadSpec{Concurrency: 8, MaxOps: n, Duration: 5 * time.Minute}, callTimeout, func(ctx context.Context, i int) error {
+		// A server busy starting hundreds of jobs may answer 503: the
+		// same key again is the same job.
+		key := fmt.Sprintf("watchers-%d-%d", run, i)
+		var err error
+		for range 10 {
+			if ids[i], err = a.submitAs(ctx, sleepBody(1800), key); err == nil || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(time.Second)
+		}
 		return err
 	})
 	if st.Errors > 0 {
@@ -358,8 +380,16 @@ func (s *streamSet) openUpTo(ctx context.Context, ids []string, n int) error {
 		return nil
 	}
 	logf("watchers: opening %d more event streams", n-have)
-	st := runLoad(ctx, loadSpec{Concurrency: 16, MaxOps: n - have, Duration: 5 * time.Minute}, callTimeout, func(_ context.Context, i int) error {
-		return s.open(ids[have+i])
+	st := runLoad(ctx, loadSpec{Concurrency: 8, MaxOps: n - have, Duration: 5 * time.Minute}, callTimeout, func(ctx context.Context, i int) error {
+		// An overloaded server may answer 503 (Retry-After): try again.
+		var err error
+		for range 10 {
+			if err = s.open(ids[have+i]); err == nil || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(time.Second)
+		}
+		return err
 	})
 	if st.Errors > 0 {
 		return fmt.Errorf("open event streams: %d of %d failed: %v", st.Errors, n-have, st.FirstError)
