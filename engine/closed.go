@@ -1,13 +1,13 @@
 package engine
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/job"
@@ -38,13 +38,14 @@ func (s *Service) waitClosed(ctx context.Context, id string) (*historypb.History
 
 // closedJob builds a finished job's status from last, its status as last
 // known (as Submit or a look-up returned it), and its workflow's close
-// event, exactly as a read of Temporal's record would (read and
-// finishedView), with no call to Temporal; the view goes to the
-// finished-job cache. That is possible for a succeeded job of an
-// activity kind, whose work recorded the start and attempt of its last
-// try (and the start of its first, the job's startedAt) in its output,
-// with no webhook (whose delivery state is another workflow's) and no start delay (whose start time Temporal's record
-// holds). ok is false otherwise: the job is then read as any other.
+// event, as read does from Temporal's record, with no call to Temporal:
+// the same view code applied to the close event and to the work's started
+// and completed events, which the close event's result (the activity's
+// output: the start and attempt of its last try) gives. The view goes to
+// the finished-job cache. That is possible for a succeeded job of an
+// activity kind with no webhook (whose delivery state is another
+// workflow's) and no start delay (whose start time Temporal's record
+// holds); ok is false otherwise, and the job is then read as any other.
 func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.Job, ok bool) {
 	attrs := ev.GetWorkflowExecutionCompletedEventAttributes()
 	if attrs == nil || last == nil || last.Callback != nil || !last.ScheduledFor.IsZero() || !s.activityKind(last.Kind) {
@@ -52,32 +53,28 @@ func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.J
 	}
 	var out workflows.Output
 	if converter.GetDefaultDataConverter().FromPayloads(attrs.GetResult(), &out) != nil || out.StartedAt.IsZero() {
-		return nil, false
+		return nil, false // from a worker before the output said when
 	}
-	completed := recordTime(ev.GetEventTime())
-	j = &job.Job{
-		ID:                  last.ID,
-		Tenant:              last.Tenant,
-		Kind:                last.Kind,
-		State:               job.StateSucceeded,
-		Progress:            out.Progress,
-		Attempt:             max(out.Attempt, 1),
-		CreatedAt:           last.CreatedAt,
-		StartedAt:           cmp.Or(out.FirstStartedAt, out.StartedAt),
-		UpdatedAt:           completed,
-		CompletedAt:         completed,
-		ExpiresAt:           completed.Add(s.cfg.ResultTTL),
-		EstimatedCompletion: last.EstimatedCompletion,
-		Fingerprint:         last.Fingerprint,
-		ParentID:            last.ParentID,
-		Priority:            last.Priority,
-		ScheduleID:          last.ScheduleID,
-		RerunOf:             last.RerunOf,
+	// What read takes from the job's memo and search attributes.
+	j = &job.Job{ID: last.ID, Tenant: last.Tenant, Kind: last.Kind, Attempt: 1, CreatedAt: last.CreatedAt, UpdatedAt: last.CreatedAt,
+		EstimatedCompletion: last.EstimatedCompletion, Fingerprint: last.Fingerprint, ParentID: last.ParentID,
+		Priority: last.Priority, ScheduleID: last.ScheduleID, RerunOf: last.RerunOf}
+	v := &view{job: j}
+	started := &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_ACTIVITY_TASK_STARTED, EventTime: timestamppb.New(out.StartedAt),
+		Attributes: &historypb.HistoryEvent_ActivityTaskStartedEventAttributes{ActivityTaskStartedEventAttributes: &historypb.ActivityTaskStartedEventAttributes{Attempt: int32(out.Attempt)}}}
+	completed := &historypb.HistoryEvent{EventType: enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, EventTime: ev.GetEventTime(),
+		Attributes: &historypb.HistoryEvent_ActivityTaskCompletedEventAttributes{ActivityTaskCompletedEventAttributes: &historypb.ActivityTaskCompletedEventAttributes{Result: attrs.GetResult()}}}
+	for _, e := range []*historypb.HistoryEvent{started, completed, ev} {
+		if v.apply(e, true) != nil {
+			return nil, false
+		}
 	}
+	v.closed(enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED)
+	v.closedAt(ev.GetEventTime(), s.cfg.ResultTTL)
 	if !s.cfg.Now().Before(j.ExpiresAt) {
 		return nil, false // answered as expired by a read
 	}
-	s.finished.put(j.ID, (&view{job: j, result: out.Result, blob: out.Blob}).forCache())
+	s.finished.put(j.ID, v.forCache())
 	return j, true
 }
 

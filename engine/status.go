@@ -130,11 +130,7 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 		applyWorkflowMemo(j, info.GetMemo(), nil)
 		j.WaitingFor = nil
 	}
-	if t := info.GetCloseTime(); t != nil {
-		v.job.CompletedAt = recordTime(t)
-		v.job.UpdatedAt = laterOf(v.job.CompletedAt, v.job.UpdatedAt)
-		v.job.ExpiresAt = v.job.CompletedAt.Add(s.cfg.ResultTTL)
-	}
+	v.closedAt(info.GetCloseTime(), s.cfg.ResultTTL)
 	s.finished.put(id, v.forCache())
 	return v, nil
 }
@@ -342,62 +338,91 @@ func workEvent(j *job.Job, ev *historypb.HistoryEvent) bool {
 // activity.
 func (s *Service) finishedView(ctx context.Context, j *job.Job, runID string, status enumspb.WorkflowExecutionStatus, ext, work bool) (*view, error) {
 	v := &view{job: j, external: ext}
-	dc := converter.GetDefaultDataConverter()
 	it := s.c.GetWorkflowHistory(ctx, j.ID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			return nil, translate("read job history", err)
 		}
-		if work && workEvent(j, ev) {
-			// A workflow kind's activities are its steps; an external
-			// workflow's are its own business.
-			continue
-		}
-		switch ev.GetEventType() {
-		case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
-			// An external job started when a worker first took it.
-			if ext && j.StartedAt.IsZero() {
-				j.StartedAt = ev.GetEventTime().AsTime()
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
-			if ext {
-				if v.result, err = externalResult(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult()); err != nil {
-					return nil, fmt.Errorf("job %s: %w", j.ID, err)
-				}
-				continue
-			}
-			var out workflows.Output
-			if err := dc.FromPayloads(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &out); err != nil {
-				return nil, fmt.Errorf("job %s: decode result: %w", j.ID, err)
-			}
-			v.result, v.blob = out.Result, out.Blob
-			if out.Progress != nil {
-				j.Progress = out.Progress
-			}
-			if work && j.StartedAt.IsZero() && !out.StartedAt.IsZero() {
-				// Work run as a local activity (job.Plan.Local) has no
-				// activity events: its output says when it ran.
-				j.StartedAt, j.Attempt = cmp.Or(out.FirstStartedAt, out.StartedAt), max(out.Attempt, 1)
-			}
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
-			j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
-		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
-			reason := ev.GetWorkflowExecutionTerminatedEventAttributes().GetReason()
-			j.Error = &job.Failure{Type: "canceled", Message: "the job was terminated by an operator" + suffix(reason)}
+		if err := v.apply(ev, work); err != nil {
+			return nil, err
 		}
 	}
+	v.closed(status)
+	return v, nil
+}
+
+// apply reads one event of a closed workflow's history into v; work is as
+// for finishedView. (closedJob builds a view with it too, from the close
+// event alone.)
+func (v *view) apply(ev *historypb.HistoryEvent, work bool) error {
+	j, ext := v.job, v.external
+	if work && workEvent(j, ev) {
+		// A workflow kind's activities are its steps; an external
+		// workflow's are its own business.
+		return nil
+	}
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+		// An external job started when a worker first took it.
+		if ext && j.StartedAt.IsZero() {
+			j.StartedAt = ev.GetEventTime().AsTime()
+		}
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+		var err error
+		if ext {
+			if v.result, err = externalResult(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult()); err != nil {
+				return fmt.Errorf("job %s: %w", j.ID, err)
+			}
+			return nil
+		}
+		var out workflows.Output
+		if err := converter.GetDefaultDataConverter().FromPayloads(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &out); err != nil {
+			return fmt.Errorf("job %s: decode result: %w", j.ID, err)
+		}
+		v.result, v.blob = out.Result, out.Blob
+		if out.Progress != nil {
+			j.Progress = out.Progress
+		}
+		if work && j.StartedAt.IsZero() && !out.StartedAt.IsZero() {
+			// Work run as a local activity (job.Plan.Local) has no
+			// activity events: its output says when it ran.
+			j.StartedAt, j.Attempt = cmp.Or(out.FirstStartedAt, out.StartedAt), max(out.Attempt, 1)
+		}
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+		j.Error = failure(ev.GetWorkflowExecutionFailedEventAttributes())
+	case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED:
+		reason := ev.GetWorkflowExecutionTerminatedEventAttributes().GetReason()
+		j.Error = &job.Failure{Type: "canceled", Message: "the job was terminated by an operator" + suffix(reason)}
+	}
+	return nil
+}
+
+// closed completes v, whose history has been applied, for its workflow's
+// close status.
+func (v *view) closed(status enumspb.WorkflowExecutionStatus) {
+	j := v.job
 	j.State = jobState(status, "", nil, false)
 	if e := closeError(status); e != nil {
 		j.Error = e
 	}
 	// An external job's webhook comes from its watch, which sees a
 	// termination like any end.
-	v.terminated = status == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED && !ext
+	v.terminated = status == enumspb.WORKFLOW_EXECUTION_STATUS_TERMINATED && !v.external
 	if j.State == job.StateFailed && j.Error == nil {
 		j.Error = &job.Failure{Type: "failed", Message: "the job failed"}
 	}
-	return v, nil
+}
+
+// closedAt sets the times of v's finished job that its workflow's close
+// time gives.
+func (v *view) closedAt(t *timestamppb.Timestamp, ttl time.Duration) {
+	if t == nil {
+		return
+	}
+	v.job.CompletedAt = recordTime(t)
+	v.job.UpdatedAt = laterOf(v.job.CompletedAt, v.job.UpdatedAt)
+	v.job.ExpiresAt = v.job.CompletedAt.Add(ttl)
 }
 
 // closeError is the error of a job whose workflow closed with status, as
