@@ -96,7 +96,8 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 			workflows.KindKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 			workflows.StateKey.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		},
-		LogLevel: cfg.EmbeddedLogLevel,
+		LogLevel:     cfg.EmbeddedLogLevel,
+		HistoryCache: cfg.EmbeddedHistoryCache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded Temporal server: %w", err)

@@ -76,6 +76,14 @@ type Config struct {
 	// EmbeddedLogLevel is the embedded server's own log level (debug, info,
 	// warn, error, none).
 	EmbeddedLogLevel string `envconfig:"EMBEDDED_LOG_LEVEL" default:"error"`
+	// EmbeddedHistoryCache is how many workflows' mutable state the
+	// embedded server keeps in memory (history.hostLevelCacheMaxSize):
+	// sized for one node, where Temporal's default (128,000) is for a
+	// history host of a cluster. Each entry is a workflow's whole state
+	// (tens of KiB for a job with its memo and search attributes); a
+	// workflow that is not cached is read from the store when it next
+	// moves. 0 takes the default, 1024.
+	EmbeddedHistoryCache int `envconfig:"EMBEDDED_HISTORY_CACHE" default:"1024"`
 	// PublicURL is the base of absolute URLs in Location headers and links;
 	// empty gives absolute paths.
 	PublicURL string `envconfig:"PUBLIC_URL"`

@@ -6,6 +6,7 @@
 package devserver
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -84,6 +85,12 @@ type Options struct {
 	// FrontendInterceptors run on every gRPC call the frontend serves,
 	// after Temporal's own (tests use them to see what clients send).
 	FrontendInterceptors []grpc.UnaryServerInterceptor
+	// HistoryCache is how many workflows' mutable state the history
+	// service keeps in memory (history.hostLevelCacheMaxSize; default
+	// 1024, where Temporal's is 128,000 for a cluster's history host):
+	// the largest of the server's caches, and what its memory grows with
+	// as workflows accumulate. A DynamicConfigFile setting overrides it.
+	HistoryCache int
 	// UnfairTaskQueues are task queues on which fair dispatch between
 	// fairness keys stays off (it is on everywhere else): for tests and
 	// benchmarks that show what tenants see without it.
@@ -212,7 +219,7 @@ func Start(opts Options) (*Server, error) {
 			// bench's peak memory, with the visibility queue behind by
 			// thousands, stayed at ~680 MiB).
 			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key():          1,
-			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
+			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 cmp.Or(opts.HistoryCache, 1024),
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 			dynamicconfig.EnableEagerWorkflowStart.Key():                     true,
 			dynamicconfig.QueueMoveGroupTaskCountBase.Key():                  0,

@@ -86,7 +86,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.warmJobs, "warm-jobs", 300, "sleep-0 jobs run first: warm-up, and the finished jobs status reads use")
 	fs.IntVar(&o.e2eJobs, "e2e-jobs", 1000, "jobs (and raw workflows) of the end-to-end measurement")
 	fs.IntVar(&o.e2eConc, "e2e-conc", 16, "submitters of the end-to-end measurement")
-	fs.StringVar(&growth, "growth", "1000,50000", "accumulated jobs at which accept and status latency are probed")
+	fs.StringVar(&growth, "growth", "1000,70000", "accumulated jobs at which accept and status latency are probed")
 	fs.IntVar(&o.fillConc, "fill-conc", 64, "concurrency of the submissions that accumulate jobs")
 	fs.DurationVar(&o.fillMax, "fill-max", 12*time.Minute, "bound on accumulating jobs up to the last growth point")
 	fs.DurationVar(&o.storeDur, "store-duration", 8*time.Second, "window of each start measurement in the store comparison")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -238,6 +239,12 @@ func (r *results) markdown() string {
 		if r.DBBytes > 0 {
 			fmt.Fprintf(&b, " in a %s SQLite file", mib(r.DBBytes))
 		}
+		// The subprocesses inherit the bench's environment.
+		cache := os.Getenv("JOBGATE_EMBEDDED_HISTORY_CACHE")
+		if cache == "" {
+			cache = "1024, the default"
+		}
+		fmt.Fprintf(&b, ", with `JOBGATE_EMBEDDED_HISTORY_CACHE` = %s (the embedded server's mutable-state cache, in workflows)", cache)
 		b.WriteString(".\n\n")
 	}
 
