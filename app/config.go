@@ -161,6 +161,14 @@ type Config struct {
 	// Empty in local mode (no API keys): one is generated for tenant
 	// default and kept in DataDir/webhook-secret (mode 0600).
 	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
+	// DeploymentSecret is the deployment's own secret (at least 32
+	// characters), the same on every API instance and never given to
+	// anyone: job ids of Idempotency-Keys are keyed by it and listing
+	// cursors signed with it. Empty with the embedded Temporal server, or
+	// with an explicit DataDir that the API instances share: generated
+	// once and kept in DataDir/deployment-secret (mode 0600). Roles api
+	// and all with an external Temporal refuse to start without either.
+	DeploymentSecret string `envconfig:"DEPLOYMENT_SECRET"`
 	// WorkerConcurrency bounds the jobs one worker runs at once.
 	WorkerConcurrency int `envconfig:"WORKER_CONCURRENCY" default:"200"`
 	// ReadHeaderTimeout is how long a client may take to send its request

@@ -281,7 +281,7 @@ func (p *Process) dialTemporal(ctx context.Context) error {
 		Namespace:   cfg.TemporalNamespace,
 		MaxBacklog:  cfg.MaxBacklog,
 		Blobs:       p.st.blobs,
-		CursorKey:   p.st.cursorKey(cfg),
+		Secret:      p.st.deploymentSecret,
 		// The bound and back-off of watched jobs' look-ups.
 		WatchRate:        cfg.WatchRate,
 		WatchMaxInterval: cfg.WatchMaxInterval,

@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
-	"crypto/sha256"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"maps"
 	"net/url"
+	"os"
 	"path/filepath"
-	"slices"
+	"strings"
+	"time"
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/blob"
@@ -54,7 +58,30 @@ func (c *Config) checkStorage(lookup func(string) (string, bool)) error {
 		return fmt.Errorf("JOBGATE_ROLE=%s without API keys needs JOBGATE_WEBHOOK_SECRETS (default:whsec_…, the same on API and workers), "+
 			"or JOBGATE_DATA_DIR on a volume that API and workers share: workers sign webhooks with the secret the API hands out", c.Role)
 	}
-	return nil
+	return c.checkDeploymentSecret(lookup)
+}
+
+// minDeploymentSecret is the shortest JOBGATE_DEPLOYMENT_SECRET accepted.
+const minDeploymentSecret = 32
+
+// checkDeploymentSecret checks JOBGATE_DEPLOYMENT_SECRET and that an API
+// without it generates one only where every API instance reads the same:
+// with the embedded Temporal server (one API), or in an explicit data
+// directory, which several instances share as a volume. API instances
+// with different secrets would give one Idempotency-Key different jobs.
+func (c *Config) checkDeploymentSecret(lookup func(string) (string, bool)) error {
+	if c.DeploymentSecret != "" {
+		if len(c.DeploymentSecret) < minDeploymentSecret {
+			return fmt.Errorf("JOBGATE_DEPLOYMENT_SECRET must be at least %d characters, not %d (make one with: head -c 32 /dev/urandom | base64)", minDeploymentSecret, len(c.DeploymentSecret))
+		}
+		return nil
+	}
+	if _, set := lookup("JOBGATE_DATA_DIR"); !c.runsAPI() || c.embedded() || set {
+		return nil
+	}
+	return fmt.Errorf("JOBGATE_ROLE=%s with an external Temporal needs JOBGATE_DEPLOYMENT_SECRET (at least %d characters, the same on every API instance; "+
+		"make one with: head -c 32 /dev/urandom | base64), or JOBGATE_DATA_DIR on a volume that every API instance shares: "+
+		"job ids of Idempotency-Keys are keyed by it, so instances with different secrets would start two jobs for one key", c.Role, minDeploymentSecret)
 }
 
 // storage is what jobs keep outside Temporal and what signs their
@@ -67,6 +94,8 @@ type storage struct {
 	// reserved are the listeners outbound requests never reach, filled
 	// as they start.
 	reserved *activities.Reserved
+	// deploymentSecret keys job ids and signs cursors (API roles only).
+	deploymentSecret []byte
 }
 
 // openStorage opens the blob store and, in local mode without configured
@@ -89,7 +118,69 @@ func openStorage(ctx context.Context, cfg Config) (*storage, error) {
 		st.secrets = map[string]string{"default": secret}
 		fmt.Printf("jobgate: webhooks of tenant \"default\" are signed with the secret in %s\n", path)
 	}
+	if cfg.runsAPI() {
+		if st.deploymentSecret, err = loadDeploymentSecret(cfg); err != nil {
+			_ = blobs.Close()
+			return nil, err
+		}
+	}
 	return st, nil
+}
+
+// loadDeploymentSecret is JOBGATE_DEPLOYMENT_SECRET, or the secret kept in
+// the data directory, generated the first time.
+func loadDeploymentSecret(cfg Config) ([]byte, error) {
+	if cfg.DeploymentSecret != "" {
+		return []byte(cfg.DeploymentSecret), nil
+	}
+	path := filepath.Join(cfg.DataDir, "deployment-secret")
+	secret, err := loadOrCreateSecret(path)
+	if err != nil {
+		return nil, fmt.Errorf("deployment secret: %w (or set JOBGATE_DEPLOYMENT_SECRET)", err)
+	}
+	fmt.Printf("jobgate: job ids of Idempotency-Keys are keyed by the secret in %s (keep it with the data; set JOBGATE_DEPLOYMENT_SECRET to share one)\n", path)
+	return []byte(secret), nil
+}
+
+// loadOrCreateSecret reads the secret kept at path, or writes a new one
+// there (mode 0600) when there is none. Processes that start together on
+// a shared volume all read the one that the first wrote.
+func loadOrCreateSecret(path string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return "", fmt.Errorf("create directory of %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		secret := base64.StdEncoding.EncodeToString(b[:])
+		_, werr := f.WriteString(secret + "\n")
+		cerr := f.Close()
+		if err := errors.Join(werr, cerr); err != nil {
+			_ = os.Remove(path)
+			return "", fmt.Errorf("write %s: %w", path, err)
+		}
+		return secret, nil
+	case !errors.Is(err, fs.ErrExist):
+		return "", fmt.Errorf("create %s: %w", path, err)
+	}
+	// Another process may be writing it right now.
+	var data []byte
+	for range 50 {
+		if data, err = os.ReadFile(path); err != nil || len(data) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	secret := strings.TrimSpace(string(data))
+	if len(secret) < minDeploymentSecret {
+		return "", fmt.Errorf("%s holds %d characters, fewer than %d: restore it from a backup, or delete it for a new one (which changes the job of every Idempotency-Key)", path, len(secret), minDeploymentSecret)
+	}
+	return secret, nil
 }
 
 func (st *storage) close(logger *slog.Logger) {
@@ -121,29 +212,6 @@ func (st *storage) workerOptions(cfg Config, jobs worker.Jobs) worker.Options {
 			Render:   func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
 		},
 	}
-}
-
-// cursorKey is the key listing cursors are signed with, derived from the
-// secrets every API instance of a deployment shares (the webhook signing
-// secrets, generated in local mode, and the API key hashes), so that any
-// instance accepts another's cursors and no client can forge one (a
-// deployment whose only secret is one tenant's own key lets that tenant
-// forge cursors for its own listings, which reach nothing more).
-func (st *storage) cursorKey(cfg Config) []byte {
-	h := sha256.New()
-	h.Write([]byte("jobgate listing cursor key\x00" + cfg.TemporalNamespace + "\x00"))
-	for _, tenant := range slices.Sorted(maps.Keys(st.secrets)) {
-		h.Write([]byte(tenant + "\x00" + st.secrets[tenant] + "\x00"))
-	}
-	hashes := make([]string, 0, len(cfg.apiKeys))
-	for _, k := range cfg.apiKeys {
-		hashes = append(hashes, string(k.Hash[:]))
-	}
-	slices.Sort(hashes)
-	for _, hash := range hashes {
-		h.Write([]byte(hash))
-	}
-	return h.Sum(nil)
 }
 
 // signs reports whether webhooks can be signed for tenant.

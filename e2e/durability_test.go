@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -174,6 +175,12 @@ func TestDurabilityAcrossKill(t *testing.T) {
 	for i := range n {
 		ids[i], _ = api.submit(`{"kind":"sleep","input":{"seconds":6}}`, "Idempotency-Key", fmt.Sprintf("durable-%d", i))
 	}
+	// The all-in-one generated its deployment secret in the data directory,
+	// and keyed ids are keyed by it: the restart below reads it back, so
+	// the replays after it name the same jobs.
+	secret, err := os.ReadFile(filepath.Join(dataDir, "deployment-secret"))
+	require.NoError(t, err)
+	require.Equal(t, engine.KeyedID(bytes.TrimSpace(secret), "default", "durable-0"), ids[0])
 	eventually(t, 30*time.Second, "a job running or done", func() bool {
 		state := api.do(http.MethodGet, "/v1/jobs/"+ids[0], "").JSON(t)["state"]
 		return state == "running" || state == "succeeded"

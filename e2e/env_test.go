@@ -86,6 +86,9 @@ type env struct {
 	WebhookSecret string
 	// MetricsURL is the base URL of the metrics listener (envOptions.metrics).
 	MetricsURL string
+	// Secret is the deployment secret that keys the env's job ids of
+	// Idempotency-Keys.
+	Secret []byte
 
 	kinds      *job.Registry
 	workerOpts worker.Options
@@ -152,6 +155,8 @@ type envOptions struct {
 	maxSchedules int
 	// now is the API's clock (nil: time.Now).
 	now func() time.Time
+	// secret is the deployment secret (nil: a new random one).
+	secret []byte
 }
 
 var queueSeq atomic.Int64
@@ -230,7 +235,12 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		require.NoError(tb, err)
 		tb.Cleanup(apiClient.Close)
 	}
+	secret := opts.secret
+	if secret == nil {
+		secret = []byte(webhook.NewSecret())
+	}
 	jobs := engine.New(apiClient, kinds, engine.Config{
+		Secret:        secret,
 		TaskQueue:     queue,
 		Namespace:     namespace,
 		EagerStart:    !opts.noWorker,
@@ -291,10 +301,14 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 		Tenant:        queue,
 		Blobs:         blobs,
 		WebhookSecret: secrets[queue],
+		Secret:        secret,
 		kinds:         kinds,
 		workerOpts:    workerOpts,
 	}
 }
+
+// keyedID is the job id of tenant's Idempotency-Key in this env.
+func (e *env) keyedID(tenant, key string) string { return engine.KeyedID(e.Secret, tenant, key) }
 
 // mustOpenBlobs opens blob storage in a temporary directory (its String
 // is its URL, for another process's view of it).

@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -22,7 +21,7 @@ func TestIdempotencyReplayAndReuse(t *testing.T) {
 	body := `{"kind":"sleep","input":{"seconds":1}}`
 
 	id, first := e.submit(body, "Idempotency-Key", key)
-	require.Equal(t, engine.KeyedID(e.Tenant, key), id, "the job id is derived from tenant and key")
+	require.Equal(t, e.keyedID(e.Tenant, key), id, "the job id is derived from tenant and key")
 
 	// Same request with other spacing and key order: a replay.
 	replay := e.do(http.MethodPost, "/v1/jobs", `{ "input": {"seconds": 1}, "kind": "sleep" }`, "Idempotency-Key", key)
@@ -96,7 +95,7 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 	require.Equal(t, map[int]int{http.StatusAccepted: n}, statuses)
 	require.Len(t, ids, 1, "every request got the same job")
 	require.Equal(t, 1, fresh, "exactly one request created the job")
-	id := engine.KeyedID(e.Tenant, key)
+	id := e.keyedID(e.Tenant, key)
 	require.Equal(t, n, ids[id])
 	e.requireSettledCount(`WorkflowId = '`+id+`'`, 1)
 	e.requireSettledCount(`TaskQueue = '`+e.TaskQueue+`'`, 1, "one workflow in all")

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"google.golang.org/grpc"
@@ -28,6 +29,7 @@ import (
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/webhook"
 )
 
 const (
@@ -62,7 +64,7 @@ func TestTenantIsolation(t *testing.T) {
 	a, _ := e.submit(body, append(bearer(keyA), "Idempotency-Key", "shared-key")...)
 	b, _ := e.submit(body, append(bearer(keyB), "Idempotency-Key", "shared-key")...)
 	require.NotEqual(t, a, b, "the same key in two tenants makes two jobs")
-	require.Equal(t, engine.KeyedID("alpha", "shared-key"), a)
+	require.Equal(t, e.keyedID("alpha", "shared-key"), a)
 	// And B's replay of the key finds B's job, not A's.
 	replay := e.do(http.MethodPost, "/v1/jobs", body, append(bearer(keyB), "Idempotency-Key", "shared-key")...)
 	require.Equal(t, b, replay.JSON(t)["id"])
@@ -251,19 +253,23 @@ func TestBacklogOverload(t *testing.T) {
 }
 
 // Concurrent duplicate submissions against two API processes sharing one
-// Temporal server make exactly one job.
+// Temporal server and one JOBGATE_DEPLOYMENT_SECRET make exactly one job,
+// whose id is the key's under that secret (not the name-based UUID of
+// tenant and key alone that earlier versions used).
 func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
 	t.Parallel()
 	queue := "two-apis-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	secret := webhook.NewSecret()
 	var urls []string
 	for range 2 {
 		port := freeLoopbackPort(t)
-		startAPIProcess(t, port, queue)
+		startAPIProcess(t, port, queue, "JOBGATE_DEPLOYMENT_SECRET="+secret)
 		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", port))
 	}
+	const key = "two-apis-one-job"
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -276,7 +282,7 @@ func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			api := &env{t: t, URL: urls[i%2], HTTP: &http.Client{Timeout: 10 * time.Second}}
-			resp, err := api.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", "two-apis-one-job")
+			resp, err := api.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", key)
 			var accepted struct{ ID string }
 			if err == nil && (resp.StatusCode != http.StatusAccepted || json.Unmarshal(resp.Body, &accepted) != nil) {
 				err = fmt.Errorf("submission answered %d: %s", resp.StatusCode, resp.Body)
@@ -295,8 +301,12 @@ func TestTwoAPIProcessesMakeOneJob(t *testing.T) {
 	}
 	wg.Wait()
 	errs.requireNone(t)
-	require.Len(t, ids, 1)
 	require.Equal(t, 1, news)
+	id := engine.KeyedID([]byte(secret), "default", key)
+	require.Equal(t, map[string]int{id: 40}, ids, "every submission got the key's id under the shared secret")
+	require.NotEqual(t, engine.KeyedID([]byte(webhook.NewSecret()), "default", key), id, "another secret gives another id")
+	require.NotEqual(t, uuid.NewSHA1(uuid.MustParse("6f1b5a52-3c0e-4d8a-9b6a-2f1e0c7d9a41"), []byte("7:default:"+key)).String(), id,
+		"not the name-based id earlier versions derived")
 	probe := &env{t: t, Temporal: mustStartEnv(t, envOptions{noWorker: true}).Temporal}
 	probe.requireSettledCount(`TaskQueue = '`+queue+`'`, 1, "one workflow in all")
 }

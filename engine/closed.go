@@ -74,7 +74,7 @@ func (s *Service) closedJob(last *job.Job, ev *historypb.HistoryEvent) (j *job.J
 	if !s.cfg.Now().Before(j.ExpiresAt) {
 		return nil, false // answered as expired by a read
 	}
-	s.finished.put(j.ID, v.forCache())
+	s.finished.put(j.Tenant, j.ID, v.forCache())
 	return j, true
 }
 

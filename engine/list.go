@@ -140,12 +140,7 @@ func (s *Service) openCursor(sealed string) ([]byte, bool) {
 }
 
 func (s *Service) cursorMAC(raw []byte) []byte {
-	key := s.cfg.CursorKey
-	if len(key) == 0 {
-		derived := sha256.Sum256([]byte("jobgate listing cursor\x00" + s.cfg.Namespace + "\x00" + s.cfg.TaskQueue))
-		key = derived[:]
-	}
-	m := hmac.New(sha256.New, key)
+	m := hmac.New(sha256.New, s.cursorKey)
 	m.Write(raw)
 	return m.Sum(nil)[:16]
 }

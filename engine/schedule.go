@@ -68,6 +68,15 @@ func jobID(id string) bool {
 	return scheduleRunID.MatchString(id)
 }
 
+// ownedRunID reports whether id, a valid job id, can be one of tenant's: a
+// UUID may be anyone's, a schedule's run is its schedule's tenant's.
+func ownedRunID(tenant, id string) bool {
+	if _, err := uuid.Parse(id); err == nil {
+		return true
+	}
+	return strings.HasPrefix(id, temporalScheduleID(tenant, ""))
+}
+
 // temporalScheduleID is the ID of tenant's schedule id in Temporal, and the
 // prefix of its runs' workflow IDs. Tenants cannot hold ':', so no two
 // tenants' schedules share one.

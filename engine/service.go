@@ -8,6 +8,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,12 +75,15 @@ type Config struct {
 	// Blobs is where results too large for the workflow's history are
 	// kept; nil answers such results with an error.
 	Blobs *blob.Store
-	// CursorKey signs listing cursors (HMAC-SHA256), so a cursor this API
-	// did not issue is refused without calling Temporal. Every API
-	// instance of a deployment needs the same key. Empty derives one from
-	// the namespace and task queue, which refuses corrupted cursors but
-	// not forged ones.
-	CursorKey []byte
+	// Secret is the deployment's own secret, which every API instance of
+	// a deployment shares and no one else holds: the job IDs derived from
+	// Idempotency-Keys are keyed by it (so no one can tell the job of a
+	// key, such as another tenant's order-42, from its id), and listing
+	// cursors are signed with it (so a cursor this deployment did not
+	// issue is refused without calling Temporal). Changing it changes the
+	// job of every key. Empty derives one from Namespace and TaskQueue,
+	// which anyone who knows those can compute: for tests and tools only.
+	Secret []byte
 }
 
 // Service is the job service over a Temporal client. It is safe for
@@ -92,6 +96,9 @@ type Service struct {
 	watches  *watchHub
 	active   activeCounts
 	backlog  backlog
+	// idKey keys the job IDs of Idempotency-Keys, cursorKey signs
+	// listing cursors; both are derived from Config.Secret.
+	idKey, cursorKey []byte
 }
 
 // New returns a Service that runs jobs of kinds on the Temporal namespace c
@@ -125,7 +132,12 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 	if cfg.FinishedCacheSize == 0 {
 		cfg.FinishedCacheSize = 10000
 	}
-	s := &Service{c: c, kinds: kinds, cfg: cfg, finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string]*recentAccepts{}}}
+	secret := cfg.Secret
+	if len(secret) == 0 {
+		derived := sha256.Sum256([]byte("jobgate deployment secret\x00" + cfg.Namespace + "\x00" + cfg.TaskQueue))
+		secret = derived[:]
+	}
+	s := &Service{c: c, kinds: kinds, cfg: cfg, idKey: subkey(secret, "job id"), cursorKey: subkey(secret, "listing cursor"), finished: newFinishedCache(cfg.FinishedCacheSize), active: activeCounts{counts: map[string]activeCount{}, accepts: map[string]*recentAccepts{}}}
 	s.watches = newWatchHub(s.Get, cfg.WatchInterval, cfg.CallTimeout)
 	s.watches.closed, s.watches.final = s.waitClosed, s.closedJob
 	s.watches.backOff(cfg.WatchMaxInterval)
@@ -136,15 +148,32 @@ func New(c client.Client, kinds *job.Registry, cfg Config) *Service {
 // Kinds returns the registry of kinds the service runs.
 func (s *Service) Kinds() *job.Registry { return s.kinds }
 
-// keyNamespace is the UUID namespace of job IDs derived from keys.
-var keyNamespace = uuid.MustParse("6f1b5a52-3c0e-4d8a-9b6a-2f1e0c7d9a41")
+// KeyedID is the job ID of tenant's Idempotency-Key in a deployment
+// whose Config.Secret is secret: an HMAC-SHA256 of the tenant and the key,
+// written as a UUID (version 8), so that every API instance derives the
+// same workflow ID and Temporal itself makes one key one job, while no one
+// without the secret can tell which job a key names.
+func KeyedID(secret []byte, tenant, key string) string {
+	return keyedID(subkey(secret, "job id"), tenant, key)
+}
 
-// KeyedID is the job ID for tenant's Idempotency-Key: a name-based UUID, so
-// that every API instance derives the same workflow ID and Temporal itself
-// makes one key one job.
-func KeyedID(tenant, key string) string {
+func keyedID(idKey []byte, tenant, key string) string {
+	m := hmac.New(sha256.New, idKey)
 	// Length-prefixed, so no tenant/key pair can collide with another.
-	return uuid.NewSHA1(keyNamespace, []byte(strconv.Itoa(len(tenant))+":"+tenant+":"+key)).String()
+	m.Write([]byte(strconv.Itoa(len(tenant)) + ":" + tenant + ":" + key))
+	var id uuid.UUID
+	copy(id[:], m.Sum(nil))
+	id[6] = id[6]&0x0f | 0x80 // version 8: custom
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return id.String()
+}
+
+// subkey is the key of purpose derived from the deployment's secret, so
+// that no two uses share a key.
+func subkey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("jobgate " + purpose))
+	return m.Sum(nil)
 }
 
 // Submit implements job.Service.
@@ -160,7 +189,7 @@ func (s *Service) Submit(ctx context.Context, req job.SubmitRequest) (*job.Job, 
 	// fingerprinted: a random ID never meets another request.
 	id, fp := s.cfg.NewID(), ""
 	if req.IdempotencyKey != "" {
-		id = KeyedID(req.Tenant, req.IdempotencyKey)
+		id = keyedID(s.idKey, req.Tenant, req.IdempotencyKey)
 		if fp, err = Fingerprint(req); err != nil {
 			return nil, false, err
 		}

@@ -60,13 +60,15 @@ func (s *Service) load(ctx context.Context, tenant, id string) (*view, error) {
 }
 
 func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
-	if !jobID(id) {
+	// Another tenant's job answers exactly as an id that names no job,
+	// after the same work: the cache holds each tenant's own jobs only, so
+	// both cost one look-up in Temporal, and a schedule's run, whose id
+	// names its tenant, costs none for another tenant whether or not it
+	// exists.
+	if !jobID(id) || !ownedRunID(tenant, id) {
 		return nil, job.ErrNotFound
 	}
-	if v, ok := s.finished.get(id); ok {
-		if v.job.Tenant != tenant {
-			return nil, job.ErrNotFound
-		}
+	if v, ok := s.finished.get(tenant, id); ok {
 		return v, nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
@@ -131,7 +133,7 @@ func (s *Service) read(ctx context.Context, tenant, id string) (*view, error) {
 		j.WaitingFor = nil
 	}
 	v.closedAt(info.GetCloseTime(), s.cfg.ResultTTL)
-	s.finished.put(id, v.forCache())
+	s.finished.put(tenant, id, v.forCache())
 	return v, nil
 }
 
@@ -485,8 +487,11 @@ func laterOf(a, b time.Time) time.Time {
 }
 
 // finishedCache keeps finished jobs' views, which never change, so reading
-// a finished job costs no Temporal call after the first. It forgets the
-// oldest entries first beyond its size.
+// a finished job costs no Temporal call after the first. Entries are
+// keyed by tenant and id, and only the job's own tenant's read puts one,
+// so another tenant never finds a job here (an answer faster than an
+// unknown id's would tell that the job exists). It forgets the oldest
+// entries first beyond its size.
 type finishedCache struct {
 	mu    sync.Mutex
 	size  int
@@ -502,26 +507,29 @@ func newFinishedCache(size int) *finishedCache {
 	return &finishedCache{size: size, views: make(map[string]*view, size), order: make([]string, size)}
 }
 
-func (c *finishedCache) get(id string) (*view, bool) {
+func cacheKey(tenant, id string) string { return tenant + "\x00" + id }
+
+func (c *finishedCache) get(tenant, id string) (*view, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.views[id]
+	v, ok := c.views[cacheKey(tenant, id)]
 	return v, ok
 }
 
-func (c *finishedCache) put(id string, v *view) {
+func (c *finishedCache) put(tenant, id string, v *view) {
 	if c.size == 0 {
 		return
 	}
+	key := cacheKey(tenant, id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.views[id]; ok {
+	if _, ok := c.views[key]; ok {
 		return
 	}
 	if old := c.order[c.next]; old != "" {
 		delete(c.views, old)
 	}
-	c.order[c.next] = id
+	c.order[c.next] = key
 	c.next = (c.next + 1) % c.size
-	c.views[id] = v
+	c.views[key] = v
 }
