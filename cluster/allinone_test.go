@@ -33,7 +33,7 @@ func TestAllInOneOnPostgres(t *testing.T) {
 	s.apis = []*proc{p, p}
 	s.waitReady(p, 90*time.Second)
 	require.Contains(t, p.out.String(), "data in PostgreSQL")
-	id := s.submit(0, "", `{"kind":"sleep","input":{"seconds":0}}`)
+	id := s.submit(0, "", `{"kind":"sleep","input":{"seconds":0}}`, "Idempotency-Key", "outlives-restarts")
 	s.waitState("", id, "succeeded", time.Minute)
 
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
@@ -43,4 +43,10 @@ func TestAllInOneOnPostgres(t *testing.T) {
 	s.waitReady(p, 90*time.Second)
 	r := s.do(0, "", http.MethodGet, "/v1/jobs/"+id, "")
 	require.Equal(t, http.StatusSeeOther, r.status, "the job outlived the restart, in PostgreSQL: %s", r.body)
+	// The deployment secret generated in the data directory outlived it
+	// too: the key still names the job.
+	replay := s.do(0, "", http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":0}}`, "Idempotency-Key", "outlives-restarts")
+	require.Equal(t, http.StatusAccepted, replay.status, "body: %s", replay.body)
+	require.Equal(t, "true", replay.header.Get("Idempotent-Replayed"))
+	require.Equal(t, id, replay.json(t)["id"])
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
+
+	"github.com/jobgate/jobgate/engine"
 )
 
 // One stack, the parts in order: those that need every process first, the
@@ -66,6 +71,11 @@ func TestCluster(t *testing.T) {
 			require.Equal(t, http.StatusAccepted, statuses[i], "racer %d", i)
 			require.Equal(t, ids[0], ids[i], "racer %d got the same job", i)
 		}
+		// Both APIs keyed it with the configured secret (none generated one
+		// in the data directory they share).
+		require.Equal(t, engine.KeyedID([]byte(s.deploymentSecret), "idem", "race-1"), ids[0])
+		_, err := os.Stat(filepath.Join(s.dataDir, "deployment-secret"))
+		require.ErrorIs(t, err, fs.ErrNotExist)
 		s.waitState("idem", ids[0], "succeeded", time.Minute)
 		// Closed, so visibility has it; one run of one workflow ID.
 		eventually(t, 30*time.Second, "visibility lists the job", func() bool {

@@ -55,6 +55,8 @@ type stack struct {
 	env      []string
 	keys     map[string]string // tenant → API key
 	secrets  map[string]string // tenant → whsec_ secret
+	// deploymentSecret is every API's JOBGATE_DEPLOYMENT_SECRET.
+	deploymentSecret string
 	apis     []*proc
 	workers  []*proc
 }
@@ -149,7 +151,9 @@ func startStack(t *testing.T) *stack {
 		s.secrets[tenant] = webhook.NewSecret()
 		secrets = append(secrets, tenant+":"+s.secrets[tenant])
 	}
+	s.deploymentSecret = webhook.NewSecret()
 	s.env = []string{
+		"JOBGATE_DEPLOYMENT_SECRET=" + s.deploymentSecret,
 		"JOBGATE_TEMPORAL_ADDRESS=" + srv.FrontendAddress(),
 		"JOBGATE_TEMPORAL_NAMESPACE=" + srv.Namespace(),
 		"JOBGATE_TEMPORAL_CALL_TIMEOUT=" + callTimeout.String(),

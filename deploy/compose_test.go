@@ -643,3 +643,24 @@ func TestComposeSharesBlobStorage(t *testing.T) {
 	require.NotEmpty(t, volumeAt(api), "the API's JOBGATE_DATA_DIR %s must be a named volume", dir)
 	require.Equal(t, volumeAt(api), volumeAt(worker), "API and workers must mount the same volume at %s", dir)
 }
+
+// Every API replica keys job ids with the same deployment secret: the one
+// JOBGATE_DEPLOYMENT_SECRET gives, or the one the first generates in a
+// named volume they all mount at JOBGATE_DATA_DIR.
+func TestComposeAPIsShareADeploymentSecret(t *testing.T) {
+	t.Parallel()
+	root := mustRepoRoot(t)
+	secret := "c2VjcmV0LW9mLWF0LWxlYXN0LTMyLWNoYXJhY3RlcnM="
+	p := mustLoadCompose(t, root, []string{"JOBGATE_DEPLOYMENT_SECRET=" + secret})
+	require.Equal(t, secret, mustEnv(t, p.Services[apiService], "JOBGATE_DEPLOYMENT_SECRET"), "jobgate-api must take JOBGATE_DEPLOYMENT_SECRET from the environment")
+
+	api := mustLoadCompose(t, root, nil).Services[apiService]
+	if v, _ := env(api, "JOBGATE_DEPLOYMENT_SECRET"); v != "" {
+		require.GreaterOrEqual(t, len(v), 32, "JOBGATE_DEPLOYMENT_SECRET must be at least 32 characters")
+		return
+	}
+	dir := mustEnv(t, api, "JOBGATE_DATA_DIR")
+	require.True(t, slices.ContainsFunc(api.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Target == dir && v.Type == types.VolumeTypeVolume && v.Source != ""
+	}), "without JOBGATE_DEPLOYMENT_SECRET, the API replicas' JOBGATE_DATA_DIR %s must be a named volume they share", dir)
+}
