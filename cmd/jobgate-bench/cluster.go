@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/jobgate/jobgate/devserver/pgtest"
+	"github.com/jobgate/jobgate/webhook"
 )
 
 // The cluster phase: jobgate in its production shape, separate api and
@@ -318,10 +319,14 @@ func measureTopology(ctx context.Context, o options, bin, dir string, temporal *
 		}
 		wg.Wait()
 	}()
+	// The API processes have data directories of their own, so they share
+	// the deployment secret that keys job ids through the environment.
+	secret := webhook.NewSecret()
 	start := func(role string, i int) (*proc, error) {
 		name := role + "-" + strconv.Itoa(i+1)
 		return newProc(procSpec{Name: name, Bin: bin, DataDir: filepath.Join(dir, name), LogDir: dir, Env: []string{
 			"JOBGATE_ROLE=" + role,
+			"JOBGATE_DEPLOYMENT_SECRET=" + secret,
 			"JOBGATE_TEMPORAL_ADDRESS=" + temporal.TemporalAddress(),
 			"JOBGATE_BLOB_URL=" + blobs,
 		}})
