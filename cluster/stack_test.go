@@ -57,8 +57,8 @@ type stack struct {
 	secrets  map[string]string // tenant → whsec_ secret
 	// deploymentSecret is every API's JOBGATE_DEPLOYMENT_SECRET.
 	deploymentSecret string
-	apis     []*proc
-	workers  []*proc
+	apis             []*proc
+	workers          []*proc
 }
 
 type proc struct {
