@@ -4,20 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
+	"github.com/jobgate/jobgate/internal/secretfile"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/webhook"
 	"github.com/jobgate/jobgate/worker"
@@ -146,41 +142,17 @@ func loadDeploymentSecret(cfg Config) ([]byte, error) {
 // there (mode 0600) when there is none. Processes that start together on
 // a shared volume all read the one that the first wrote.
 func loadOrCreateSecret(path string) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return "", fmt.Errorf("create directory of %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case err == nil:
+	newSecret := func() string {
 		var b [32]byte
 		_, _ = rand.Read(b[:])
-		secret := base64.StdEncoding.EncodeToString(b[:])
-		_, werr := f.WriteString(secret + "\n")
-		cerr := f.Close()
-		if err := errors.Join(werr, cerr); err != nil {
-			_ = os.Remove(path)
-			return "", fmt.Errorf("write %s: %w", path, err)
+		return base64.StdEncoding.EncodeToString(b[:])
+	}
+	return secretfile.LoadOrCreate(path, newSecret, func(secret string) error {
+		if len(secret) < minDeploymentSecret {
+			return fmt.Errorf("%s holds %d characters, fewer than %d: restore it from a backup, or delete it for a new one (which changes the job of every Idempotency-Key)", path, len(secret), minDeploymentSecret)
 		}
-		return secret, nil
-	case !errors.Is(err, fs.ErrExist):
-		return "", fmt.Errorf("create %s: %w", path, err)
-	}
-	// Another process may be writing it right now.
-	var data []byte
-	for range 50 {
-		if data, err = os.ReadFile(path); err != nil || len(data) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	secret := strings.TrimSpace(string(data))
-	if len(secret) < minDeploymentSecret {
-		return "", fmt.Errorf("%s holds %d characters, fewer than %d: restore it from a backup, or delete it for a new one (which changes the job of every Idempotency-Key)", path, len(secret), minDeploymentSecret)
-	}
-	return secret, nil
+		return nil
+	})
 }
 
 func (st *storage) close(logger *slog.Logger) {

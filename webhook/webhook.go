@@ -13,12 +13,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jobgate/jobgate/internal/secretfile"
 )
 
 // Header names of a signed message.
@@ -96,37 +95,14 @@ func ParseSecrets(entries []string) (map[string]string, error) {
 // the file (mode 0600) with a new secret if there is none. Processes that
 // share the file share the secret.
 func LoadOrCreateSecret(path string) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return "", fmt.Errorf("create directory of %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	switch {
-	case err == nil:
-		secret := NewSecret()
-		_, werr := f.WriteString(secret + "\n")
-		cerr := f.Close()
-		if err := errors.Join(werr, cerr); err != nil {
-			_ = os.Remove(path)
-			return "", fmt.Errorf("write webhook secret %s: %w", path, err)
+	secret, err := secretfile.LoadOrCreate(path, NewSecret, func(secret string) error {
+		if _, err := key(secret); err != nil {
+			return fmt.Errorf("webhook secret in %s: %w; delete the file to get a new one", path, err)
 		}
-		return secret, nil
-	case !errors.Is(err, fs.ErrExist):
-		return "", fmt.Errorf("create webhook secret %s: %w", path, err)
-	}
-	// Another process may be writing it right now.
-	var data []byte
-	for range 50 {
-		if data, err = os.ReadFile(path); err != nil || len(data) > 0 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if err != nil {
-		return "", fmt.Errorf("read webhook secret %s: %w", path, err)
-	}
-	secret := strings.TrimSpace(string(data))
-	if _, err := key(secret); err != nil {
-		return "", fmt.Errorf("webhook secret in %s: %w; delete the file to get a new one", path, err)
+		return "", fmt.Errorf("webhook secret: %w", err)
 	}
 	return secret, nil
 }
