@@ -139,6 +139,21 @@ func warnPrivateTargets(reserved []string, logger *slog.Logger) {
 		"(databases, admin consoles, cloud metadata at 169.254.169.254) from this worker; refused still: jobgate's own listeners %v\n", reserved)
 }
 
+// listenReserved listens on addr for one of jobgate's side listeners
+// (what names it, hint says how to move it) and reserves its address from
+// outbound requests.
+func listenReserved(addr, what, hint string, reserved *activities.Reserved) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listen on %s: %w (%s)", what, addr, err, hint)
+	}
+	if err := reserved.Add(ln.Addr().String()); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
 // servePprof serves net/http/pprof's handlers at addr until the returned
 // function is called. Its address is reserved from outbound requests.
 func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger) (func(context.Context), error) {
@@ -148,12 +163,8 @@ func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenReserved(addr, "profiler", "set JOBGATE_PPROF_ADDR to another address, or empty", reserved)
 	if err != nil {
-		return nil, fmt.Errorf("profiler listen on %s: %w (set JOBGATE_PPROF_ADDR to another address, or empty)", addr, err)
-	}
-	if err := reserved.Add(ln.Addr().String()); err != nil {
-		_ = ln.Close()
 		return nil, err
 	}
 	// No write timeout: a CPU profile or trace streams for as long as asked.

@@ -48,12 +48,8 @@ func metricsAddr(value string, set bool, httpAddr string) (string, error) {
 // the internet neither read the metrics nor load the process with
 // scrapes. Its address is reserved from outbound requests.
 func serveMetrics(addr string, h http.Handler, reserved *activities.Reserved, logger *slog.Logger) (func(context.Context), error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenReserved(addr, "metrics", "set JOBGATE_METRICS_ADDR to another address, or off", reserved)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listen on %s: %w (set JOBGATE_METRICS_ADDR to another address, or off)", addr, err)
-	}
-	if err := reserved.Add(ln.Addr().String()); err != nil {
-		_ = ln.Close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
