@@ -55,15 +55,6 @@ func (e *env) statusOf(id string) map[string]any {
 	return resp.JSON(e.t)
 }
 
-func mustTime(tb testing.TB, v any) time.Time {
-	tb.Helper()
-	s, ok := v.(string)
-	require.True(tb, ok, "not a time: %v", v)
-	t, err := time.Parse(time.RFC3339Nano, s)
-	require.NoError(tb, err)
-	return t
-}
-
 // A job whose attempts fail says so while it retries: it stays running,
 // with retry.lastError (the attempt's error, as a job's own error is
 // shown), when that attempt ended and when the next starts; startedAt is
@@ -91,15 +82,15 @@ func TestRetryingJobSaysWhyAndWhen(t *testing.T) {
 		require.Equal(t, "The last attempt failed (http-503)", lastError["title"])
 		require.Contains(t, lastError["detail"], "503")
 		require.EqualValues(t, 4, r["maxAttempts"])
-		last, next := mustTime(t, r["lastAttemptAt"]), mustTime(t, r["nextAttemptAt"])
+		last, next := parseTime(t, r["lastAttemptAt"]), parseTime(t, r["nextAttemptAt"])
 		require.True(t, next.After(last), "the next attempt (%s) follows the last (%s)", next, last)
 		require.InDelta(t, 2, next.Sub(last).Seconds(), 0.5, "the target's Retry-After sets the backoff")
-		require.False(t, mustTime(t, st["updatedAt"]).Before(last), "updatedAt covers the failed attempt")
+		require.False(t, parseTime(t, st["updatedAt"]).Before(last), "updatedAt covers the failed attempt")
 		require.NotNil(t, st["startedAt"], "a retrying job keeps its start: %v", st)
 		return st
 	}
 	second := waiting(2)
-	started := mustTime(t, second["startedAt"])
+	started := parseTime(t, second["startedAt"])
 	firstCall := target.first.Load().(time.Time)
 	require.False(t, started.After(firstCall), "startedAt (%s) is the first attempt's start, before its request (%s)", started, firstCall)
 	require.Less(t, firstCall.Sub(started), 5*time.Second)
@@ -238,7 +229,7 @@ func (e *env) mustStream(id string) []statusEvent {
 // progress lost or a startedAt changed.
 func requireNoRegress(tb testing.TB, what string, prev, next map[string]any) {
 	tb.Helper()
-	require.False(tb, mustTime(tb, next["updatedAt"]).Before(mustTime(tb, prev["updatedAt"])),
+	require.False(tb, parseTime(tb, next["updatedAt"]).Before(parseTime(tb, prev["updatedAt"])),
 		"%s: updatedAt went back from %v to %v\nbefore: %v\nafter:  %v", what, prev["updatedAt"], next["updatedAt"], prev, next)
 	require.GreaterOrEqual(tb, next["attempt"], prev["attempt"], "%s: the attempt went down", what)
 	if prev["startedAt"] != nil {
