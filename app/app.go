@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -131,11 +132,11 @@ func isLoopback(address string) bool {
 
 // warnPrivateTargets says what JOBGATE_ALLOW_PRIVATE_TARGETS=true opens up
 // and what stays refused.
-func warnPrivateTargets(reserved []string, logger *slog.Logger) {
+func warnPrivateTargets(reserved []string, logger *slog.Logger, out io.Writer) {
 	logger.Warn("PRIVATE TARGETS ALLOWED: every tenant's http.request, batch.http and webhooks can reach whatever this worker can reach: "+
 		"loopback, the private network, link-local addresses such as cloud metadata (169.254.169.254); only jobgate's own listeners are refused",
 		"refused", reserved)
-	fmt.Printf("jobgate: WARNING: JOBGATE_ALLOW_PRIVATE_TARGETS=true: any tenant's jobs and webhooks can reach loopback, private and link-local addresses "+
+	fmt.Fprintf(out, "jobgate: WARNING: JOBGATE_ALLOW_PRIVATE_TARGETS=true: any tenant's jobs and webhooks can reach loopback, private and link-local addresses "+
 		"(databases, admin consoles, cloud metadata at 169.254.169.254) from this worker; refused still: jobgate's own listeners %v\n", reserved)
 }
 
@@ -156,7 +157,7 @@ func listenReserved(addr, what, hint string, reserved *activities.Reserved) (net
 
 // servePprof serves net/http/pprof's handlers at addr until the returned
 // function is called. Its address is reserved from outbound requests.
-func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger) (func(context.Context), error) {
+func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger, out io.Writer) (func(context.Context), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -174,7 +175,7 @@ func servePprof(addr string, reserved *activities.Reserved, logger *slog.Logger)
 			logger.Error("profiler failed", "error", err)
 		}
 	}()
-	fmt.Printf("jobgate: profiler at http://%s/debug/pprof/\n", displayAddr(ln.Addr()))
+	fmt.Fprintf(out, "jobgate: profiler at http://%s/debug/pprof/\n", displayAddr(ln.Addr()))
 	return func(context.Context) { _ = srv.Close() }, nil
 }
 

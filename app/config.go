@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/httpapi"
 )
@@ -204,13 +202,17 @@ type Config struct {
 	metricsAddr    string
 }
 
-// loadConfig reads and checks the configuration.
-func loadConfig() (Config, error) {
+// loadConfig reads and checks the configuration from the environment.
+func loadConfig() (Config, error) { return loadConfigFrom(os.LookupEnv) }
+
+// loadConfigFrom reads and checks the configuration from the variables
+// lookup finds.
+func loadConfigFrom(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
-	if err := envconfig.Process("jobgate", &cfg); err != nil {
+	if err := readEnv(lookup, &cfg); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
-	if _, set := os.LookupEnv("JOBGATE_RESULT_BLOB_THRESHOLD"); !set {
+	if _, set := lookup("JOBGATE_RESULT_BLOB_THRESHOLD"); !set {
 		cfg.ResultBlobThreshold = activities.DefaultResultBlobThreshold
 	}
 	switch cfg.Role {
@@ -244,7 +246,7 @@ func loadConfig() (Config, error) {
 	if cfg.apiKeys, err = httpapi.ParseAPIKeys(cfg.APIKeys); err != nil {
 		return cfg, fmt.Errorf("configuration: JOBGATE_API_KEYS: %w", err)
 	}
-	if err := cfg.keylessLoopback(os.LookupEnv); err != nil {
+	if err := cfg.keylessLoopback(lookup); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if cfg.RateLimit < 0 || cfg.RateBurst < 0 || cfg.MaxActiveJobs < 0 || cfg.MaxStreams < 0 {
@@ -275,14 +277,14 @@ func loadConfig() (Config, error) {
 	if cfg.TemporalCallTimeout <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_TEMPORAL_CALL_TIMEOUT must be positive, not %s", cfg.TemporalCallTimeout)
 	}
-	value, set := os.LookupEnv("JOBGATE_METRICS_ADDR")
+	value, set := lookup("JOBGATE_METRICS_ADDR")
 	if cfg.metricsAddr, err = metricsAddr(value, set, cfg.HTTPAddr); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	if err := cfg.checkTemporalTLS(); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
-	if err := cfg.checkStorage(os.LookupEnv); err != nil {
+	if err := cfg.checkStorage(lookup); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return cfg, nil

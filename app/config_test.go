@@ -42,7 +42,7 @@ func TestResultBlobThreshold(t *testing.T) {
 	cfg, err = loadConfig()
 	require.NoError(t, err)
 	require.Zero(t, cfg.ResultBlobThreshold)
-	require.Zero(t, (&storage{}).workerOptions(cfg, nil).ResultBlobThreshold)
+	require.Zero(t, workerOptions(cfg, nil, nil, activities.Outbound{}, nil).ResultBlobThreshold)
 	t.Setenv("JOBGATE_RESULT_BLOB_THRESHOLD", "-1")
 	_, err = loadConfig()
 	require.ErrorContains(t, err, "JOBGATE_RESULT_BLOB_THRESHOLD must be between 0 and")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,26 +56,26 @@ func TestDeploymentSecretIsKeptInTheDataDirectory(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	cfg := Config{Role: "all", DataDir: dir}
-	first, err := loadDeploymentSecret(cfg)
+	first, err := loadDeploymentSecret(cfg, io.Discard)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(first), minDeploymentSecret)
 	info, err := os.Stat(filepath.Join(dir, "deployment-secret"))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
-	again, err := loadDeploymentSecret(cfg)
+	again, err := loadDeploymentSecret(cfg, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, first, again, "a restart keeps the secret")
 
-	other, err := loadDeploymentSecret(Config{Role: "all", DataDir: t.TempDir()})
+	other, err := loadDeploymentSecret(Config{Role: "all", DataDir: t.TempDir()}, io.Discard)
 	require.NoError(t, err)
 	require.NotEqual(t, first, other, "each data directory generates its own")
 
 	cfg.DeploymentSecret = strings.Repeat("c", 40)
-	configured, err := loadDeploymentSecret(cfg)
+	configured, err := loadDeploymentSecret(cfg, io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, []byte(cfg.DeploymentSecret), configured)
 
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "deployment-secret"), []byte("cut\n"), 0o600))
-	_, err = loadDeploymentSecret(Config{Role: "all", DataDir: dir})
+	_, err = loadDeploymentSecret(Config{Role: "all", DataDir: dir}, io.Discard)
 	require.ErrorContains(t, err, "fewer than 32")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,13 +45,13 @@ func metricsAddr(value string, set bool, httpAddr string) (string, error) {
 }
 
 // serveMetrics serves h at /metrics on its own listener at addr until the
-// returned function is called: off the API's port, so that tenants and
+// returned function is called, and returns its address: off the API's port, so that tenants and
 // the internet neither read the metrics nor load the process with
 // scrapes. Its address is reserved from outbound requests.
-func serveMetrics(addr string, h http.Handler, reserved *activities.Reserved, logger *slog.Logger) (func(context.Context), error) {
+func serveMetrics(addr string, h http.Handler, reserved *activities.Reserved, logger *slog.Logger, out io.Writer) (func(context.Context), net.Addr, error) {
 	ln, err := listenReserved(addr, "metrics", "set JOBGATE_METRICS_ADDR to another address, or off", reserved)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
@@ -60,10 +61,10 @@ func serveMetrics(addr string, h http.Handler, reserved *activities.Reserved, lo
 			logger.Error("metrics listener failed", "error", err)
 		}
 	}()
-	fmt.Printf("jobgate: metrics at http://%s/metrics%s\n", displayAddr(ln.Addr()), reach(ln.Addr()))
+	fmt.Fprintf(out, "jobgate: metrics at http://%s/metrics%s\n", displayAddr(ln.Addr()), reach(ln.Addr()))
 	return func(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {
 			_ = srv.Close()
 		}
-	}, nil
+	}, ln.Addr(), nil
 }

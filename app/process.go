@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -14,8 +16,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	sdklog "go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"google.golang.org/grpc"
 
 	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/external"
 	"github.com/jobgate/jobgate/flow"
@@ -32,42 +37,123 @@ import (
 // test or a custom binary starts its own with Start.
 type Process struct {
 	cfg    Config
+	opts   Options
 	logger *slog.Logger
 	// shutdown stops what has started, called in reverse.
 	shutdown []func(context.Context)
 	// failed receives the HTTP server's failure.
 	failed chan error
 
-	st       *storage
-	kinds    *job.Registry
-	temporal string // the Temporal frontend's address
-	metrics  *metrics.Metrics
-	tracer   trace.TracerProvider
+	out io.Writer
+	// reserved are the listeners outbound requests never reach, filled
+	// as they start.
+	reserved *activities.Reserved
+	blobs    *blob.Store
+	secrets  webhookSecrets
+	// deploymentSecret keys job ids and signs cursors (API roles only).
+	deploymentSecret []byte
+	// extra are the caller's kinds, declared those of JOBGATE_KINDS_FILE.
+	extra, declared []job.Kind
+	kinds           *job.Registry
+	temporal        string // the Temporal frontend's address
+	metrics         *metrics.Metrics
+	tracer          trace.TracerProvider
 	// interceptors trace the Temporal client's calls.
 	interceptors []interceptor.ClientInterceptor
 	client       client.Client
-	jobs         *engine.Service
-	api          net.Listener
+	// apiClient is the API's Temporal client: client, unless
+	// Options.APIDialOptions gave the API its own.
+	apiClient client.Client
+	jobs      *engine.Service
+	// workerJobs is what the worker's webhooks read statuses through:
+	// jobs, or with an API client of its own a service on client.
+	workerJobs  worker.Jobs
+	workerOpts  worker.Options
+	traced      bool
+	api         net.Listener
+	metricsAddr net.Addr
 }
 
 // LoadConfig reads and checks the configuration from the JOBGATE_*
 // environment variables, for Start; it returns what is wrong with them.
 func LoadConfig() (Config, error) { return loadConfig() }
 
+// LoadConfigFrom is LoadConfig from the JOBGATE_* variables lookup finds
+// instead of the environment (os.LookupEnv is LoadConfig), for a test or
+// a custom binary that configures a Process as an operator would.
+func LoadConfigFrom(lookup func(name string) (value string, set bool)) (Config, error) {
+	return loadConfigFrom(lookup)
+}
+
+// Options are what a test, or a custom binary that runs jobgate beside
+// other things, gives a Process besides its Config: what no operator
+// sets. Everything an operator sets is in Config. The zero Options is
+// cmd/jobgate's.
+type Options struct {
+	// Logger receives the process's logs, the Temporal SDK's included
+	// (nil: JSON on stderr at JOBGATE_LOG_LEVEL).
+	Logger *slog.Logger
+	// Out receives the lines cmd/jobgate prints at start-up (nil:
+	// stdout).
+	Out io.Writer
+	// DialOptions are added to the gRPC dial of the Temporal client.
+	DialOptions []grpc.DialOption
+	// APIDialOptions, when set, give the API a Temporal client of its
+	// own, dialled with them instead of DialOptions. The worker, the
+	// export kind and webhooks keep the process's client, as an API and
+	// a worker process would each have their own.
+	APIDialOptions []grpc.DialOption
+	// Tracer traces HTTP requests, Temporal calls, workflows and
+	// activities, in place of an OTLP exporter to JOBGATE_OTLP_ENDPOINT
+	// (nil: that exporter when it is set, otherwise no tracing).
+	Tracer trace.TracerProvider
+	// Tenant is the tenant of local mode, without API keys (empty:
+	// "default"); its webhook secret is generated when none is
+	// configured.
+	Tenant string
+	// Now is the API's clock (nil: time.Now).
+	Now func() time.Time
+	// WatchInterval is how often a watched job is looked up after a
+	// change (0: 250ms; it backs off to JOBGATE_WATCH_MAX_INTERVAL).
+	WatchInterval time.Duration
+	// EventsKeepAlive is how often an idle event stream sends a comment
+	// (0: 15s).
+	EventsKeepAlive time.Duration
+}
+
 // Start starts jobgate as cfg (from LoadConfig) says, with the built-in
 // kinds and extra ones, and returns once it serves. ctx bounds the
 // start-up only. It returns configuration and start-up errors, having
 // stopped what it started; a kind whose name is taken is one.
 func Start(ctx context.Context, cfg Config, extra ...job.Kind) (*Process, error) {
-	p := &Process{cfg: cfg, logger: newLogger(cfg.LogLevel), failed: make(chan error, 1), tracer: noop.NewTracerProvider()}
+	return StartWith(ctx, cfg, Options{}, extra...)
+}
+
+// StartWith is Start with opts: for tests and custom binaries.
+func StartWith(ctx context.Context, cfg Config, opts Options, extra ...job.Kind) (*Process, error) {
+	p := &Process{cfg: cfg, opts: opts, logger: opts.Logger, out: opts.Out, failed: make(chan error, 1), tracer: noop.NewTracerProvider(),
+		reserved: &activities.Reserved{}, extra: extra}
+	if p.logger == nil {
+		p.logger = newLogger(cfg.LogLevel)
+	}
+	if p.out == nil {
+		p.out = os.Stdout
+	}
+	if p.opts.Tenant == "" {
+		p.opts.Tenant = "default"
+	}
 	steps := []func(context.Context) error{
 		p.lockDataDir,
-		func(ctx context.Context) error { return p.openStorage(ctx, extra) },
+		p.openBlobs,
+		p.loadSecrets,
+		p.loadKindsFile,
 		p.startPprof,
 		p.listenAPI,
 		p.startTemporal,
 		p.startObservability,
 		p.dialTemporal,
+		p.buildKinds,
+		p.newJobService,
 		p.startWorker,
 		p.serveHTTP,
 	}
@@ -105,8 +191,33 @@ func (p *Process) Addr() net.Addr { return p.api.Addr() }
 // configured one, or the embedded server's.
 func (p *Process) TemporalAddress() string { return p.temporal }
 
-// Jobs is the process's job service.
+// Jobs is the process's job service, the API's.
 func (p *Process) Jobs() *engine.Service { return p.jobs }
+
+// Temporal is the process's Temporal client (the worker's, when
+// Options.APIDialOptions gave the API its own).
+func (p *Process) Temporal() client.Client { return p.client }
+
+// Kinds are the process's job kinds.
+func (p *Process) Kinds() *job.Registry { return p.kinds }
+
+// Blobs is the process's blob storage.
+func (p *Process) Blobs() *blob.Store { return p.blobs }
+
+// MetricsAddr is the address of the metrics listener, nil without one.
+func (p *Process) MetricsAddr() net.Addr { return p.metricsAddr }
+
+// StartWorker starts another worker as the process's own is (on its
+// client and task queue, with its kinds and options), as a worker
+// process elsewhere would be. The caller stops it; Close stops it too.
+func (p *Process) StartWorker() (sdkworker.Worker, error) {
+	w := worker.New(p.client, p.cfg.TaskQueue, p.kinds, p.workerOpts)
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker on task queue %q: %w", p.cfg.TaskQueue, err)
+	}
+	p.onStop(func(context.Context) { w.Stop() })
+	return w, nil
+}
 
 func (p *Process) onStop(f func(context.Context)) { p.shutdown = append(p.shutdown, f) }
 
@@ -124,26 +235,45 @@ func (p *Process) lockDataDir(context.Context) error {
 	return nil
 }
 
-// openStorage opens blob storage and the webhook secrets, and builds the
-// kinds: the built-in ones, extra, and those of JOBGATE_KINDS_FILE.
-func (p *Process) openStorage(ctx context.Context, extra []job.Kind) error {
-	cfg := p.cfg
-	st, err := openStorage(ctx, cfg)
+// openBlobs opens blob storage, closed last.
+func (p *Process) openBlobs(ctx context.Context) error {
+	blobs, err := openBlobs(ctx, p.cfg, p.out)
 	if err != nil {
 		return err
 	}
-	p.st = st
-	p.onStop(func(context.Context) { st.close(p.logger) })
-	builtin := append(activities.Builtin(st.deps(cfg)), flow.Builtin()...)
-	all := append(builtin, extra...)
-	if cfg.KindsFile != "" {
-		declared, err := external.Load(cfg.KindsFile, all, cfg.TaskQueue)
-		if err != nil {
-			return err
+	p.blobs = blobs
+	p.onStop(func(context.Context) {
+		if err := blobs.Close(); err != nil {
+			p.logger.Warn("closing blob storage", "error", err)
 		}
-		all = append(all, declared...)
+	})
+	return nil
+}
+
+// loadSecrets loads the webhook signing secrets and, for API roles, the
+// deployment secret.
+func (p *Process) loadSecrets(context.Context) error {
+	var err error
+	if p.secrets, err = loadWebhookSecrets(p.cfg, p.opts.Tenant, p.out); err != nil {
+		return err
 	}
-	p.kinds, err = job.NewRegistry(all...)
+	if p.cfg.runsAPI() {
+		p.deploymentSecret, err = loadDeploymentSecret(p.cfg, p.out)
+	}
+	return err
+}
+
+// loadKindsFile reads the kinds of JOBGATE_KINDS_FILE before anything
+// listens or connects: a bad file stops start-up at once. The built-in
+// kinds are named here without their dependencies (which need Temporal):
+// only their names are checked against.
+func (p *Process) loadKindsFile(context.Context) error {
+	if p.cfg.KindsFile == "" {
+		return nil
+	}
+	taken := append(append(activities.Builtin(activities.Deps{}), flow.Builtin()...), p.extra...)
+	var err error
+	p.declared, err = external.Load(p.cfg.KindsFile, taken, p.cfg.TaskQueue)
 	return err
 }
 
@@ -153,7 +283,7 @@ func (p *Process) startPprof(context.Context) error {
 	if p.cfg.PprofAddr == "" {
 		return nil
 	}
-	stopPprof, err := servePprof(p.cfg.PprofAddr, p.st.reserved, p.logger)
+	stopPprof, err := servePprof(p.cfg.PprofAddr, p.reserved, p.logger, p.out)
 	if err != nil {
 		return err
 	}
@@ -170,7 +300,7 @@ func (p *Process) listenAPI(context.Context) error {
 	}
 	p.api = ln
 	p.onStop(func(context.Context) { _ = ln.Close() })
-	return p.st.reserved.Add(ln.Addr().String())
+	return p.reserved.Add(ln.Addr().String())
 }
 
 // startTemporal starts the embedded Temporal server when no cluster is
@@ -179,7 +309,7 @@ func (p *Process) startTemporal(context.Context) error {
 	cfg := p.cfg
 	p.temporal = cfg.TemporalAddress
 	if !cfg.embedded() {
-		if err := p.st.reserved.Add(p.temporal); err != nil {
+		if err := p.reserved.Add(p.temporal); err != nil {
 			// Temporal's own dial says what is wrong with the address.
 			p.logger.Warn("cannot resolve the Temporal address to refuse it to outbound requests", "address", p.temporal, "error", err)
 		}
@@ -199,12 +329,12 @@ func (p *Process) startTemporal(context.Context) error {
 	if cfg.embeddedPostgres() {
 		where = "PostgreSQL"
 	}
-	fmt.Printf("jobgate: embedded Temporal server at %s (namespace %q, data in %s)\n", p.temporal, cfg.TemporalNamespace, where)
+	fmt.Fprintf(p.out, "jobgate: embedded Temporal server at %s (namespace %q, data in %s)\n", p.temporal, cfg.TemporalNamespace, where)
 	if ui := srv.UIAddress(); ui != "" {
-		fmt.Printf("jobgate: Temporal Web UI at %s\n", ui)
+		fmt.Fprintf(p.out, "jobgate: Temporal Web UI at %s\n", ui)
 	}
 	for _, l := range srv.Listeners() {
-		if err := p.st.reserved.Add(l); err != nil {
+		if err := p.reserved.Add(l); err != nil {
 			return err
 		}
 	}
@@ -219,11 +349,15 @@ func (p *Process) startObservability(ctx context.Context) error {
 	m := p.metrics
 	p.onStop(func(context.Context) { _ = m.Close() })
 	if cfg.metricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.metricsAddr, m.Handler(), p.st.reserved, p.logger)
+		stopMetrics, addr, err := serveMetrics(cfg.metricsAddr, m.Handler(), p.reserved, p.logger, p.out)
 		if err != nil {
 			return err
 		}
+		p.metricsAddr = addr
 		p.onStop(stopMetrics)
+	}
+	if p.opts.Tracer != nil {
+		return p.trace(p.opts.Tracer)
 	}
 	if cfg.OTLPEndpoint == "" {
 		return nil
@@ -233,60 +367,109 @@ func (p *Process) startObservability(ctx context.Context) error {
 		return err
 	}
 	p.onStop(func(ctx context.Context) { _ = stopTracing(ctx) })
-	p.tracer = sdkTP
-	ti, err := tracing.Temporal(sdkTP)
-	if err != nil {
-		return fmt.Errorf("tracing: %w", err)
+	if err := p.trace(sdkTP); err != nil {
+		return err
 	}
-	p.interceptors = append(p.interceptors, ti)
 	p.logger.Info("tracing to OTLP endpoint", "endpoint", cfg.OTLPEndpoint)
 	return nil
 }
 
-// dialTemporal connects to Temporal, registers the search attributes and
-// builds the process's one job service: the API's, and what the worker's
-// export kind lists jobs through and its webhooks read statuses through,
-// with one cache of finished jobs and one set of watchers.
+// trace traces HTTP requests, Temporal calls, workflows and activities
+// to tp.
+func (p *Process) trace(tp trace.TracerProvider) error {
+	ti, err := tracing.Temporal(tp)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	p.tracer, p.traced = tp, true
+	p.interceptors = append(p.interceptors, ti)
+	return nil
+}
+
+// dialTemporal connects to Temporal and registers the search attributes.
 func (p *Process) dialTemporal(ctx context.Context) error {
 	cfg := p.cfg
 	tlsConf, credentials, err := temporalTLS(cfg)
 	if err != nil {
 		return err
 	}
-	c, err := client.DialContext(ctx, client.Options{
-		Credentials:    credentials,
-		MetricsHandler: p.metrics.Temporal(),
-		Interceptors:   p.interceptors,
-		HostPort:       p.temporal,
-		Namespace:      cfg.TemporalNamespace,
-		Logger:         sdklog.NewStructuredLogger(p.logger.With("component", "temporal-sdk")),
-		ConnectionOptions: client.ConnectionOptions{
-			GrpcCompression: grpcCompression(cfg.TemporalCompression, p.temporal),
-			TLS:             tlsConf,
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("connect to Temporal at %s: %w", p.temporal, explainDialError(cfg, err))
+	dial := func(dialOptions []grpc.DialOption) (client.Client, error) {
+		c, err := client.DialContext(ctx, client.Options{
+			Credentials:    credentials,
+			MetricsHandler: p.metrics.Temporal(),
+			Interceptors:   p.interceptors,
+			HostPort:       p.temporal,
+			Namespace:      cfg.TemporalNamespace,
+			Logger:         sdklog.NewStructuredLogger(p.logger.With("component", "temporal-sdk")),
+			ConnectionOptions: client.ConnectionOptions{
+				GrpcCompression: grpcCompression(cfg.TemporalCompression, p.temporal),
+				TLS:             tlsConf,
+				DialOptions:     dialOptions,
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("connect to Temporal at %s: %w", p.temporal, explainDialError(cfg, err))
+		}
+		p.onStop(func(context.Context) { c.Close() })
+		return c, nil
 	}
-	p.client = c
-	p.onStop(func(context.Context) { c.Close() })
-	if err := engine.EnsureSearchAttributes(ctx, c, cfg.TemporalNamespace); err != nil {
+	if p.client, err = dial(p.opts.DialOptions); err != nil {
 		return err
 	}
-	p.jobs = engine.New(c, p.kinds, engine.Config{
+	p.apiClient = p.client
+	if len(p.opts.APIDialOptions) > 0 {
+		if p.apiClient, err = dial(p.opts.APIDialOptions); err != nil {
+			return err
+		}
+	}
+	return engine.EnsureSearchAttributes(ctx, p.client, cfg.TemporalNamespace)
+}
+
+// engineConfig is the job services' configuration.
+func (p *Process) engineConfig() engine.Config {
+	cfg := p.cfg
+	return engine.Config{
 		TaskQueue:   cfg.TaskQueue,
 		CallTimeout: cfg.TemporalCallTimeout,
 		EagerStart:  cfg.runsWorker(),
 		ResultTTL:   cfg.ResultTTL,
 		Namespace:   cfg.TemporalNamespace,
 		MaxBacklog:  cfg.MaxBacklog,
-		Blobs:       p.st.blobs,
-		Secret:      p.st.deploymentSecret,
+		Blobs:       p.blobs,
+		Secret:      p.deploymentSecret,
 		// The bound and back-off of watched jobs' look-ups.
 		WatchRate:        cfg.WatchRate,
 		WatchMaxInterval: cfg.WatchMaxInterval,
-	})
-	p.st.jobs.svc = p.jobs
+		WatchInterval:    p.opts.WatchInterval,
+		Now:              p.opts.Now,
+	}
+}
+
+// buildKinds builds the kinds: the built-in ones, the caller's and those
+// of JOBGATE_KINDS_FILE. The export kind lists jobs through a job service
+// of its own that only reads (the process's one runs these kinds, so it
+// comes after them).
+func (p *Process) buildKinds(context.Context) error {
+	lister := engine.New(p.client, nil, p.engineConfig())
+	deps := activities.Deps{Outbound: outbound(p.cfg, p.reserved), Blobs: p.blobs, Jobs: lister}
+	all := append(append(activities.Builtin(deps), flow.Builtin()...), p.extra...)
+	var err error
+	p.kinds, err = job.NewRegistry(append(all, p.declared...)...)
+	return err
+}
+
+// newJobService builds the process's one job service: the API's, and what
+// the worker's webhooks read statuses through, with one cache of finished
+// jobs and one set of watchers. An API with a Temporal client of its own
+// (Options.APIDialOptions) keeps it to itself: the worker's webhooks read
+// through a service on the worker's client, as in a worker process.
+func (p *Process) newJobService(context.Context) error {
+	p.jobs = engine.New(p.apiClient, p.kinds, p.engineConfig())
+	p.workerJobs = p.jobs
+	if p.apiClient != p.client {
+		p.workerJobs = engine.New(p.client, nil, p.engineConfig())
+	}
+	p.workerOpts = workerOptions(p.cfg, p.blobs, p.secrets, outbound(p.cfg, p.reserved), p.workerJobs)
 	return nil
 }
 
@@ -296,21 +479,21 @@ func (p *Process) startWorker(context.Context) error {
 	if !cfg.runsWorker() {
 		return nil
 	}
-	w := worker.New(p.client, cfg.TaskQueue, p.kinds, p.st.workerOptions(cfg, p.jobs))
+	w := worker.New(p.client, cfg.TaskQueue, p.kinds, p.workerOpts)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
 	}
 	p.onStop(func(context.Context) { w.Stop() })
-	fmt.Printf("jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(p.kinds))
+	fmt.Fprintf(p.out, "jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(p.kinds))
 	if cfg.AllowPrivateTargets {
-		warnPrivateTargets(p.st.reserved.Addresses(), p.logger)
+		warnPrivateTargets(p.reserved.Addresses(), p.logger, p.out)
 	}
 	return nil
 }
 
 // handler is the API, or for a worker its health probes.
 func (p *Process) handler() http.Handler {
-	cfg, c := p.cfg, p.client
+	cfg, c := p.cfg, p.apiClient
 	if !cfg.runsAPI() {
 		return httpapi.Health(func(ctx context.Context) error {
 			ctx, cancel := context.WithTimeout(ctx, cfg.TemporalCallTimeout)
@@ -333,8 +516,11 @@ func (p *Process) handler() http.Handler {
 		APIKeys:               cfg.apiKeys,
 		Limits:                cfg.limits,
 		TenantLimits:          cfg.tenantLimits,
-		WebhookTenants:        p.st.signs,
+		WebhookTenants:        p.secrets.signs,
 		Observer:              p.metrics,
+		Tenant:                p.opts.Tenant,
+		Now:                   p.opts.Now,
+		EventsKeepAlive:       p.opts.EventsKeepAlive,
 	}, p.logger)
 	if len(cfg.apiKeys) == 0 {
 		p.logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
@@ -349,7 +535,7 @@ func (p *Process) handler() http.Handler {
 func (p *Process) serveHTTP(context.Context) error {
 	cfg, ln := p.cfg, p.api
 	handler := p.handler()
-	if cfg.OTLPEndpoint != "" {
+	if p.traced {
 		handler = tracing.HTTP(handler, p.tracer)
 	}
 	srv := newHTTPServer(handler, cfg.ReadHeaderTimeout, cfg.MaxWait+time.Minute)
@@ -374,10 +560,10 @@ func (p *Process) serveHTTP(context.Context) error {
 	if !cfg.runsAPI() {
 		what = "health probes"
 	}
-	fmt.Printf("jobgate: %s at http://%s%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), reach(ln.Addr()), displayAddr(ln.Addr()))
+	fmt.Fprintf(p.out, "jobgate: %s at http://%s%s (try: curl http://%s/readyz)\n", what, displayAddr(ln.Addr()), reach(ln.Addr()), displayAddr(ln.Addr()))
 	if cfg.runsAPI() && len(cfg.apiKeys) == 0 && (isUnspecified(ln.Addr()) || !isLoopback(ln.Addr().String())) {
 		p.logger.Warn("the unauthenticated API listens beyond this machine: anyone who reaches it acts for tenant \"default\"", "address", ln.Addr().String())
-		fmt.Printf("jobgate: WARNING: JOBGATE_HTTP_ADDR=%s without API keys: anyone on the network who reaches %s acts for tenant \"default\" (unset JOBGATE_HTTP_ADDR to listen on 127.0.0.1 only, or set JOBGATE_API_KEYS)\n", cfg.HTTPAddr, ln.Addr())
+		fmt.Fprintf(p.out, "jobgate: WARNING: JOBGATE_HTTP_ADDR=%s without API keys: anyone on the network who reaches %s acts for tenant \"default\" (unset JOBGATE_HTTP_ADDR to listen on 127.0.0.1 only, or set JOBGATE_API_KEYS)\n", cfg.HTTPAddr, ln.Addr())
 	}
 	return nil
 }

@@ -5,13 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"log/slog"
+	"io"
 	"net/url"
 	"path/filepath"
 
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/blob"
-	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/internal/secretfile"
 	"github.com/jobgate/jobgate/job"
@@ -80,52 +79,46 @@ func (c *Config) checkDeploymentSecret(lookup func(string) (string, bool)) error
 		"job ids of Idempotency-Keys are keyed by it, so instances with different secrets would start two jobs for one key", c.Role, minDeploymentSecret)
 }
 
-// storage is what jobs keep outside Temporal and what signs their
-// webhooks: the blob store, the webhook secrets, and the job lister of the
-// export kind, which works once Temporal is dialed.
-type storage struct {
-	blobs   *blob.Store
-	secrets map[string]string
-	jobs    *lister
-	// reserved are the listeners outbound requests never reach, filled
-	// as they start.
-	reserved *activities.Reserved
-	// deploymentSecret keys job ids and signs cursors (API roles only).
-	deploymentSecret []byte
-}
-
-// openStorage opens the blob store and, in local mode without configured
-// secrets, loads or creates tenant default's webhook secret.
-func openStorage(ctx context.Context, cfg Config) (*storage, error) {
+// openBlobs opens the blob store of large results, exports and batch
+// checkpoints, each tenant held to its quota.
+func openBlobs(ctx context.Context, cfg Config, out io.Writer) (*blob.Store, error) {
 	blobs, err := blob.Open(ctx, cfg.blobURL)
 	if err != nil {
 		return nil, fmt.Errorf("JOBGATE_BLOB_URL: %w", err)
 	}
 	blobs.LimitTenants(cfg.blobQuota)
-	st := &storage{blobs: blobs, secrets: cfg.webhookSecrets, jobs: &lister{}, reserved: &activities.Reserved{}}
-	fmt.Printf("jobgate: blob storage at %s (results over %d bytes, exports, batch checkpoints)\n", blobs, cfg.ResultBlobThreshold)
-	if len(st.secrets) == 0 && len(cfg.apiKeys) == 0 {
-		path := filepath.Join(cfg.DataDir, "webhook-secret")
-		secret, err := webhook.LoadOrCreateSecret(path)
-		if err != nil {
-			_ = blobs.Close()
-			return nil, fmt.Errorf("webhook signing secret: %w (or set JOBGATE_WEBHOOK_SECRETS)", err)
-		}
-		st.secrets = map[string]string{"default": secret}
-		fmt.Printf("jobgate: webhooks of tenant \"default\" are signed with the secret in %s\n", path)
+	fmt.Fprintf(out, "jobgate: blob storage at %s (results over %d bytes, exports, batch checkpoints)\n", blobs, cfg.ResultBlobThreshold)
+	return blobs, nil
+}
+
+// webhookSecrets are the webhook signing secrets by tenant.
+type webhookSecrets map[string]string
+
+// loadWebhookSecrets is JOBGATE_WEBHOOK_SECRETS or, in local mode (no API
+// keys) without it, local's secret, loaded from the data directory or
+// created there.
+func loadWebhookSecrets(cfg Config, local string, out io.Writer) (webhookSecrets, error) {
+	if len(cfg.webhookSecrets) > 0 || len(cfg.apiKeys) > 0 {
+		return cfg.webhookSecrets, nil
 	}
-	if cfg.runsAPI() {
-		if st.deploymentSecret, err = loadDeploymentSecret(cfg); err != nil {
-			_ = blobs.Close()
-			return nil, err
-		}
+	path := filepath.Join(cfg.DataDir, "webhook-secret")
+	secret, err := webhook.LoadOrCreateSecret(path)
+	if err != nil {
+		return nil, fmt.Errorf("webhook signing secret: %w (or set JOBGATE_WEBHOOK_SECRETS)", err)
 	}
-	return st, nil
+	fmt.Fprintf(out, "jobgate: webhooks of tenant %q are signed with the secret in %s\n", local, path)
+	return webhookSecrets{local: secret}, nil
+}
+
+// signs reports whether webhooks can be signed for tenant.
+func (s webhookSecrets) signs(tenant string) bool {
+	_, ok := s[tenant]
+	return ok
 }
 
 // loadDeploymentSecret is JOBGATE_DEPLOYMENT_SECRET, or the secret kept in
 // the data directory, generated the first time.
-func loadDeploymentSecret(cfg Config) ([]byte, error) {
+func loadDeploymentSecret(cfg Config, out io.Writer) ([]byte, error) {
 	if cfg.DeploymentSecret != "" {
 		return []byte(cfg.DeploymentSecret), nil
 	}
@@ -134,7 +127,7 @@ func loadDeploymentSecret(cfg Config) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deployment secret: %w (or set JOBGATE_DEPLOYMENT_SECRET)", err)
 	}
-	fmt.Printf("jobgate: job ids of Idempotency-Keys are keyed by the secret in %s (keep it with the data; set JOBGATE_DEPLOYMENT_SECRET to share one)\n", path)
+	fmt.Fprintf(out, "jobgate: job ids of Idempotency-Keys are keyed by the secret in %s (keep it with the data; set JOBGATE_DEPLOYMENT_SECRET to share one)\n", path)
 	return []byte(secret), nil
 }
 
@@ -155,55 +148,24 @@ func loadOrCreateSecret(path string) (string, error) {
 	})
 }
 
-func (st *storage) close(logger *slog.Logger) {
-	if err := st.blobs.Close(); err != nil {
-		logger.Warn("closing blob storage", "error", err)
-	}
-}
-
-// deps are the built-in kinds' dependencies.
-func (st *storage) deps(cfg Config) activities.Deps {
-	return activities.Deps{
-		Outbound: st.outbound(cfg),
-		Blobs:    st.blobs,
-		Jobs:     st.jobs,
-	}
+// outbound checks and limits http.request's, batch.http's and webhooks'
+// requests; they never reach reserved.
+func outbound(cfg Config, reserved *activities.Reserved) activities.Outbound {
+	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, MaxBatchResultBytes: cfg.MaxBatchResultBytes, Reserved: reserved}
 }
 
 // workerOptions are a worker's options with results, webhooks and cleanup
-// wired; webhooks read statuses through jobs.
-func (st *storage) workerOptions(cfg Config, jobs worker.Jobs) worker.Options {
+// wired; webhooks are signed with secrets and read statuses through jobs.
+func workerOptions(cfg Config, blobs *blob.Store, secrets webhookSecrets, out activities.Outbound, jobs worker.Jobs) worker.Options {
 	return worker.Options{
 		MaxConcurrentJobs:   cfg.WorkerConcurrency,
-		Blobs:               st.blobs,
+		Blobs:               blobs,
 		ResultBlobThreshold: cfg.ResultBlobThreshold,
 		Webhooks: &worker.WebhookOptions{
-			Secrets:  st.secrets,
-			Outbound: st.outbound(cfg),
+			Secrets:  secrets,
+			Outbound: out,
 			Jobs:     jobs,
 			Render:   func(j *job.Job) any { return httpapi.NewStatus(j, cfg.PublicURL) },
 		},
 	}
-}
-
-// signs reports whether webhooks can be signed for tenant.
-func (st *storage) signs(tenant string) bool {
-	_, ok := st.secrets[tenant]
-	return ok
-}
-
-func (st *storage) outbound(cfg Config) activities.Outbound {
-	return activities.Outbound{AllowPrivate: cfg.AllowPrivateTargets, MaxResponseBytes: cfg.MaxResponseBytes, MaxBatchResultBytes: cfg.MaxBatchResultBytes, Reserved: st.reserved}
-}
-
-// lister lists jobs through the process's engine.Service, once Run made
-// it: the kinds are built before Temporal is dialed, and the service runs
-// them.
-type lister struct{ svc *engine.Service }
-
-func (l *lister) List(ctx context.Context, tenant string, f job.ListFilter) (*job.Page, error) {
-	if l.svc == nil {
-		return nil, fmt.Errorf("list jobs: %w (not connected to Temporal yet)", job.ErrUnavailable)
-	}
-	return l.svc.List(ctx, tenant, f)
 }
