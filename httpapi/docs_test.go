@@ -218,3 +218,66 @@ func anchors(doc string) []string {
 	}
 	return out
 }
+
+// Every repository path the README and docs/ name in code (a span or a
+// command block: `e2e/docs_test.go`, `go run ./cmd/jobgate`) exists, and
+// every test, benchmark, fuzz target or example they name by its function
+// name is declared in a _test.go file of the repository: a reader sent to
+// a file or told to run a test finds it. (Links are TestDocLinksResolve's.)
+func TestDocNamedPathsAndTestsExist(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	// The repository's top-level directories, so that `application/json`
+	// or `/v1/jobs` are not taken for paths.
+	entries, err := os.ReadDir(root)
+	require.NoError(t, err)
+	var tops []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			tops = append(tops, regexp.QuoteMeta(e.Name()))
+		}
+	}
+	pathRe := regexp.MustCompile(`(?:^|[^\w/.@-])(?:\./)?((?:` + strings.Join(tops, "|") + `)/[\w./*-]*)`)
+	testRe := regexp.MustCompile(`\b(?:Test|Benchmark|Fuzz|Example)[A-Z_]\w*`)
+	codeRe := regexp.MustCompile("(?s)```.*?```|`[^`\n]+`")
+
+	declared := map[string]bool{}
+	funcRe := regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz|Example)\w*)\(`)
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, "_test.go") {
+			for _, m := range funcRe.FindAllStringSubmatch(mustRead(t, path), -1) {
+				declared[m[1]] = true
+			}
+		}
+		return nil
+	}))
+	require.NotEmpty(t, declared)
+
+	pages, err := filepath.Glob("../docs/*.md")
+	require.NoError(t, err)
+	pages = append(pages, "../README.md")
+	checked := 0
+	for _, page := range pages {
+		for _, code := range codeRe.FindAllString(mustRead(t, page), -1) {
+			for _, m := range pathRe.FindAllStringSubmatch(code, -1) {
+				p := strings.TrimSuffix(strings.TrimRight(m[1], "."), "/...")
+				matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(strings.TrimSuffix(p, "/"))))
+				require.NoError(t, err)
+				require.NotEmpty(t, matches, "%s names %s, which is not in the repository", page, p)
+				checked++
+			}
+			for _, name := range testRe.FindAllString(code, -1) {
+				require.True(t, declared[name], "%s names %s, which no _test.go file of the repository declares", page, name)
+				checked++
+			}
+		}
+	}
+	require.Greater(t, checked, 20, "the docs name repository paths and tests")
+}
