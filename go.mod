@@ -2,6 +2,16 @@ module github.com/jobgate/jobgate
 
 go 1.26.8
 
+// Two requirements serve development only: gonum.org/v1/plot draws the
+// benchmark chart (cmd/jobgate-bench/chart.go) and compose-go checks
+// docker-compose.yml (deploy/compose_test.go). They stay in this module
+// because the one test command, `go test ./...` (README, .ci/run), runs
+// this module's packages only: `./...` does not cross into a nested
+// module, with or without a go.work, so moved out the compose check would
+// no longer run and the bench tool would no longer be built or vetted
+// with the rest. No package of the service or of its library API
+// (cmd/jobgate, app, job, flow, client, ...) imports either: the jobgate
+// binary does not link them and a module using jobgate does not build them.
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2
 	github.com/getkin/kin-openapi v0.152.0
