@@ -92,11 +92,13 @@ func TestStreamsAreBoundedPerTenant(t *testing.T) {
 	openStream(t, srv, idB, "key-b")
 	requireProblem(t, call(t, srv, http.MethodGet, "/v1/jobs/"+idB+"/events", "", authB...), http.StatusTooManyRequests, "too-many-streams")
 
-	// A client that goes away frees its slot.
+	// A client that goes away frees its slot. (The long-poll sends an
+	// entity tag the job no longer has, so it answers at once: it holds
+	// the slot while it runs, and the test does not wait out wait=1.)
 	first()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		a := call(t, srv, http.MethodGet, "/v1/jobs/"+idA, "", append(authA, "Prefer", "wait=1")...)
+		a := call(t, srv, http.MethodGet, "/v1/jobs/"+idA, "", append(authA, "Prefer", "wait=1", "If-None-Match", `W/"stale"`)...)
 		if a.code == http.StatusOK {
 			require.Equal(t, "wait=1", a.header.Get("Preference-Applied"))
 			break
@@ -111,7 +113,14 @@ func TestStreamsAreBoundedPerTenant(t *testing.T) {
 // ends, a waiting submission's when it answers.
 func TestStreamSlotsAreReleasedWhenRequestsEnd(t *testing.T) {
 	t.Parallel()
-	srv := keyed(t, httpapi.Limits{MaxStreams: 1}, nil)
+	// Waits are capped at 20ms, so each long-poll and the waiting
+	// submission answer at the end of their wait without the test
+	// spending wait=1's second on each.
+	srv := httpapitest.NewServer(t, httpapi.Config{
+		APIKeys: []httpapi.APIKey{{Tenant: "a", Hash: sha256.Sum256([]byte("key-a"))}},
+		Limits:  httpapi.Limits{MaxStreams: 1},
+		MaxWait: 20 * time.Millisecond,
+	})
 	auth := []string{"Authorization", "Bearer key-a"}
 	id := mustSubmit(t, srv, auth...)
 	srv.Jobs.Start(id)
