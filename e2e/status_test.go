@@ -1,13 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,39 +190,6 @@ func TestListingAgreesWithGet(t *testing.T) {
 	require.NotNil(t, e.statusOf(failed)["startedAt"])
 }
 
-// statusEvent is one status event of a stream, its data decoded.
-type statusEvent struct {
-	id   string
-	body map[string]any
-}
-
-// mustStream reads a job's event stream to its end.
-func (e *env) mustStream(id string) []statusEvent {
-	e.t.Helper()
-	resp, err := e.HTTP.Get(e.URL + "/v1/jobs/" + id + "/events")
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	require.Equal(e.t, http.StatusOK, resp.StatusCode)
-	var out []statusEvent
-	var cur statusEvent
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "id: "):
-			cur.id = strings.TrimPrefix(line, "id: ")
-		case strings.HasPrefix(line, "data: "):
-			require.NoError(e.t, json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &cur.body))
-		case line == "" && cur.body != nil:
-			out = append(out, cur)
-			cur = statusEvent{}
-		}
-	}
-	require.NoError(e.t, sc.Err())
-	return out
-}
-
 // requireNoRegress fails when next, a status a client sees after prev,
 // moved back: an earlier updatedAt, a lower attempt, a startedAt or
 // progress lost or a startedAt changed.
@@ -255,24 +221,26 @@ func TestStatusNeverMovesBack(t *testing.T) {
 	for i := range ids {
 		ids[i], _ = e.submit(mustJSON(t, map[string]any{"kind": "sleep", "input": map[string]any{"seconds": 2}, "callbackUrl": rc.URL + "/hooks"}))
 	}
-	streams := make([][]statusEvent, jobs)
+	streams := make([][]sseEvent, jobs)
+	errs := make([]error, jobs)
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		wg.Go(func() {
 			// Fresh streams, so each also starts from a GET of its own.
-			streams[i] = e.mustStream(id)
+			streams[i], errs[i] = e.streamEvents(t.Context(), id, "")
 		})
 	}
 	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
 	for i, id := range ids {
 		events := streams[i]
 		require.NotEmpty(t, events)
-		last := events[len(events)-1].body
+		last := events[len(events)-1].data
 		require.Equal(t, "succeeded", last["state"], "job %s: the stream ends with the terminal status", id)
 		sawProgress := false
 		for n := 1; n < len(events); n++ {
-			requireNoRegress(t, fmt.Sprintf("job %s, event %d of %d", id, n+1, len(events)), events[n-1].body, events[n].body)
-			sawProgress = sawProgress || events[n].body["progress"] != nil && events[n].body["state"] == "running"
+			requireNoRegress(t, fmt.Sprintf("job %s, event %d of %d", id, n+1, len(events)), events[n-1].data, events[n].data)
+			sawProgress = sawProgress || events[n].data["progress"] != nil && events[n].data["state"] == "running"
 		}
 		require.True(t, sawProgress, "job %s: the stream showed the job running with progress: %v", id, events)
 		requireNoRegress(t, "job "+id+": GET after the stream", last, e.statusOf(id))
@@ -287,7 +255,7 @@ func TestStatusNeverMovesBack(t *testing.T) {
 		for i := range ids {
 			if ids[i] == id {
 				events := streams[i]
-				requireNoRegress(t, "job "+id+": its webhook", events[len(events)-1].body, hook.Data)
+				requireNoRegress(t, "job "+id+": its webhook", events[len(events)-1].data, hook.Data)
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http"
@@ -23,7 +22,6 @@ type stream struct {
 	// events counts the status events read; ended is closed when the
 	// stream ends.
 	events atomic.Int64
-	last   atomic.Value // the state of the last status event
 	ended  chan struct{}
 }
 
@@ -52,17 +50,17 @@ func (e *env) openStream(t *testing.T, id string, auth ...string) (*stream, *htt
 	first := make(chan struct{})
 	go func() {
 		defer close(s.ended)
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
+		r := newSSEReader(resp.Body)
+		for {
+			ev, err := r.next()
+			if err != nil {
+				// The stream's end, its cancellation by the test, or
+				// data that is not JSON: then no more events count, and
+				// a test waiting for one fails on that.
+				return
 			}
-			var body map[string]any
-			if jsonUnmarshal(data, &body) == nil {
-				state, _ := body["state"].(string)
-				s.last.Store(state)
+			if ev.event != "status" {
+				continue
 			}
 			if s.events.Add(1) == 1 {
 				close(first)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -76,30 +75,6 @@ func requireSameResult(tb testing.TB, want, got *env, id string) {
 		require.Equal(tb, a.Header.Get(h), b.Header.Get(h), "result header %s", h)
 	}
 	require.Equal(tb, a.Body, b.Body)
-}
-
-// lastEvent reads a job's event stream to its end and returns the last
-// event's data.
-func (e *env) lastEvent(id string) map[string]any {
-	e.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, e.URL+"/v1/jobs/"+id+"/events", nil)
-	require.NoError(e.t, err)
-	resp, err := e.HTTP.Do(req)
-	require.NoError(e.t, err)
-	defer resp.Body.Close()
-	require.Equal(e.t, http.StatusOK, resp.StatusCode)
-	var last map[string]any
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-			last = nil
-			require.NoError(e.t, jsonUnmarshal(data, &last))
-		}
-	}
-	require.NoError(e.t, sc.Err())
-	require.NotNil(e.t, last, "the stream sent no event")
-	return last
 }
 
 func failingKind() job.Kind {
