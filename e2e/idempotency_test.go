@@ -71,7 +71,20 @@ func TestIdempotencyConcurrentDuplicates(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			resp, err := e.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", key)
+			// A client retries a 503 (a Temporal call that timed out on a
+			// loaded machine), as Retry-After tells it to; the retry is
+			// the same keyed request, so it must not make a second job.
+			var (
+				resp response
+				err  error
+			)
+			for attempt := 0; attempt < 5; attempt++ {
+				resp, err = e.send(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1}}`, "Idempotency-Key", key)
+				if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+					break
+				}
+				time.Sleep(time.Second)
+			}
 			if err != nil {
 				errs.add(err)
 				return
