@@ -314,3 +314,42 @@ func TestDocsREADMEWalkthrough(t *testing.T) {
 	require.Regexp(t, `event: status\n(?:[a-z]+: [^\n]*\n)*data: \{[^\n]*"state":"succeeded"`, out, "the stream ends with the job's terminal status")
 	require.Contains(t, out, "HTTP/1.1 303 See Other", "Prefer: wait on a submission")
 }
+
+// docs/kinds.md, "From your own module": a module of its own beside a
+// clone of jobgate, pointed at it with a replace directive, builds its
+// binary with the section's commands and main.go as printed.
+func TestDocsOwnModule(t *testing.T) {
+	t.Parallel()
+	const file, heading = "docs/kinds.md", "### From your own module"
+	setup := docBlock(t, file, heading, "go mod init")
+	build := docBlock(t, file, heading, "go build -o myjobs")
+	b, err := os.ReadFile(filepath.Join("..", file))
+	require.NoError(t, err)
+	text := string(b)
+	text = text[strings.Index(text, "\n"+heading+"\n"):]
+	m := regexp.MustCompile("(?s)\n```go\n(.*?\n)```").FindStringSubmatch(text)
+	require.NotNil(t, m, "%s, %q: no go block (main.go)", file, heading)
+	require.Contains(t, m[1], "app.Main(")
+
+	// The directory that holds the clone (as jobgate/): this repository.
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, os.Symlink(root, filepath.Join(dir, "jobgate")))
+	script := setup + "cat > main.go <<'MAIN_GO'\n" + m[1] + "MAIN_GO\n" + build +
+		"go version -m myjobs\n"
+	// A cold link of a binary with the Temporal server takes minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOWORK=off", "GOFLAGS=")
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "the section's commands failed:\n%s\noutput:\n%s", script, out)
+	require.Regexp(t, `(?m)^\s+path\s+example.com/myjobs$`, string(out), "the binary is the reader's module's")
+	require.Regexp(t, `(?m)^\s+=>\s+\.\./jobgate\b`, string(out), "built with jobgate from the clone")
+	info, err := os.Stat(filepath.Join(dir, "myjobs", "myjobs"))
+	require.NoError(t, err)
+	require.NotZero(t, info.Size())
+}
