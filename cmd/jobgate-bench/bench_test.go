@@ -120,6 +120,13 @@ func TestReportSections(t *testing.T) {
 	require.Contains(t, md, "`go run ./cmd/jobgate-bench`")
 	require.Contains(t, md, "| 16          | 2.00/s")
 	require.Contains(t, md, "0.50×")
+	require.NotContains(t, md, "Content cost", "no engine figures, no content cost")
+
+	r.Accept = append(r.Accept, acceptRow{Conc: 1, Raw: newStats([]time.Duration{2 * time.Millisecond}, 0, time.Second, nil),
+		Engine: newStats([]time.Duration{2500 * time.Microsecond}, 0, time.Second, nil)})
+	md = r.markdown()
+	require.Contains(t, md, "**Content cost** (one caller")
+	require.Contains(t, md, "took 2.50 ms mean against 2.00 ms, **+0.50 ms per start** (1.00× of the raw throughput)")
 	require.Contains(t, md, "| worker process | 3    | 4 (1)")
 	require.NotContains(t, md, "Growth", "sections without figures are left out")
 }

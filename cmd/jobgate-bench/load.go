@@ -33,6 +33,18 @@ func (s stats) Throughput() float64 {
 	return float64(s.N) / s.Elapsed.Seconds()
 }
 
+// Mean is the mean latency of the successful operations.
+func (s stats) Mean() time.Duration {
+	if len(s.Latencies) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range s.Latencies {
+		sum += d
+	}
+	return sum / time.Duration(len(s.Latencies))
+}
+
 // P is the p-th percentile latency (0 < p <= 100).
 func (s stats) P(p float64) time.Duration { return percentile(s.Latencies, p) }
 

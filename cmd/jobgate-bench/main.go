@@ -17,6 +17,10 @@
 //	go build -o jobgate ./cmd/jobgate
 //	go run ./cmd/jobgate-bench -jobgate ./jobgate > bench.md   # about 10 minutes on 2 cores
 //	go run ./cmd/jobgate-bench -quick                          # a smoke run of about 2 minutes
+//	go run ./cmd/jobgate-bench -jobgate ./jobgate -phases main -accept-only -chart ""   # the accept path alone, about 4 minutes
+//
+// -api-pprof serves the api-role jobgate's profiler, to profile the accept
+// path while its windows run.
 //
 // -store-before names a second binary (say, one built before a change to
 // devserver) whose file store is measured beside the current one.
@@ -42,8 +46,12 @@ import (
 
 // options are the bench's flags.
 type options struct {
-	jobgate    string
-	quick      bool
+	jobgate string
+	quick   bool
+	// acceptOnly limits the main phase to its warm-up and the accept-path
+	// windows; apiPprof is the api-role jobgate's profiler address.
+	acceptOnly bool
+	apiPprof   string
 	phases     map[string]bool
 	conc       []int
 	duration   time.Duration
@@ -81,6 +89,8 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
 	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers,cluster", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost), cluster (api and worker processes on Temporal on PostgreSQL)")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
+	fs.BoolVar(&o.acceptOnly, "accept-only", false, "main phase: only the warm-up and the accept-path windows (no growth, status, end to end or memory); with -phases main, table 1 in a few minutes")
+	fs.StringVar(&o.apiPprof, "api-pprof", "", "serve the profiler of the api-role jobgate the accept windows POST to at this address (JOBGATE_PPROF_ADDR), e.g. 127.0.0.1:6061, to profile the accept path: go tool pprof -seconds 30 http://127.0.0.1:6061/debug/pprof/profile")
 	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
 	fs.IntVar(&o.warmJobs, "warm-jobs", 300, "sleep-0 jobs run first: warm-up, and the finished jobs status reads use")

@@ -38,7 +38,7 @@ type rig struct {
 	allAPI, acceptAPI *api
 }
 
-func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
+func startRig(ctx context.Context, bin, dir, store string, apiEnv ...string) (*rig, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func startRig(ctx context.Context, bin, dir, store string) (*rig, error) {
 	}
 	r.engine = engine.New(r.c, kinds, engine.Config{TaskQueue: acceptQueue, Namespace: "default"})
 	r.accept, err = newProc(procSpec{Name: "api-" + name, Bin: bin, DataDir: filepath.Join(dir, "api"), LogDir: dir,
-		Env: []string{"JOBGATE_ROLE=api", "JOBGATE_TEMPORAL_ADDRESS=" + all.TemporalAddress(), "JOBGATE_TASK_QUEUE=" + acceptQueue}})
+		Env: append([]string{"JOBGATE_ROLE=api", "JOBGATE_TEMPORAL_ADDRESS=" + all.TemporalAddress(), "JOBGATE_TASK_QUEUE=" + acceptQueue}, apiEnv...)})
 	if err != nil {
 		return fail(err)
 	}
@@ -313,7 +313,11 @@ func failed(what string, s stats) error {
 
 // runMain measures items 1 to 5 on one rig with the default (file) store.
 func runMain(ctx context.Context, o options, bin, dir string, res *results) error {
-	r, err := startRig(ctx, bin, dir, "file")
+	var apiEnv []string
+	if o.apiPprof != "" {
+		apiEnv = append(apiEnv, "JOBGATE_PPROF_ADDR="+o.apiPprof)
+	}
+	r, err := startRig(ctx, bin, dir, "file", apiEnv...)
 	if err != nil {
 		return err
 	}
@@ -338,7 +342,7 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 		return fmt.Errorf("warm-up: %w", err)
 	}
 
-	if len(o.growth) > 0 {
+	if len(o.growth) > 0 && !o.acceptOnly {
 		if _, err := r.fill(ctx, o.growth[0], o.fillConc, o.fillMax); err != nil {
 			return err
 		}
@@ -357,6 +361,9 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 		keep(failed(fmt.Sprintf("engine submissions at concurrency %d", conc), eng))
 		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw, Engine: eng,
 			CPURaw: cpu[0].perOp(raw.N), CPUJobgate: cpu[1].perOp(jg.N), CPUEngine: cpu[2].perOp(eng.N)})
+	}
+	if o.acceptOnly {
+		return errors.Join(errs...)
 	}
 
 	logf("end to end: %d sleep-0 jobs, %d submitters", o.e2eJobs, o.e2eConc)

@@ -155,6 +155,30 @@ func ratio(a, b float64) string {
 // mib formats bytes in MiB.
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
+// contentCost is the paragraph on what a job carries beyond a bare start,
+// from the lowest concurrency measured (a single caller, by default): the
+// engine's start against the raw one, in mean latency and throughput, so
+// it is published as measured rather than left to a ratio column.
+func contentCost(rows []acceptRow) string {
+	var a *acceptRow
+	for i := range rows {
+		if rows[i].Engine.N > 0 && rows[i].Raw.N > 0 && (a == nil || rows[i].Conc < a.Conc) {
+			a = &rows[i]
+		}
+	}
+	if a == nil {
+		return ""
+	}
+	eng, raw := a.Engine.Mean(), a.Raw.Mean()
+	callers := fmt.Sprintf("%d callers", a.Conc)
+	if a.Conc == 1 {
+		callers = "one caller"
+	}
+	return fmt.Sprintf("**Content cost** (%s, engine against raw, no HTTP on either side): a job's start — the memo (tenant, creation time, expected duration, request id, priority), the search attributes JobTenant, JobKind and JobState, the Web UI summary and the job's workflow input, against a bare start with no argument — took %s mean against %s, **%+.2f ms per start** (%s of the raw throughput); the server's CPU per start was %s against %s (%+.2f ms).\n\n",
+		callers, ms(eng), ms(raw), float64(eng-raw)/float64(time.Millisecond), ratio(a.Engine.Throughput(), a.Raw.Throughput()),
+		ms(a.CPUEngine.Server), ms(a.CPURaw.Server), float64(a.CPUEngine.Server-a.CPURaw.Server)/float64(time.Millisecond))
+}
+
 // errNote is a footnote for failed calls, or empty.
 func errNote(s stats) string {
 	if s.Errors == 0 {
@@ -179,6 +203,7 @@ func (r *results) markdown() string {
 				rate(a.Engine.Throughput())+errNote(a.Engine), ratio(a.Jobgate.Throughput(), a.Engine.Throughput()), ratio(a.Engine.Throughput(), a.Raw.Throughput()))
 		}
 		b.WriteString(t.markdown() + "\n")
+		b.WriteString(contentCost(r.Accept))
 		b.WriteString("CPU time per operation in each process (/proc and getrusage): the server is the all-in-one jobgate with the embedded Temporal server, the API the api-role jobgate the POSTs go to (idle otherwise), the bench the load tool with its HTTP client (jobgate) or its SDK client (raw, engine). The two cores are shared by all three, so throughput follows the total.\n\n")
 		t = newTable("concurrency", "jobgate: server / API / bench", "total", "raw: server / API / bench", "total", "engine: server / API / bench", "total")
 		split := func(c cpuUse) string { return ms(c.Server) + " / " + ms(c.API) + " / " + ms(c.Bench) }
