@@ -22,16 +22,18 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) err
 		return problem(http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			fmt.Sprintf("The body must be JSON (Content-Type: application/json), not %q.", ct))
 	}
-	tooLarge := problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
-		fmt.Sprintf("The body must be at most %d bytes.", s.cfg.MaxBodyBytes))
+	tooLarge := func() error {
+		return problem(http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large",
+			fmt.Sprintf("The body must be at most %d bytes.", s.cfg.MaxBodyBytes))
+	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
-		return tooLarge
+		return tooLarge()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.As(err, &maxErr):
-		return tooLarge
+		return tooLarge()
 	case err != nil:
 		return badRequest("malformed-body", "Unreadable request body", "The request body could not be read completely.")
 	}
@@ -128,13 +130,19 @@ func writeBody(w http.ResponseWriter, r *http.Request, status int, contentType s
 // writeEncoded writes data, a body encoded already. HEAD requests get the
 // headers only.
 func writeEncoded(w http.ResponseWriter, r *http.Request, status int, contentType string, data []byte) {
-	w.Header().Set("Content-Type", contentType)
+	if contentType == "application/json" {
+		w.Header()["Content-Type"] = jsonType // the usual one, shared (secureHeaders)
+	} else {
+		w.Header().Set("Content-Type", contentType)
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(data)
 	}
 }
+
+var jsonType = []string{"application/json"}
 
 type requestIDKey struct{}
 

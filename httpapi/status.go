@@ -245,7 +245,7 @@ func etagMatches(ifNoneMatch, tag string) bool {
 // statusHeaders sets the headers every status answer carries.
 func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job, etag string) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
+	h["Cache-Control"] = noStore // shared, as secureHeaders'
 	h.Set("ETag", etag)
 	if !j.State.Terminal() {
 		h.Set("Retry-After", s.retryAfter(j))
@@ -254,6 +254,8 @@ func (s *Server) statusHeaders(w http.ResponseWriter, j *job.Job, etag string) {
 		h.Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
 	}
 }
+
+var noStore = []string{"no-store"}
 
 // writeStatus answers with j's status and code; a 303 points at the result.
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, code int, j *job.Job) {
