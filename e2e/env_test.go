@@ -7,16 +7,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,17 +32,13 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"google.golang.org/grpc"
 
-	"github.com/jobgate/jobgate/activities"
+	"github.com/jobgate/jobgate/app"
 	"github.com/jobgate/jobgate/blob"
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/engine"
-	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/httpapi"
 	"github.com/jobgate/jobgate/job"
-	"github.com/jobgate/jobgate/metrics"
-	"github.com/jobgate/jobgate/tracing"
 	"github.com/jobgate/jobgate/webhook"
-	"github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -90,9 +87,11 @@ type env struct {
 	// Idempotency-Keys.
 	Secret []byte
 
-	kinds      *job.Registry
-	workerOpts worker.Options
+	process *app.Process
 }
+
+// kinds are the env's job kinds.
+func (e *env) kinds() *job.Registry { return e.process.Kinds() }
 
 type envOptions struct {
 	noWorker     bool
@@ -113,12 +112,12 @@ type envOptions struct {
 	// default, 32 MiB).
 	maxBatchResultBytes int64
 	// blobQuota, when set, is each tenant's blob storage quota in bytes.
-	blobQuota func(tenant string) int64
+	blobQuota int64
 	// requireKey makes the Idempotency-Key mandatory.
 	requireKey bool
-	// metrics, when set, collects the env's metrics and serves /metrics at
-	// MetricsURL, a listener of its own (as JOBGATE_METRICS_ADDR).
-	metrics *metrics.Metrics
+	// metrics serves the env's /metrics at MetricsURL, a listener of its
+	// own (JOBGATE_METRICS_ADDR).
+	metrics bool
 	// tracer, when set, traces HTTP, workflows and activities.
 	tracer trace.TracerProvider
 	// apiKeys maps tenants to their API keys; empty is local mode.
@@ -155,179 +154,150 @@ type envOptions struct {
 	maxSchedules int
 	// now is the API's clock (nil: time.Now).
 	now func() time.Time
-	// secret is the deployment secret (nil: a new random one).
-	secret []byte
 }
 
 var queueSeq atomic.Int64
 
-// mustStartEnv starts an env and stops it when the test ends.
+// mustStartEnv starts an env, a jobgate process started as cmd/jobgate
+// starts one (app.StartWith), and stops it when the test ends. The env's
+// options are the JOBGATE_* variables an operator would set; only what
+// no operator sets (gRPC dial options, the clock, the tracer, the logs,
+// the local tenant, the watch interval) goes in app.Options.
 func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	tb.Helper()
 	address, namespace := temporalServer.FrontendAddress(), temporalServer.Namespace()
 	if opts.temporalAddress != "" {
 		address, namespace = opts.temporalAddress, opts.namespace
 	}
-	clientOpts := client.Options{
-		HostPort:          address,
-		Namespace:         namespace,
-		Logger:            quietLogger{},
-		ConnectionOptions: client.ConnectionOptions{DialOptions: opts.dialOptions},
-	}
-	apiCfg := httpapi.Config{}
-	if opts.metrics != nil {
-		clientOpts.MetricsHandler = opts.metrics.Temporal()
-		apiCfg.Observer = opts.metrics
-	}
-	if opts.tracer != nil {
-		ti, err := tracing.Temporal(opts.tracer)
-		require.NoError(tb, err)
-		clientOpts.Interceptors = append(clientOpts.Interceptors, ti)
-	}
-	c, err := client.Dial(clientOpts)
-	require.NoError(tb, err)
-	tb.Cleanup(c.Close)
-	require.NoError(tb, engine.EnsureSearchAttributes(context.Background(), c, namespace))
-
 	queue := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
 	if opts.taskQueue != "" {
 		queue = opts.taskQueue
 	}
-	blobs := mustOpenBlobs(tb)
-	if opts.blobQuota != nil {
-		blobs.LimitTenants(opts.blobQuota)
-	}
-	outbound := activities.Outbound{AllowPrivate: opts.allowPrivate, MaxResponseBytes: opts.maxResponseBytes, MaxBatchResultBytes: opts.maxBatchResultBytes}
-	reader := engine.New(c, nil, engine.Config{TaskQueue: queue, Namespace: namespace, ResultTTL: opts.resultTTL})
-	kinds, err := job.NewRegistry(append(append(activities.Builtin(activities.Deps{Outbound: outbound, Blobs: blobs, Jobs: reader}), flow.Builtin()...), opts.kinds...)...)
-	require.NoError(tb, err)
 	secrets := opts.webhookSecrets
 	if secrets == nil {
 		secrets = map[string]string{queue: webhook.NewSecret()}
 	}
-	workerOpts := worker.Options{
-		MaxConcurrentJobs:   opts.workerSlots,
-		Blobs:               blobs,
-		ResultBlobThreshold: activities.DefaultResultBlobThreshold,
-		// Webhooks read statuses through a service of the worker's own
-		// (Jobs nil), as in a worker process: not through the API's
-		// client, which apiDialOptions may make fail.
-		Webhooks: &worker.WebhookOptions{
-			Secrets:   secrets,
-			Outbound:  outbound,
-			ResultTTL: opts.resultTTL,
-			Render:    func(j *job.Job) any { return httpapi.NewStatus(j, opts.publicURL) },
-		},
+	var secretEntries []string
+	for tenant, secret := range secrets {
+		secretEntries = append(secretEntries, tenant+":"+secret)
+	}
+	var keys []string
+	for tenant, key := range opts.apiKeys {
+		sum := sha256.Sum256([]byte(key))
+		keys = append(keys, tenant+":"+hex.EncodeToString(sum[:]))
+	}
+	var proxies []string
+	for _, p := range opts.proxies {
+		proxies = append(proxies, p.String())
+	}
+	secret := webhook.NewSecret()
+	vars := map[string]string{
+		"JOBGATE_HTTP_ADDR":               "127.0.0.1:0",
+		"JOBGATE_TEMPORAL_ADDRESS":        address,
+		"JOBGATE_TEMPORAL_NAMESPACE":      namespace,
+		"JOBGATE_TASK_QUEUE":              queue,
+		"JOBGATE_DATA_DIR":                tb.TempDir(),
+		"JOBGATE_BLOB_URL":                "file://" + filepath.ToSlash(tb.TempDir()),
+		"JOBGATE_DEPLOYMENT_SECRET":       secret,
+		"JOBGATE_WEBHOOK_SECRETS":         strings.Join(secretEntries, ","),
+		"JOBGATE_API_KEYS":                strings.Join(keys, ","),
+		"JOBGATE_TRUSTED_PROXIES":         strings.Join(proxies, ","),
+		"JOBGATE_PUBLIC_URL":              opts.publicURL,
+		"JOBGATE_METRICS_ADDR":            "off",
+		"JOBGATE_ALLOW_PRIVATE_TARGETS":   strconv.FormatBool(opts.allowPrivate),
+		"JOBGATE_REQUIRE_IDEMPOTENCY_KEY": strconv.FormatBool(opts.requireKey),
+		// Unless a test sets them, no limits (0), not an operator's
+		// defaults: tests submit fast and many.
+		"JOBGATE_RATE_LIMIT":        strconv.FormatFloat(opts.limits.Rate, 'g', -1, 64),
+		"JOBGATE_RATE_BURST":        strconv.Itoa(opts.limits.Burst),
+		"JOBGATE_MAX_ACTIVE_JOBS":   strconv.Itoa(opts.limits.MaxActive),
+		"JOBGATE_MAX_STREAMS":       strconv.Itoa(opts.limits.MaxStreams),
+		"JOBGATE_TENANT_BLOB_QUOTA": strconv.FormatInt(opts.blobQuota, 10),
+		"JOBGATE_MAX_BACKLOG":       strconv.FormatInt(opts.maxBacklog, 10),
+		"JOBGATE_MAX_SCHEDULES":     strconv.Itoa(opts.maxSchedules),
+		"JOBGATE_WATCH_RATE":        strconv.FormatFloat(opts.watchRate, 'g', -1, 64),
+	}
+	if opts.noWorker {
+		vars["JOBGATE_ROLE"] = "api"
+	}
+	if opts.metrics {
+		vars["JOBGATE_METRICS_ADDR"] = "127.0.0.1:0"
 	}
 	if opts.allResultsToBlobs {
-		workerOpts.ResultBlobThreshold = 0
+		vars["JOBGATE_RESULT_BLOB_THRESHOLD"] = "0"
 	}
-	if !opts.noWorker {
-		w := worker.New(c, queue, kinds, workerOpts)
-		require.NoError(tb, w.Start())
-		tb.Cleanup(w.Stop)
+	// Unset, these are the operator's defaults.
+	for name, d := range map[string]time.Duration{
+		"JOBGATE_RESULT_TTL":            opts.resultTTL,
+		"JOBGATE_TEMPORAL_CALL_TIMEOUT": opts.callTimeout,
+		"JOBGATE_WATCH_MAX_INTERVAL":    opts.watchMaxInterval,
+	} {
+		if d != 0 {
+			vars[name] = d.String()
+		}
 	}
-	apiClient := c
-	if len(opts.apiDialOptions) > 0 {
-		apiOpts := clientOpts
-		apiOpts.ConnectionOptions = client.ConnectionOptions{DialOptions: opts.apiDialOptions}
-		apiClient, err = client.Dial(apiOpts)
-		require.NoError(tb, err)
-		tb.Cleanup(apiClient.Close)
+	for name, n := range map[string]int64{
+		"JOBGATE_MAX_BODY_BYTES":         opts.maxBody,
+		"JOBGATE_MAX_RESPONSE_BYTES":     opts.maxResponseBytes,
+		"JOBGATE_MAX_BATCH_RESULT_BYTES": opts.maxBatchResultBytes,
+		"JOBGATE_WORKER_CONCURRENCY":     int64(opts.workerSlots),
+	} {
+		if n != 0 {
+			vars[name] = strconv.FormatInt(n, 10)
+		}
 	}
-	secret := opts.secret
-	if secret == nil {
-		secret = []byte(webhook.NewSecret())
-	}
-	jobs := engine.New(apiClient, kinds, engine.Config{
-		Secret:        secret,
-		TaskQueue:     queue,
-		Namespace:     namespace,
-		EagerStart:    !opts.noWorker,
-		ResultTTL:     opts.resultTTL,
-		MaxBacklog:    opts.maxBacklog,
-		CallTimeout:   opts.callTimeout,
-		Blobs:         blobs,
-		WatchInterval: opts.watchInterval,
-		Now:           opts.now,
-		// The bound and back-off of watched jobs' look-ups.
-		WatchRate:        opts.watchRate,
-		WatchMaxInterval: opts.watchMaxInterval,
-	})
+	cfg, err := app.LoadConfigFrom(func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
+	require.NoError(tb, err)
 	if opts.logs == nil {
 		opts.logs = io.Discard
 	}
-	logger := slog.New(slog.NewJSONHandler(opts.logs, nil))
-	var keys []httpapi.APIKey
-	for tenant, key := range opts.apiKeys {
-		keys = append(keys, httpapi.APIKey{Tenant: tenant, Hash: sha256.Sum256([]byte(key))})
-	}
-	apiCfg.MaxBodyBytes = opts.maxBody
-	apiCfg.RequireIdempotencyKey = opts.requireKey
-	apiCfg.Tenant = queue
-	apiCfg.PublicURL = opts.publicURL
-	apiCfg.TrustedProxies = opts.proxies
-	apiCfg.EventsKeepAlive = time.Second
-	apiCfg.APIKeys = keys
-	apiCfg.Limits = opts.limits
-	apiCfg.MaxSchedules = opts.maxSchedules
-	apiCfg.WebhookTenants = func(tenant string) bool { _, ok := secrets[tenant]; return ok }
-	var api http.Handler = httpapi.New(jobs, kinds, apiCfg, logger)
-	if opts.tracer != nil {
-		api = tracing.HTTP(api, opts.tracer)
-	}
-	ts := httptest.NewServer(api)
-	tb.Cleanup(ts.Close)
+	p, err := app.StartWith(context.Background(), cfg, app.Options{
+		Logger:          slog.New(slog.NewJSONHandler(opts.logs, nil)),
+		Out:             io.Discard,
+		DialOptions:     opts.dialOptions,
+		APIDialOptions:  opts.apiDialOptions,
+		Tracer:          opts.tracer,
+		Tenant:          queue,
+		Now:             opts.now,
+		WatchInterval:   opts.watchInterval,
+		EventsKeepAlive: time.Second,
+	}, opts.kinds...)
+	require.NoError(tb, err)
+	tb.Cleanup(p.Close)
 	var metricsURL string
-	if opts.metrics != nil {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", opts.metrics.Handler())
-		ms := httptest.NewServer(mux)
-		tb.Cleanup(ms.Close)
-		metricsURL = ms.URL
+	if opts.metrics {
+		metricsURL = "http://" + p.MetricsAddr().String()
 	}
 	return &env{
 		MetricsURL: metricsURL,
 		t:          tb,
-		URL:        ts.URL,
+		URL:        "http://" + p.Addr().String(),
 		HTTP: &http.Client{
 			// Every exchange is held to httpapi/openapi.json (openapi_test.go).
 			Transport:     conformTo(tb, nil),
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		Temporal:      c,
+		Temporal:      p.Temporal(),
 		TaskQueue:     queue,
 		Tenant:        queue,
-		Blobs:         blobs,
+		Blobs:         p.Blobs(),
 		WebhookSecret: secrets[queue],
-		Secret:        secret,
-		kinds:         kinds,
-		workerOpts:    workerOpts,
+		Secret:        []byte(secret),
+		process:       p,
 	}
 }
 
 // keyedID is the job id of tenant's Idempotency-Key in this env.
 func (e *env) keyedID(tenant, key string) string { return engine.KeyedID(e.Secret, tenant, key) }
 
-// mustOpenBlobs opens blob storage in a temporary directory (its String
-// is its URL, for another process's view of it).
-func mustOpenBlobs(tb testing.TB) *blob.Store {
-	tb.Helper()
-	blobs, err := blob.Open(context.Background(), "file://"+filepath.ToSlash(tb.TempDir()))
-	require.NoError(tb, err)
-	tb.Cleanup(func() { _ = blobs.Close() })
-	return blobs
-}
-
 // startWorker starts another worker of the env, as a worker process on
 // another machine would be; the caller stops it (Stop is idempotent; it is
 // also stopped when the test ends).
 func (e *env) startWorker() sdkworker.Worker {
 	e.t.Helper()
-	w := worker.New(e.Temporal, e.TaskQueue, e.kinds, e.workerOpts)
-	require.NoError(e.t, w.Start())
-	e.t.Cleanup(w.Stop)
+	w, err := e.process.StartWorker()
+	require.NoError(e.t, err)
 	return w
 }
 

@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/jobgate/jobgate/job"
-	"github.com/jobgate/jobgate/metrics"
 )
 
 // metricValue returns the value of the first sample of /metrics matching
@@ -75,9 +74,7 @@ func TestRequestIDInWorkflowMemo(t *testing.T) {
 // Temporal SDK's own metrics; the API's port does not serve them.
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	m := metrics.New()
-	t.Cleanup(func() { _ = m.Close() })
-	e := mustStartEnv(t, envOptions{metrics: m})
+	e := mustStartEnv(t, envOptions{metrics: true})
 	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
 	e.waitState(id, job.StateSucceeded, workerRoundTrip)
 	e.do(http.MethodGet, "/v1/jobs/7d9f0c6e-3f1a-4a8e-9b57-1f0e2a9c4d11", "")

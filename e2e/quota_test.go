@@ -38,7 +38,7 @@ func TestBlobQuota(t *testing.T) {
 	t.Parallel()
 	const quota = 300_000
 	e := mustStartEnv(t, envOptions{allowPrivate: true, allResultsToBlobs: true, resultTTL: 8 * time.Second,
-		blobQuota: func(string) int64 { return quota }})
+		blobQuota: quota})
 	url := bodyServer(t)
 	call := func(n int) string {
 		return mustJSON(t, map[string]any{"kind": "http.request", "input": map[string]any{"url": url + "?n=" + strconv.Itoa(n)}})
@@ -93,7 +93,7 @@ func TestBlobQuota(t *testing.T) {
 // checkpoints it wrote are deleted with it, giving the space back.
 func TestBlobQuotaBoundsBatchCheckpoints(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{allowPrivate: true, blobQuota: func(string) int64 { return 50_000 }})
+	e := mustStartEnv(t, envOptions{allowPrivate: true, blobQuota: 50_000})
 	url := bodyServer(t)
 	requests := make([]map[string]any, 5)
 	for i := range requests {
@@ -114,7 +114,7 @@ func TestBlobQuotaBoundsBatchCheckpoints(t *testing.T) {
 // would pass it fails with blob-quota-exceeded and leaves no file.
 func TestBlobQuotaBoundsExports(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{blobQuota: func(string) int64 { return 64 }})
+	e := mustStartEnv(t, envOptions{blobQuota: 64})
 	for range 3 {
 		id, _ := e.submit(`{"kind":"sleep","input":{"seconds":0}}`)
 		e.waitState(id, job.StateSucceeded, workerRoundTrip)

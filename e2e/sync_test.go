@@ -27,9 +27,9 @@ import (
 // record, as GET answers on any other instance.
 func (e *env) freshReader() *env {
 	e.t.Helper()
-	jobs := engine.New(e.Temporal, e.kinds, engine.Config{TaskQueue: e.TaskQueue, Namespace: temporalServer.Namespace(),
+	jobs := engine.New(e.Temporal, e.kinds(), engine.Config{TaskQueue: e.TaskQueue, Namespace: temporalServer.Namespace(),
 		Blobs: e.Blobs, FinishedCacheSize: -1})
-	api := httpapi.New(jobs, e.kinds, httpapi.Config{Tenant: e.Tenant, EventsKeepAlive: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	api := httpapi.New(jobs, e.kinds(), httpapi.Config{Tenant: e.Tenant, EventsKeepAlive: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ts := httptest.NewServer(api)
 	e.t.Cleanup(ts.Close)
 	r := *e

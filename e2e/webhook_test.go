@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobgate/jobgate/job"
+	"github.com/jobgate/jobgate/webhook"
 )
 
 // receiver is a local webhook receiver that answers each delivery with the
@@ -179,10 +180,11 @@ func TestWebhookRefusesLoopback(t *testing.T) {
 	require.Empty(t, rc.deliveries())
 }
 
-// A tenant without a signing secret cannot ask for webhooks.
+// A tenant without a signing secret (only another tenant has one) cannot
+// ask for webhooks.
 func TestWebhookNeedsASecret(t *testing.T) {
 	t.Parallel()
-	e := mustStartEnv(t, envOptions{noWorker: true, webhookSecrets: map[string]string{}})
+	e := mustStartEnv(t, envOptions{noWorker: true, webhookSecrets: map[string]string{"another-tenant": webhook.NewSecret()}})
 	p := requireProblem(t, e.do(http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{"seconds":1},"callbackUrl":"https://client.example/hooks"}`),
 		http.StatusUnprocessableEntity, "invalid-input")
 	require.Equal(t, "/callbackUrl", p["errors"].([]any)[0].(map[string]any)["field"])
