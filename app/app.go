@@ -5,7 +5,10 @@
 // as well. cmd/jobgate is app.Main(); a custom binary adds its own job
 // kinds with app.Main(kinds...), and a test or a binary that runs
 // jobgate beside other things starts a Process with Start(ctx,
-// LoadConfig's Config, kinds...) and stops it with Close.
+// LoadConfig's Config, kinds...), or StartWith and Options for what no
+// operator sets (gRPC dial options, a tracer, a clock, the logs), and
+// stops it with Close. LoadConfigFrom reads the configuration from other
+// variables than the environment's.
 package app
 
 import (

@@ -34,7 +34,8 @@ import (
 // Process is one running jobgate: what its configuration's role needs,
 // started in dependency order by Start and stopped in reverse by Close
 // (the model is wtf's Main type). cmd/jobgate runs one through Main; a
-// test or a custom binary starts its own with Start.
+// test or a custom binary starts its own with Start or StartWith (the
+// e2e tests start every deployment they test this way).
 type Process struct {
 	cfg    Config
 	opts   Options
@@ -524,7 +525,7 @@ func (p *Process) handler() http.Handler {
 	}, p.logger)
 	if len(cfg.apiKeys) == 0 {
 		p.logger.Warn("NO API KEYS CONFIGURED: single-tenant local mode, anyone who reaches this port acts for tenant \"default\"; set JOBGATE_API_KEYS before exposing jobgate")
-		fmt.Println("jobgate: WARNING: no API keys configured (JOBGATE_API_KEYS): single-tenant local mode, no authentication")
+		fmt.Fprintln(p.out, "jobgate: WARNING: no API keys configured (JOBGATE_API_KEYS): single-tenant local mode, no authentication")
 	} else {
 		p.logger.Info("API keys configured", "tenants", tenantsOf(cfg.apiKeys))
 	}
