@@ -248,11 +248,15 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	}
 	cfg, err := app.LoadConfigFrom(func(name string) (string, bool) { v, ok := vars[name]; return v, ok })
 	require.NoError(tb, err)
-	if opts.logs == nil {
-		opts.logs = io.Discard
+	// Unless a test reads the logs, they are not even formatted: the
+	// Temporal SDK's and every request's lines, in every env of a parallel
+	// run, cost CPU the tests' deadlines need.
+	logger := slog.New(slog.DiscardHandler)
+	if opts.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(opts.logs, nil))
 	}
 	p, err := app.StartWith(context.Background(), cfg, app.Options{
-		Logger:          slog.New(slog.NewJSONHandler(opts.logs, nil)),
+		Logger:          logger,
 		Out:             io.Discard,
 		DialOptions:     opts.dialOptions,
 		APIDialOptions:  opts.apiDialOptions,
