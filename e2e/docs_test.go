@@ -353,3 +353,25 @@ func TestDocsOwnModule(t *testing.T) {
 	require.NoError(t, err)
 	require.NotZero(t, info.Size())
 }
+
+// docs/kinds.md, "A Go worker that imports only the Temporal SDK": jobgate
+// with the example's kinds file and the Go worker, a process of its own,
+// take a report.build job through its approval to its result.
+func TestDocsExternalGoWorker(t *testing.T) {
+	t.Parallel()
+	block := docBlock(t, "docs/kinds.md", "### A Go worker that imports only the Temporal SDK", "goworker")
+	s := newDocScript(t, block, map[string]string{
+		"go build -o jobgate ./cmd/jobgate":                 mustBuildBinary(t),
+		"go build -o goworker ./examples/external/goworker": mustBuild(t, goWorkerPackage),
+	})
+	// The block runs in the clone's root, where its kinds file is.
+	examples, err := filepath.Abs("../examples")
+	require.NoError(t, err)
+	require.NoError(t, os.Symlink(examples, filepath.Join(s.dir, "examples")))
+	out := s.run()
+	m := regexp.MustCompile(`\{"pages":3,"approvedBy":"ada","url":"https://reports.example/([0-9a-f-]{36}).pdf"\}`).FindStringSubmatch(out)
+	require.NotNil(t, m, "the block's last command answers the approved report")
+	code, status := getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/jobs/%s?redirect=false", s.port("8080"), m[1]))
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "succeeded", status["state"])
+}
