@@ -121,9 +121,10 @@ type envOptions struct {
 	// tracer, when set, traces HTTP, workflows and activities.
 	tracer trace.TracerProvider
 	// apiKeys maps tenants to their API keys; empty is local mode.
-	apiKeys     map[string]string
-	limits      httpapi.Limits
-	maxBacklog  int64
+	apiKeys    map[string]string
+	limits     httpapi.Limits
+	maxBacklog int64
+	// callTimeout is JOBGATE_TEMPORAL_CALL_TIMEOUT (0: 15 s, see mustStartEnv).
 	callTimeout time.Duration
 	// temporalAddress points the env at another Temporal server than the
 	// shared one.
@@ -225,6 +226,14 @@ func mustStartEnv(tb testing.TB, opts envOptions) *env {
 	}
 	if opts.allResultsToBlobs {
 		vars["JOBGATE_RESULT_BLOB_THRESHOLD"] = "0"
+	}
+	// Unless a test sets it (the outage tests do), the deadline of a call
+	// to Temporal is generous: on a 2-core machine running every package's
+	// tests at once, a start can take longer than the operator's default
+	// gives it (5 s, half of it for the start), and a test that checks
+	// what a job does must not fail on a 503 the client would retry.
+	if opts.callTimeout == 0 {
+		opts.callTimeout = 15 * time.Second
 	}
 	// Unset, these are the operator's defaults.
 	for name, d := range map[string]time.Duration{
