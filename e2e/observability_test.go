@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,4 +165,47 @@ func TestMetricsOnTheirOwnListener(t *testing.T) {
 	ready := e.do(http.MethodGet, "/readyz", "")
 	require.Equal(t, http.StatusOK, ready.StatusCode)
 	require.JSONEq(t, `{"status":"ready"}`, string(ready.Body), "readiness says ready and nothing more")
+}
+
+// README, "The same jobs in the Temporal Web UI": the saved-view queries
+// it prints find a tenant's running job in Temporal's visibility, and the
+// job's workflow is of type Job, under the job's id, with the summary the
+// README shows (its tenant, "default" there, is the env's here; the kind
+// of the second query is the job's).
+func TestWebUIQueriesOfTheREADME(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	const heading = "## The same jobs in the Temporal Web UI"
+	text := string(b)
+	at := strings.Index(text, "\n"+heading+"\n")
+	require.GreaterOrEqual(t, at, 0, "README.md has no heading %q", heading)
+	text = text[at:]
+	block := regexp.MustCompile("(?s)\n```\n(.*?)\n```").FindStringSubmatch(text)
+	require.NotNil(t, block, "the section's query block")
+	queries := strings.Split(block[1], "\n")
+	require.Len(t, queries, 2)
+	summary := regexp.MustCompile("with the summary `([^`]+)`").FindStringSubmatch(text)
+	require.NotNil(t, summary, "the section shows a job's summary")
+	require.Contains(t, summary[1], "tenant default")
+
+	e := mustStartEnv(t, envOptions{})
+	id, _ := e.submit(`{"kind":"sleep","input":{"seconds":60}}`)
+	e.waitState(id, job.StateRunning, workerRoundTrip)
+	for i, q := range queries {
+		q = strings.ReplaceAll(q, `"default"`, strconv.Quote(e.Tenant))
+		q = strings.ReplaceAll(q, `"http.request"`, `"sleep"`)
+		require.NotEqual(t, queries[i], q, "the query names the tenant")
+		eventually(t, 30*time.Second, "the README's query "+queries[i]+" finds the running job", func() bool {
+			return e.countWorkflows(q) == 1
+		})
+	}
+	desc, err := e.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	require.NoError(t, err)
+	require.Equal(t, "Job", desc.GetWorkflowExecutionInfo().GetType().GetName())
+	require.Equal(t, id, desc.GetWorkflowExecutionInfo().GetExecution().GetWorkflowId())
+	var got string
+	require.NoError(t, converter.GetDefaultDataConverter().FromPayload(desc.GetExecutionConfig().GetUserMetadata().GetSummary(), &got))
+	require.Equal(t, strings.Replace(summary[1], "tenant default", "tenant "+e.Tenant, 1), got)
+	require.Equal(t, http.StatusAccepted, e.do(http.MethodDelete, "/v1/jobs/"+id, "").StatusCode)
 }
