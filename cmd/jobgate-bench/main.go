@@ -22,6 +22,14 @@
 // -api-pprof serves the api-role jobgate's profiler, to profile the accept
 // path while its windows run.
 //
+// -phases growth runs the main phase's growth and peak memory alone (its
+// warm-up, then jobs accumulated up to each -growth point, 70,000 by
+// default, on a task queue nobody polls):
+//
+//	go run ./cmd/jobgate-bench -jobgate ./jobgate -phases growth -chart ""
+//
+// -all-pprof serves the all-in-one's profiler (its heap, during growth).
+//
 // -store-before names a second binary (say, one built before a change to
 // devserver) whose file store is measured beside the current one.
 //
@@ -87,9 +95,10 @@ func parseFlags(args []string) (options, error) {
 	var phases, conc, growth string
 	fs.StringVar(&o.jobgate, "jobgate", "", "path of the jobgate binary (default: ./jobgate if present, else built once with go build ./cmd/jobgate)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: small counts and short windows (a couple of minutes)")
-	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers,cluster", "phases to run: main (accept, status, end to end, growth, memory), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost), cluster (api and worker processes on Temporal on PostgreSQL)")
+	fs.StringVar(&phases, "phases", "main,sync,store,chaos,watchers,cluster", "phases to run: main (accept, status, end to end, growth, memory), growth (the main phase's growth and memory alone, after its warm-up; implied by main), sync (waiting POST, long-poll and stream at a job's end), store (file vs memory SQLite), chaos, watchers (SSE streams' Temporal cost), cluster (api and worker processes on Temporal on PostgreSQL)")
 	fs.StringVar(&conc, "conc", "1,16,64", "accept-path concurrencies")
 	fs.BoolVar(&o.acceptOnly, "accept-only", false, "main phase: only the warm-up and the accept-path windows (no growth, status, end to end or memory); with -phases main, table 1 in a few minutes")
+	fs.StringVar(&allPprof, "all-pprof", "", "serve the all-in-one jobgate's profiler (JOBGATE_PPROF_ADDR) at this address, e.g. 127.0.0.1:6060, for heap profiles during a run: go tool pprof http://127.0.0.1:6060/debug/pprof/heap")
 	fs.StringVar(&o.apiPprof, "api-pprof", "", "serve the profiler of the api-role jobgate the accept windows POST to at this address (JOBGATE_PPROF_ADDR), e.g. 127.0.0.1:6061, to profile the accept path: go tool pprof -seconds 30 http://127.0.0.1:6061/debug/pprof/profile")
 	fs.DurationVar(&o.duration, "duration", 16*time.Second, "window of each accept and status measurement")
 	fs.IntVar(&o.statusConc, "status-conc", 16, "concurrency of status reads and of the growth probes")
@@ -122,11 +131,11 @@ func parseFlags(args []string) (options, error) {
 	o.phases = map[string]bool{}
 	for _, p := range strings.Split(phases, ",") {
 		switch p = strings.TrimSpace(p); p {
-		case "main", "sync", "store", "chaos", "watchers", "cluster":
+		case "main", "growth", "sync", "store", "chaos", "watchers", "cluster":
 			o.phases[p] = true
 		case "":
 		default:
-			return o, fmt.Errorf("-phases: unknown phase %q (main, sync, store, chaos, watchers, cluster)", p)
+			return o, fmt.Errorf("-phases: unknown phase %q (main, growth, sync, store, chaos, watchers, cluster)", p)
 		}
 	}
 	var err error
@@ -233,8 +242,12 @@ func run(o options) error {
 
 	var failures []error
 	if o.phases["main"] {
-		if err := runMain(ctx, o, bin, filepath.Join(dir, "main"), r); err != nil {
+		if err := runMain(ctx, o, bin, filepath.Join(dir, "main"), r, false); err != nil {
 			failures = append(failures, fmt.Errorf("main phase: %w", err))
+		}
+	} else if o.phases["growth"] {
+		if err := runMain(ctx, o, bin, filepath.Join(dir, "growth"), r, true); err != nil {
+			failures = append(failures, fmt.Errorf("growth phase: %w", err))
 		}
 	}
 	if o.phases["sync"] && ctx.Err() == nil {

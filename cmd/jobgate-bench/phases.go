@@ -38,6 +38,10 @@ type rig struct {
 	allAPI, acceptAPI *api
 }
 
+// allPprof, when set (-all-pprof), is the address of the all-in-one's profiler
+// listener (JOBGATE_PPROF_ADDR), for heap profiles taken during a run.
+var allPprof string
+
 func startRig(ctx context.Context, bin, dir, store string, apiEnv ...string) (*rig, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -46,10 +50,16 @@ func startRig(ctx context.Context, bin, dir, store string, apiEnv ...string) (*r
 	if strings.Contains(store, "://") {
 		name = "postgres" // a URL is no file name
 	}
-	all, err := newProc(procSpec{Name: "all-" + name, Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir,
-		Env: []string{"JOBGATE_ROLE=all", "JOBGATE_EMBEDDED_STORE=" + store}})
+	env := []string{"JOBGATE_ROLE=all", "JOBGATE_EMBEDDED_STORE=" + store}
+	if allPprof != "" {
+		env = append(env, "JOBGATE_PPROF_ADDR="+allPprof)
+	}
+	all, err := newProc(procSpec{Name: "all-" + name, Bin: bin, DataDir: filepath.Join(dir, "all"), LogDir: dir, Env: env})
 	if err != nil {
 		return nil, err
+	}
+	if allPprof != "" {
+		logf("the all-in-one's profiler: http://%s/debug/pprof/", allPprof)
 	}
 	logf("starting the all-in-one jobgate (%s store)", store)
 	if err := all.startFirst(ctx, "/readyz", 3*time.Minute); err != nil {
@@ -212,11 +222,24 @@ func (r *rig) fill(ctx context.Context, target, conc int, bound time.Duration) (
 		return stats{}, nil
 	}
 	logf("accumulating %d more jobs (to %d) at concurrency %d", missing, target, conc)
+	deadline := time.Now().Add(bound)
 	s := runLoad(ctx, loadSpec{Concurrency: conc, Duration: bound, MaxOps: missing}, callTimeout, r.acceptOp)
+	// An overloaded server answers some accepts 503 (retry later): top up
+	// what they left missing, within the same bound.
+	for short := missing - s.N; short > 0 && s.Errors > 0 && time.Now().Before(deadline) && ctx.Err() == nil; short = missing - s.N {
+		logf("%d accepts failed (the first: %v); submitting %d more", s.Errors, s.FirstError, short)
+		more := runLoad(ctx, loadSpec{Concurrency: conc, Duration: time.Until(deadline), MaxOps: short}, callTimeout, r.acceptOp)
+		errs := s.Errors + more.Errors
+		s = merge(s, more)
+		s.Errors = errs
+		if more.Errors == 0 {
+			break
+		}
+	}
 	if s.N < missing {
 		return s, fmt.Errorf("accumulated %d of %d jobs within %s (%d errors, the first: %v)", s.N, missing, bound, s.Errors, s.FirstError)
 	}
-	logf("accumulated %d jobs in %s (%.0f/s)", s.N, s.Elapsed.Round(time.Second), s.Throughput())
+	logf("accumulated %d jobs in %s (%.0f/s; %d accepts failed and were made up)", s.N, s.Elapsed.Round(time.Second), s.Throughput(), s.Errors)
 	return s, nil
 }
 
@@ -311,8 +334,10 @@ func failed(what string, s stats) error {
 	return fmt.Errorf("%s: %d ok, %d failed, the first: %v", what, s.N, s.Errors, s.FirstError)
 }
 
-// runMain measures items 1 to 5 on one rig with the default (file) store.
-func runMain(ctx context.Context, o options, bin, dir string, res *results) error {
+// runMain measures items 1 to 5 on one rig with the default (file) store;
+// with growthOnly, items 4 and 5 alone (the warm-up, then the growth points
+// and the peak memory), which is what the "growth" phase runs.
+func runMain(ctx context.Context, o options, bin, dir string, res *results, growthOnly bool) error {
 	var apiEnv []string
 	if o.apiPprof != "" {
 		apiEnv = append(apiEnv, "JOBGATE_PPROF_ADDR="+o.apiPprof)
@@ -340,6 +365,12 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	}
 	if err := readAll(ctx, r.allAPI, finished, 16); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
+	}
+	if growthOnly {
+		res.StatusConc = o.statusConc
+		r.growth(ctx, o, finished, o.growth, res, keep)
+		r.memory(ctx, dir, res, keep)
+		return errors.Join(errs...)
 	}
 
 	if len(o.growth) > 0 && !o.acceptOnly {
@@ -399,7 +430,15 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 		{What: "finished", Jobs: len(finished), Jobgate: finJG, Raw: finRaw},
 	}
 
-	for _, target := range o.growth[min(1, len(o.growth)):] {
+	r.growth(ctx, o, finished, o.growth[min(1, len(o.growth)):], res, keep)
+	r.memory(ctx, dir, res, keep)
+	return errors.Join(errs...)
+}
+
+// growth accumulates jobs up to each of targets in turn and probes accept
+// and status latency there (item 4).
+func (r *rig) growth(ctx context.Context, o options, finished []string, targets []int, res *results, keep func(error)) {
+	for _, target := range targets {
 		fs, err := r.fill(ctx, target, o.fillConc, o.fillMax)
 		if err != nil {
 			keep(err)
@@ -410,11 +449,16 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 		row.Fill = fs
 		res.Growth = append(res.Growth, row)
 	}
+}
 
+// memory records the all-in-one's peak resident set, the workflows it
+// holds and the size of its SQLite file (item 5).
+func (r *rig) memory(ctx context.Context, dir string, res *results, keep func(error)) {
 	if rss, err := r.all.peakRSS(); err != nil {
 		keep(fmt.Errorf("peak memory: %w", err))
 	} else {
 		res.PeakRSS = rss
+		logf("peak memory of the all-in-one (VmHWM): %s", mib(rss))
 	}
 	if n, err := count(ctx, r.c, ""); err == nil {
 		res.Workflows = int(n)
@@ -422,7 +466,6 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results) erro
 	if st, err := os.Stat(filepath.Join(dir, "all", "temporal.db")); err == nil {
 		res.DBBytes = st.Size()
 	}
-	return errors.Join(errs...)
 }
 
 // runStores measures starts, accepts and end-to-end jobs on a fresh rig
