@@ -159,6 +159,11 @@ func TestParseFlags(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Second, o.duration, "an explicit flag wins over quick")
 
+	o, err = parseFlags([]string{"-phases", "growth", "-growth", "70000"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]bool{"growth": true}, o.phases, "growth and memory alone")
+	require.Equal(t, []int{70000}, o.growth)
+
 	_, err = parseFlags([]string{"-phases", "main,bogus"})
 	require.Error(t, err)
 	_, err = parseFlags([]string{"-conc", "1,x"})

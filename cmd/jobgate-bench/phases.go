@@ -229,9 +229,7 @@ func (r *rig) fill(ctx context.Context, target, conc int, bound time.Duration) (
 	for short := missing - s.N; short > 0 && s.Errors > 0 && time.Now().Before(deadline) && ctx.Err() == nil; short = missing - s.N {
 		logf("%d accepts failed (the first: %v); submitting %d more", s.Errors, s.FirstError, short)
 		more := runLoad(ctx, loadSpec{Concurrency: conc, Duration: time.Until(deadline), MaxOps: short}, callTimeout, r.acceptOp)
-		errs := s.Errors + more.Errors
 		s = merge(s, more)
-		s.Errors = errs
 		if more.Errors == 0 {
 			break
 		}
