@@ -91,6 +91,10 @@ type Options struct {
 	// the largest of the server's caches, and what its memory grows with
 	// as workflows accumulate. A DynamicConfigFile setting overrides it.
 	HistoryCache int
+	// SQLiteCacheMiB is the SQLite file's page cache in MiB (default 32).
+	// Its pages are allocated outside the Go heap in power-of-two slots,
+	// so the resident memory it costs once full is about twice this.
+	SQLiteCacheMiB int
 	// UnfairTaskQueues are task queues on which fair dispatch between
 	// fairness keys stays off (it is on everywhere else): for tests and
 	// benchmarks that show what tenants see without it.
@@ -222,10 +226,20 @@ func Start(opts Options) (*Server, error) {
 			dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 cmp.Or(opts.HistoryCache, 1024),
 			dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 			dynamicconfig.EnableEagerWorkflowStart.Key():                     true,
-			dynamicconfig.QueueMoveGroupTaskCountBase.Key():                  0,
-			dynamicconfig.QueueShrinkPredicateMaxPendingKeys.Key():           0,
-			dynamicconfig.QueuePendingTaskCriticalCount.Key():                50000,
-			dynamicconfig.QueuePendingTaskMaxCount.Key():                     55000,
+			// Eager activity dispatch (Temporal 1.32's default, pinned
+			// here): the activity a workflow task schedules on its own task
+			// queue comes back in that task's completion to the worker that
+			// has a free slot, skipping history's transfer queue and
+			// matching. On this server that hop costs up to 50 ms (the
+			// transfer queue polls at most 20 times a second per shard, and
+			// there is one shard): off, an http.request job's waiting POST
+			// and raw's ExecuteWorkflow+Get took p50 100 ms at concurrency 1,
+			// on 50 ms (docs/benchmarks.md).
+			dynamicconfig.EnableActivityEagerExecution.Key():       true,
+			dynamicconfig.QueueMoveGroupTaskCountBase.Key():        0,
+			dynamicconfig.QueueShrinkPredicateMaxPendingKeys.Key(): 0,
+			dynamicconfig.QueuePendingTaskCriticalCount.Key():      50000,
+			dynamicconfig.QueuePendingTaskMaxCount.Key():           55000,
 			// Fair dispatch between fairness keys (jobgate's tenants), so one
 			// tenant's backlog does not hold every worker slot while another
 			// tenant's jobs wait; off by default in Temporal.
@@ -355,21 +369,25 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		// file through the plugin's single connection, so exclusive
 		// locking costs nothing and spares every transaction the
 		// shared-memory WAL index and its file locks (no other process
-		// may open the file while the server runs). A 64 MiB page cache
-		// (the default is 2 MiB) keeps the visibility table's many
-		// indexes in memory, and checkpointing every 4000 WAL pages
+		// may open the file while the server runs). A 32 MiB page cache
+		// (SQLiteCacheMiB; SQLite's default is 2 MiB) keeps the
+		// visibility table's indexes in memory, and checkpointing every 4000 WAL pages
 		// rather than 1000 syncs a quarter as often. Over five or six
 		// interleaved runs each on two shared cores, they took end-to-end
 		// jobs from ~41/s to ~54/s and plain starts from ~218/s to ~234/s
 		// (in memory: ~58/s and ~273/s). Four connections instead of one
-		// (readers beside the writer) measured slower.
+		// (readers beside the writer) measured slower. The cache was
+		// 64 MiB then; SQLite's allocator (modernc.org/memory) puts each
+		// 4 KiB page and its header in an 8 KiB slot, so it cost ~128 MiB
+		// of the all-in-one's resident memory at 70,000 stored jobs, nearly a
+		// third of it; 32 MiB halves that (docs/benchmarks.md).
 		conf.ConnectAttributes = map[string]string{
 			"mode":               "rwc",
 			"journal_mode":       "wal",
 			"synchronous":        "normal",
 			"busy_timeout":       "10000",
 			"locking_mode":       "exclusive",
-			"cache_size":         "-65536",
+			"cache_size":         "-" + strconv.Itoa(cmp.Or(opts.SQLiteCacheMiB, 32)*1024),
 			"wal_autocheckpoint": "4000",
 		}
 		conf.DatabaseName = opts.DatabaseFile
