@@ -100,8 +100,10 @@ func startEmbedded(cfg Config) (*devserver.Server, error) {
 			workflows.KindKey.GetName():   enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 			workflows.StateKey.GetName():  enumspb.INDEXED_VALUE_TYPE_KEYWORD,
 		},
-		LogLevel:     cfg.EmbeddedLogLevel,
-		HistoryCache: cfg.EmbeddedHistoryCache,
+		LogLevel:          cfg.EmbeddedLogLevel,
+		HistoryCache:      cfg.EmbeddedHistoryCache,
+		DynamicConfigFile: cfg.EmbeddedDynamicConfig,
+		SQLiteCacheMiB:    cfg.EmbeddedSQLiteCache,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded Temporal server: %w", err)

@@ -82,6 +82,15 @@ type Config struct {
 	// workflow that is not cached is read from the store when it next
 	// moves. 0 takes the default, 1024.
 	EmbeddedHistoryCache int `envconfig:"EMBEDDED_HISTORY_CACHE" default:"1024"`
+	// EmbeddedSQLiteCache is the embedded server's SQLite page cache in
+	// MiB (file store only); its resident cost once full is about twice
+	// this. 0 takes the default, 32.
+	EmbeddedSQLiteCache int `envconfig:"EMBEDDED_SQLITE_CACHE_MIB" default:"32"`
+	// EmbeddedDynamicConfig is a Temporal dynamic config YAML file (the
+	// format of deploy/temporal/dynamicconfig.yaml) whose settings
+	// override the embedded server's: its caches, its task queues, eager
+	// dispatch. A key the server does not know fails the start.
+	EmbeddedDynamicConfig string `envconfig:"EMBEDDED_DYNAMIC_CONFIG"`
 	// PublicURL is the base of absolute URLs in Location headers and links;
 	// empty gives absolute paths.
 	PublicURL string `envconfig:"PUBLIC_URL"`
@@ -231,6 +240,9 @@ func loadConfigFrom(lookup func(string) (string, bool)) (Config, error) {
 	}
 	if cfg.EmbeddedStore != "file" && cfg.EmbeddedStore != "memory" && !cfg.embeddedPostgres() {
 		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file, memory or a postgres:// URL, not %q", cfg.EmbeddedStore)
+	}
+	if cfg.EmbeddedSQLiteCache < 0 {
+		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (the default) or more, not %d", cfg.EmbeddedSQLiteCache)
 	}
 	if cfg.ResultTTL <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)
