@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kelseyhightower/envconfig"
+
 	"github.com/jobgate/jobgate/activities"
 	"github.com/jobgate/jobgate/httpapi"
 )
@@ -212,15 +214,29 @@ type Config struct {
 }
 
 // loadConfig reads and checks the configuration from the environment.
-func loadConfig() (Config, error) { return loadConfigFrom(os.LookupEnv) }
+func loadConfig() (Config, error) {
+	var cfg Config
+	if err := envconfig.Process("jobgate", &cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return checkConfig(cfg, os.LookupEnv)
+}
 
 // loadConfigFrom reads and checks the configuration from the variables
-// lookup finds.
+// lookup finds: loadConfig's reading through readEnv, envconfig's rules
+// over a lookup (envconfig reads only the process's environment, which
+// parallel tests cannot each set).
 func loadConfigFrom(lookup func(string) (string, bool)) (Config, error) {
 	var cfg Config
 	if err := readEnv(lookup, &cfg); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
+	return checkConfig(cfg, lookup)
+}
+
+// checkConfig completes and checks cfg, read from the variables lookup
+// finds.
+func checkConfig(cfg Config, lookup func(string) (string, bool)) (Config, error) {
 	if _, set := lookup("JOBGATE_RESULT_BLOB_THRESHOLD"); !set {
 		cfg.ResultBlobThreshold = activities.DefaultResultBlobThreshold
 	}

@@ -80,8 +80,9 @@ type Process struct {
 func LoadConfig() (Config, error) { return loadConfig() }
 
 // LoadConfigFrom is LoadConfig from the JOBGATE_* variables lookup finds
-// instead of the environment (os.LookupEnv is LoadConfig), for a test or
-// a custom binary that configures a Process as an operator would.
+// instead of the environment, by envconfig's rules (TestReadEnvIsEnvconfig
+// holds them to envconfig.Process), for a test or a custom binary that
+// configures a Process as an operator would.
 func LoadConfigFrom(lookup func(name string) (value string, set bool)) (Config, error) {
 	return loadConfigFrom(lookup)
 }
