@@ -86,8 +86,8 @@ type Config struct {
 	EmbeddedHistoryCache int `envconfig:"EMBEDDED_HISTORY_CACHE" default:"1024"`
 	// EmbeddedSQLiteCache is the embedded server's SQLite page cache in
 	// MiB (file store only); its resident cost once full is about twice
-	// this. 0 takes the default, 32.
-	EmbeddedSQLiteCache int `envconfig:"EMBEDDED_SQLITE_CACHE_MIB" default:"32"`
+	// this. 0 takes the default, 16.
+	EmbeddedSQLiteCache int `envconfig:"EMBEDDED_SQLITE_CACHE_MIB" default:"16"`
 	// EmbeddedDynamicConfig is a Temporal dynamic config YAML file (the
 	// format of deploy/temporal/dynamicconfig.yaml) whose settings
 	// override the embedded server's: its caches, its task queues, eager

@@ -61,7 +61,7 @@ func TestLoadConfigRefusesUnknownCompression(t *testing.T) {
 func TestLoadConfigEmbeddedSQLiteCache(t *testing.T) {
 	cfg, err := loadConfig()
 	require.NoError(t, err)
-	require.Equal(t, 32, cfg.EmbeddedSQLiteCache, "the default")
+	require.Equal(t, 16, cfg.EmbeddedSQLiteCache, "the default")
 	t.Setenv("JOBGATE_EMBEDDED_SQLITE_CACHE_MIB", "-1")
 	_, err = loadConfig()
 	require.ErrorContains(t, err, "JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (the default) or more")

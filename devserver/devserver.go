@@ -91,7 +91,7 @@ type Options struct {
 	// the largest of the server's caches, and what its memory grows with
 	// as workflows accumulate. A DynamicConfigFile setting overrides it.
 	HistoryCache int
-	// SQLiteCacheMiB is the SQLite file's page cache in MiB (default 32).
+	// SQLiteCacheMiB is the SQLite file's page cache in MiB (default 16).
 	// Its pages are allocated outside the Go heap in power-of-two slots,
 	// so the resident memory it costs once full is about twice this.
 	SQLiteCacheMiB int
@@ -369,7 +369,7 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		// file through the plugin's single connection, so exclusive
 		// locking costs nothing and spares every transaction the
 		// shared-memory WAL index and its file locks (no other process
-		// may open the file while the server runs). A 32 MiB page cache
+		// may open the file while the server runs). A 16 MiB page cache
 		// (SQLiteCacheMiB; SQLite's default is 2 MiB) keeps the
 		// visibility table's indexes in memory, and checkpointing every 4000 WAL pages
 		// rather than 1000 syncs a quarter as often. Over five or six
@@ -380,14 +380,16 @@ func sqlConfig(opts Options) (*config.SQL, error) {
 		// 64 MiB then; SQLite's allocator (modernc.org/memory) puts each
 		// 4 KiB page and its header in an 8 KiB slot, so it cost ~128 MiB
 		// of the all-in-one's resident memory at 70,000 stored jobs, nearly a
-		// third of it; 32 MiB halves that (docs/benchmarks.md).
+		// third of it; 32 MiB halved that, and 16 MiB keeps the all-in-one of
+		// a full benchmark run at 70,000 jobs under 450 MiB, where 32 MiB
+		// peaked at 453 MiB (docs/benchmarks.md).
 		conf.ConnectAttributes = map[string]string{
 			"mode":               "rwc",
 			"journal_mode":       "wal",
 			"synchronous":        "normal",
 			"busy_timeout":       "10000",
 			"locking_mode":       "exclusive",
-			"cache_size":         "-" + strconv.Itoa(cmp.Or(opts.SQLiteCacheMiB, 32)*1024),
+			"cache_size":         "-" + strconv.Itoa(cmp.Or(opts.SQLiteCacheMiB, 16)*1024),
 			"wal_autocheckpoint": "4000",
 		}
 		conf.DatabaseName = opts.DatabaseFile
