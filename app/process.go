@@ -270,12 +270,18 @@ func (p *Process) loadSecrets(context.Context) error {
 // kinds are named here without their dependencies (which need Temporal):
 // only their names are checked against.
 func (p *Process) loadKindsFile(context.Context) error {
-	if p.cfg.KindsFile == "" {
-		return nil
-	}
 	taken := append(append(activities.Builtin(activities.Deps{}), flow.Builtin()...), p.extra...)
-	var err error
-	p.declared, err = external.Load(p.cfg.KindsFile, taken, p.cfg.TaskQueue)
+	if p.cfg.KindsFile != "" {
+		var err error
+		if p.declared, err = external.Load(p.cfg.KindsFile, taken, p.cfg.TaskQueue); err != nil {
+			return err
+		}
+	}
+	// The registry buildKinds makes once Temporal is dialled, built now
+	// from the same kinds (the built-in ones without their dependencies):
+	// a caller's kind whose name is taken or whose schema does not
+	// compile fails start-up before anything listens or connects.
+	_, err := job.NewRegistry(append(taken, p.declared...)...)
 	return err
 }
 
@@ -452,7 +458,9 @@ func (p *Process) engineConfig() engine.Config {
 // of its own that only reads (the process's one runs these kinds, so it
 // comes after them).
 func (p *Process) buildKinds(context.Context) error {
-	lister := engine.New(p.client, nil, p.engineConfig())
+	lcfg := p.engineConfig()
+	lcfg.FinishedCacheSize = -1 // it only lists: no finished-job cache
+	lister := engine.New(p.client, nil, lcfg)
 	deps := activities.Deps{Outbound: outbound(p.cfg, p.reserved), Blobs: p.blobs, Jobs: lister}
 	all := append(append(activities.Builtin(deps), flow.Builtin()...), p.extra...)
 	var err error
