@@ -270,7 +270,7 @@ func (p *Process) loadSecrets(context.Context) error {
 // kinds are named here without their dependencies (which need Temporal):
 // only their names are checked against.
 func (p *Process) loadKindsFile(context.Context) error {
-	taken := append(append(activities.Builtin(activities.Deps{}), flow.Builtin()...), p.extra...)
+	taken := p.kindsWith(activities.Deps{})
 	if p.cfg.KindsFile != "" {
 		var err error
 		if p.declared, err = external.Load(p.cfg.KindsFile, taken, p.cfg.TaskQueue); err != nil {
@@ -462,10 +462,15 @@ func (p *Process) buildKinds(context.Context) error {
 	lcfg.FinishedCacheSize = -1 // it only lists: no finished-job cache
 	lister := engine.New(p.client, nil, lcfg)
 	deps := activities.Deps{Outbound: outbound(p.cfg, p.reserved), Blobs: p.blobs, Jobs: lister}
-	all := append(append(activities.Builtin(deps), flow.Builtin()...), p.extra...)
 	var err error
-	p.kinds, err = job.NewRegistry(append(all, p.declared...)...)
+	p.kinds, err = job.NewRegistry(append(p.kindsWith(deps), p.declared...)...)
 	return err
+}
+
+// kindsWith is every kind but those of JOBGATE_KINDS_FILE: the built-in
+// ones on deps, and the caller's.
+func (p *Process) kindsWith(deps activities.Deps) []job.Kind {
+	return append(append(activities.Builtin(deps), flow.Builtin()...), p.extra...)
 }
 
 // newJobService builds the process's one job service: the API's, and what
@@ -489,11 +494,9 @@ func (p *Process) startWorker(context.Context) error {
 	if !cfg.runsWorker() {
 		return nil
 	}
-	w := worker.New(p.client, cfg.TaskQueue, p.kinds, p.workerOpts)
-	if err := w.Start(); err != nil {
-		return fmt.Errorf("start worker on task queue %q: %w", cfg.TaskQueue, err)
+	if _, err := p.StartWorker(); err != nil {
+		return err
 	}
-	p.onStop(func(context.Context) { w.Stop() })
 	fmt.Fprintf(p.out, "jobgate: worker polling task queue %q with kinds %v\n", cfg.TaskQueue, kindNames(p.kinds))
 	if cfg.AllowPrivateTargets {
 		warnPrivateTargets(p.reserved.Addresses(), p.logger, p.out)
