@@ -2,38 +2,25 @@ package engine
 
 import (
 	"context"
-	"fmt"
-
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/jobgate/jobgate/external"
+	"github.com/jobgate/jobgate/internal/closeevent"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
 
-// waitClosed blocks until the workflow of job id closes, with Temporal's
-// own long-poll of its history filtered to the close event, and returns
-// that event; it returns ctx's error when ctx ends first, or the failure
-// of the long-poll. It is how the end of a job reaches long-polls, event
-// streams and waiting submissions without polling.
+// waitClosed blocks until the workflow of job id closes and returns its
+// close event (closeevent.Wait: Temporal's own long-polls on the
+// workflow's history, which do not miss the close as a long-poll filtered
+// to the close event can); it returns ctx's error when ctx ends first, or
+// the failure of a long-poll. It is how the end of a job reaches
+// long-polls, event streams and waiting submissions without polling.
 func (s *Service) waitClosed(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
-	it := s.c.GetWorkflowHistory(ctx, id, "", true, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return nil, err
-		}
-		if ev != nil {
-			return ev, nil
-		}
-	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	return nil, fmt.Errorf("job %s: its history ended without a close event", id)
+	return closeevent.Wait(ctx, s.c.WorkflowService(), s.cfg.Namespace, id)
 }
 
 // closedJob builds a finished job's status from last, its status as last

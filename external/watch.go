@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/internal/closeevent"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -92,25 +93,16 @@ func Wait(ctx context.Context, id string) error {
 		}
 	}()
 	for {
-		it := c.GetWorkflowHistory(ctx, id, "", true, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
-		continued := false
-		for it.HasNext() {
-			ev, err := it.Next()
-			var notFound *serviceerror.NotFound
-			if errors.As(err, &notFound) {
-				return temporal.NewNonRetryableApplicationError("job "+id+" does not exist", notFoundType, err)
-			}
-			if err != nil {
-				return err
-			}
-			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
-				continued = true
-				break
-			}
-			return nil
+		ev, err := closeevent.Wait(ctx, c.WorkflowService(), activity.GetInfo(ctx).WorkflowNamespace, id)
+		var notFound *serviceerror.NotFound
+		if errors.As(err, &notFound) {
+			return temporal.NewNonRetryableApplicationError("job "+id+" does not exist", notFoundType, err)
 		}
-		if !continued {
-			return errors.New("job " + id + ": its history ended without a close event")
+		if err != nil {
+			return err
+		}
+		if ev.GetEventType() != enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW {
+			return nil
 		}
 	}
 }
