@@ -308,3 +308,13 @@ func TestClusterReport(t *testing.T) {
 	require.Contains(t, md, "2.00/s (c=64) (3 errors)")
 	require.Regexp(t, `\| 0.00/s +\| 3 +\|`, md, "503s counted")
 }
+
+// The report's "Measured with" line can be pasted into a shell: an empty
+// argument stays an argument.
+func TestShellWords(t *testing.T) {
+	got := shellWords([]string{"-jobgate", "./jobgate", "-chart", "", "-phases", "main,sync", "-x", "a b"})
+	want := `-jobgate ./jobgate -chart "" -phases main,sync -x "a b"`
+	if got != want {
+		t.Errorf("shellWords = %s, want %s", got, want)
+	}
+}

@@ -237,7 +237,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	r := &results{Command: "go run ./cmd/jobgate-bench " + strings.Join(os.Args[1:], " "), Began: time.Now(), Quick: o.quick}
+	r := &results{Command: "go run ./cmd/jobgate-bench " + shellWords(os.Args[1:]), Began: time.Now(), Quick: o.quick}
 	r.Command = strings.TrimSpace(r.Command)
 
 	var failures []error
@@ -324,4 +324,17 @@ func findBinary(flagged, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/jobgate (run the bench from the repository root, or pass -jobgate): %w", err)
 	}
 	return out, nil
+}
+
+// shellWords writes args as a shell would need them typed: an empty
+// argument (-chart "") as "", one with spaces or quotes quoted.
+func shellWords(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$`\\|&;<>()*?[]#~") {
+			a = strconv.Quote(a)
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }

@@ -73,8 +73,10 @@ type syncRow struct {
 	Sleep, HTTP, Raw stats
 	// From a job's end (its workflow's close time) to a waiting
 	// long-poll's answer, to an event stream's final event, and from a raw
-	// workflow's close to its Get's return.
-	LongPoll, Stream, RawEnd stats
+	// workflow's close to its Get's return; RawJobEnd is from a job's end
+	// to the return of the plain SDK's Get of the job's own workflow (the
+	// same close, delivered by Temporal to an SDK client).
+	LongPoll, Stream, RawEnd, RawJobEnd stats
 }
 
 const (
@@ -86,6 +88,10 @@ const (
 	// endJobDuration is how long the jobs of the end-to-waiter trials
 	// run, so that their waiters are in place before they end.
 	endJobDuration = time.Second
+	// endMinTrials is the fewest end-to-waiter trials of each kind per
+	// concurrency: at concurrency 1, -sync-rounds alone would make a p50
+	// of six numbers.
+	endMinTrials = 30
 )
 
 func rawSleepWorkflow(ctx workflow.Context, d time.Duration) error {
@@ -159,13 +165,19 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 		s, _ := alternateN(ctx, loadSpec{Concurrency: conc, Duration: o.sync.duration}, 6, nil, rawOp, sleepOp, httpOp)
 		row.Raw, row.Sleep, row.HTTP = s[0], s[1], s[2]
 		logf("sync: a job's end to a waiting long-poll and to an event stream, and raw Get, at concurrency %d, in turns", conc)
-		e := endRounds(ctx, conc, o.sync.rounds,
+		rounds := max(o.sync.rounds, (endMinTrials+conc-1)/conc)
+		if o.quick {
+			rounds = o.sync.rounds
+		}
+		e := endRounds(ctx, conc, rounds,
 			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c) },
 			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a) },
-			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a) })
-		row.RawEnd, row.LongPoll, row.Stream = e[0], e[1], e[2]
+			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a) },
+			func(ctx context.Context) (time.Duration, error) { return rawJobEnd(ctx, a, c) })
+		row.RawEnd, row.LongPoll, row.Stream, row.RawJobEnd = e[0], e[1], e[2], e[3]
 		for name, st := range map[string]stats{"raw ExecuteWorkflow + Get": row.Raw, "waiting POST sleep 0": row.Sleep, "waiting POST http.request": row.HTTP,
-			"raw Get at the end": row.RawEnd, "long-poll at the end": row.LongPoll, "event stream at the end": row.Stream} {
+			"raw Get at the end": row.RawEnd, "long-poll at the end": row.LongPoll, "event stream at the end": row.Stream,
+			"raw Get of a job at its end": row.RawJobEnd} {
 			if err := failed(fmt.Sprintf("sync %s at concurrency %d", name, conc), st); err != nil {
 				logf("%v", err)
 				errs = append(errs, err)
@@ -236,6 +248,25 @@ func rawEnd(ctx context.Context, c client.Client) (time.Duration, error) {
 	}
 	got := time.Now()
 	d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	if err != nil {
+		return 0, err
+	}
+	return got.Sub(d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()), nil
+}
+
+// rawJobEnd submits a job of endJobDuration and waits for its workflow's
+// close with the plain SDK's Get (a history long-poll filtered to the
+// close event); it returns the time from the close to the Get's return.
+func rawJobEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
+	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
+	if err != nil {
+		return 0, err
+	}
+	if err := c.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+		return 0, err
+	}
+	got := time.Now()
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
 	if err != nil {
 		return 0, err
 	}
@@ -390,6 +421,15 @@ func (r *results) syncMarkdown() string {
 			ms(s.RawEnd.P(50))+errNote(s.RawEnd), ms(s.RawEnd.P(99)),
 			ratio(float64(s.LongPoll.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.LongPoll.P(99)), float64(s.RawEnd.P(99))),
 			ratio(float64(s.Stream.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.Stream.P(99)), float64(s.RawEnd.P(99))))
+	}
+	b.WriteString(t.markdown() + "\n")
+	fmt.Fprintf(&b, "The same close delivered by Temporal to an SDK client: from a `sleep %d` job's end to the return of the plain SDK's `Get` of the job's own workflow (a history long-poll filtered to the close event, in the bench's process), in the same rounds, against the long-poll and stream figures above.\n\n", int(endJobDuration/time.Second))
+	t = newTable("concurrency", "SDK Get of the job p50", "p99", "max", "long-poll / SDK Get p50", "p99", "stream / SDK Get p50", "p99", "long-poll max", "stream max")
+	for _, s := range r.Sync {
+		t.add(fmt.Sprint(s.Conc), ms(s.RawJobEnd.P(50))+errNote(s.RawJobEnd), ms(s.RawJobEnd.P(99)), ms(s.RawJobEnd.P(100)),
+			ratio(float64(s.LongPoll.P(50)), float64(s.RawJobEnd.P(50))), ratio(float64(s.LongPoll.P(99)), float64(s.RawJobEnd.P(99))),
+			ratio(float64(s.Stream.P(50)), float64(s.RawJobEnd.P(50))), ratio(float64(s.Stream.P(99)), float64(s.RawJobEnd.P(99))),
+			ms(s.LongPoll.P(100)), ms(s.Stream.P(100)))
 	}
 	b.WriteString(t.markdown() + "\n")
 	return b.String()
