@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
 )
 
 // The raw baseline: a workflow with one no-op activity, started and run
@@ -47,11 +48,11 @@ func (quietLogger) Error(string, ...any) {}
 // auto), it does not compress: the SDK's default gzip would cost the raw
 // side CPU, in the bench and in the server, that jobgate's side does not
 // pay.
-func dial(ctx context.Context, address string) (client.Client, error) {
+func dial(ctx context.Context, address string, opts ...grpc.DialOption) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{HostPort: address, Logger: quietLogger{},
-		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}}})
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}, DialOptions: opts}})
 	if err != nil {
 		return nil, fmt.Errorf("dial Temporal at %s: %w", address, err)
 	}

@@ -21,12 +21,15 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/grpc"
 )
 
 // The sync phase: the completion path. A short job's round trip through
 // the synchronous shortcut (POST /v1/jobs with Prefer: wait, answered 303)
 // against the plain SDK's ExecuteWorkflow + Get of a workflow with one
-// no-op activity; and the time from a job's end to a waiting long-poll's
+// no-op activity, and the round trip of a client that submits without
+// waiting and follows the job with a long-poll or its event stream; and
+// the time from a job's end to a waiting long-poll's
 // answer and to an open event stream's final event against the time from
 // a plain workflow's end to its Get's return. All on one all-in-one
 // jobgate, in alternating rounds.
@@ -71,12 +74,25 @@ type syncRow struct {
 	// Round trips: waiting POSTs of sleep 0 and of an http.request to a
 	// loopback server, and raw ExecuteWorkflow + Get.
 	Sleep, HTTP, Raw stats
+	// Round trips of a client that does not wait on the POST: an
+	// http.request job submitted (202), then followed to its end by a
+	// long-poll (GET with Prefer: wait) or by its event stream.
+	HTTPPoll, HTTPStream stats
 	// From a job's end (its workflow's close time) to a waiting
 	// long-poll's answer, to an event stream's final event, and from a raw
 	// workflow's close to its Get's return; RawJobEnd is from a job's end
 	// to the return of the plain SDK's Get of the job's own workflow (the
 	// same close, delivered by Temporal to an SDK client).
 	LongPoll, Stream, RawEnd, RawJobEnd stats
+	// RawWorkerEnd is from a raw workflow's close to the return of its
+	// worker's call that closed it (RespondWorkflowTaskCompleted), for the
+	// workflows of RawEnd: when the worker's process could know of the
+	// close without a long-poll.
+	RawWorkerEnd stats
+	// RawWorkerRead is from the same close to the return of a read of the
+	// close event issued when that call returned: when such a process
+	// could know the close time.
+	RawWorkerRead stats
 }
 
 const (
@@ -128,10 +144,12 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 			logf("%v", err)
 		}
 	}()
-	c, err := dial(ctx, all.TemporalAddress())
+	cs := newCompletions()
+	c, err := dial(ctx, all.TemporalAddress(), grpc.WithChainUnaryInterceptor(cs.intercept))
 	if err != nil {
 		return err
 	}
+	cs.read = readCloseEvent(c.WorkflowService(), "default")
 	defer c.Close()
 	w := worker.New(c, syncRawQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(rawWorkflow, workflow.RegisterOptions{Name: rawWorkflowName})
@@ -150,10 +168,13 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 
 	a := newAPI(all.HTTP, 64)
 	sleepOp := waitingPost(a, sleepBody(0))
-	httpOp := waitingPost(a, `{"kind":"http.request","input":{"url":"`+target+`"}}`)
+	httpBody := `{"kind":"http.request","input":{"url":"` + target + `"}}`
+	httpOp := waitingPost(a, httpBody)
+	pollOp := submitAndFollow(a, httpBody, longPollToEnd)
+	streamOp := submitAndFollow(a, httpBody, streamToEnd)
 	rawOp := func(ctx context.Context, _ int) error { return rawExecute(ctx, c, rawWorkflowName) }
 	logf("sync: warm-up")
-	for _, f := range []op{sleepOp, httpOp, rawOp} {
+	for _, f := range []op{sleepOp, httpOp, pollOp, streamOp, rawOp} {
 		if s := runLoad(ctx, loadSpec{Concurrency: 4, Duration: time.Minute, MaxOps: 40}, callTimeout, f); s.Errors > 0 {
 			return fmt.Errorf("sync warm-up: %d failed, the first: %v", s.Errors, s.FirstError)
 		}
@@ -161,21 +182,23 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 	var errs []error
 	for _, conc := range o.sync.conc {
 		row := syncRow{Conc: conc}
-		logf("sync: waiting POSTs (sleep 0, http.request) and raw ExecuteWorkflow + Get at concurrency %d, in turns", conc)
-		s, _ := alternateN(ctx, loadSpec{Concurrency: conc, Duration: o.sync.duration}, 6, nil, rawOp, sleepOp, httpOp)
-		row.Raw, row.Sleep, row.HTTP = s[0], s[1], s[2]
+		logf("sync: waiting POSTs (sleep 0, http.request), POSTs followed by a long-poll and by an event stream (http.request), and raw ExecuteWorkflow + Get at concurrency %d, in turns", conc)
+		s, _ := alternateN(ctx, loadSpec{Concurrency: conc, Duration: o.sync.duration}, 6, nil, rawOp, sleepOp, httpOp, pollOp, streamOp)
+		row.Raw, row.Sleep, row.HTTP, row.HTTPPoll, row.HTTPStream = s[0], s[1], s[2], s[3], s[4]
 		logf("sync: a job's end to a waiting long-poll and to an event stream, and raw Get, at concurrency %d, in turns", conc)
 		rounds := max(o.sync.rounds, (endMinTrials+conc-1)/conc)
 		if o.quick {
 			rounds = o.sync.rounds
 		}
 		e := endRounds(ctx, conc, rounds,
-			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c) },
+			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c, cs) },
 			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a) },
 			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a) },
 			func(ctx context.Context) (time.Duration, error) { return rawJobEnd(ctx, a, c) })
 		row.RawEnd, row.LongPoll, row.Stream, row.RawJobEnd = e[0], e[1], e[2], e[3]
+		row.RawWorkerEnd, row.RawWorkerRead = cs.drain()
 		for name, st := range map[string]stats{"raw ExecuteWorkflow + Get": row.Raw, "waiting POST sleep 0": row.Sleep, "waiting POST http.request": row.HTTP,
+			"POST and long-poll http.request": row.HTTPPoll, "POST and event stream http.request": row.HTTPStream,
 			"raw Get at the end": row.RawEnd, "long-poll at the end": row.LongPoll, "event stream at the end": row.Stream,
 			"raw Get of a job at its end": row.RawJobEnd} {
 			if err := failed(fmt.Sprintf("sync %s at concurrency %d", name, conc), st); err != nil {
@@ -237,8 +260,9 @@ func rawExecute(ctx context.Context, c client.Client, workflowType string, args 
 }
 
 // rawEnd runs a raw workflow of endJobDuration and returns the time from
-// its close to its Get's return.
-func rawEnd(ctx context.Context, c client.Client) (time.Duration, error) {
+// its close to its Get's return; it notes in cs when the worker's call
+// that closed it returned.
+func rawEnd(ctx context.Context, c client.Client, cs *completions) (time.Duration, error) {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: uuid.NewString(), TaskQueue: syncRawQueue, EnableEagerStart: true}, rawSleepWorkflowName, endJobDuration)
 	if err != nil {
 		return 0, err
@@ -251,7 +275,9 @@ func rawEnd(ctx context.Context, c client.Client) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	return got.Sub(d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()), nil
+	closed := d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
+	cs.note(run.GetID(), closed)
+	return got.Sub(closed), nil
 }
 
 // rawJobEnd submits a job of endJobDuration and waits for its workflow's
@@ -290,31 +316,39 @@ func longPollEnd(ctx context.Context, a *api) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	s, got, err := longPollToEnd(ctx, a, id)
+	return got.Sub(s.CompletedAt), err
+}
+
+// longPollToEnd long-polls job id (GET with Prefer: wait and the last
+// ETag) until it has ended; it returns the final status and when its
+// answer was read.
+func longPollToEnd(ctx context.Context, a *api, id string) (endStatus, time.Time, error) {
 	header := map[string]string{"Prefer": "wait=30"}
 	for {
 		resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", header)
 		if err != nil {
-			return 0, err
+			return endStatus{}, time.Time{}, err
 		}
 		b, err := io.ReadAll(resp.Body)
 		got := time.Now()
 		resp.Body.Close()
 		if err != nil {
-			return 0, err
+			return endStatus{}, time.Time{}, err
 		}
 		switch resp.StatusCode {
 		case http.StatusNotModified:
 			continue
 		case http.StatusOK:
 		default:
-			return 0, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+			return endStatus{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 		}
 		var s endStatus
 		if err := json.Unmarshal(b, &s); err != nil {
-			return 0, fmt.Errorf("decode a long-poll's answer: %w", err)
+			return endStatus{}, time.Time{}, fmt.Errorf("decode a long-poll's answer: %w", err)
 		}
 		if s.terminal() {
-			return got.Sub(s.CompletedAt), nil
+			return s, got, nil
 		}
 		header["If-None-Match"] = resp.Header.Get("ETag")
 	}
@@ -327,14 +361,21 @@ func streamEnd(ctx context.Context, a *api) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	s, got, err := streamToEnd(ctx, a, id)
+	return got.Sub(s.CompletedAt), err
+}
+
+// streamToEnd reads job id's event stream until an event says it has
+// ended; it returns that status and when the event was read.
+func streamToEnd(ctx context.Context, a *api, id string) (endStatus, time.Time, error) {
 	resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", "", nil)
 	if err != nil {
-		return 0, err
+		return endStatus{}, time.Time{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		return endStatus{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -346,16 +387,34 @@ func streamEnd(ctx context.Context, a *api) (time.Duration, error) {
 		got := time.Now()
 		var s endStatus
 		if err := json.Unmarshal([]byte(data), &s); err != nil {
-			return 0, fmt.Errorf("decode an event: %w", err)
+			return endStatus{}, time.Time{}, fmt.Errorf("decode an event: %w", err)
 		}
 		if s.terminal() {
-			return got.Sub(s.CompletedAt), nil
+			return s, got, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return endStatus{}, time.Time{}, err
 	}
-	return 0, fmt.Errorf("job %s: its event stream ended before the job", id)
+	return endStatus{}, time.Time{}, fmt.Errorf("job %s: its event stream ended before the job", id)
+}
+
+// submitAndFollow submits body without waiting (202) and follows the job
+// to its end with follow (a long-poll or the event stream), requiring it
+// to succeed: a client's round trip when it does not use Prefer: wait on
+// the POST.
+func submitAndFollow(a *api, body string, follow func(context.Context, *api, string) (endStatus, time.Time, error)) op {
+	return func(ctx context.Context, _ int) error {
+		id, err := a.submit(ctx, body, "")
+		if err != nil {
+			return err
+		}
+		s, _, err := follow(ctx, a, id)
+		if err == nil && s.State != "succeeded" {
+			err = fmt.Errorf("job %s ended %s", id, s.State)
+		}
+		return err
+	}
 }
 
 // endRounds runs rounds of trials: in each, every trial kind runs conc
@@ -414,6 +473,15 @@ func (r *results) syncMarkdown() string {
 			ratio(float64(s.HTTP.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTP.P(99)), float64(s.Raw.P(99))))
 	}
 	b.WriteString(t.markdown() + "\n")
+	b.WriteString("The same `http.request` job's round trip for a client that does not wait on the POST: the POST answered `202`, then the job followed to its end by a long-poll (`GET` with `Prefer: wait`, the answer with the finished status) or by its event stream (the final event), in the same turns as the table above, against the same raw `ExecuteWorkflow` + `Get`.\n\n")
+	t = newTable("concurrency", "POST + long-poll p50", "p99", "POST + stream p50", "p99", "raw Execute + Get p50", "p99", "long-poll / raw p50", "p99", "stream / raw p50", "p99")
+	for _, s := range r.Sync {
+		t.add(fmt.Sprint(s.Conc), ms(s.HTTPPoll.P(50))+errNote(s.HTTPPoll), ms(s.HTTPPoll.P(99)), ms(s.HTTPStream.P(50))+errNote(s.HTTPStream), ms(s.HTTPStream.P(99)),
+			ms(s.Raw.P(50))+errNote(s.Raw), ms(s.Raw.P(99)),
+			ratio(float64(s.HTTPPoll.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTPPoll.P(99)), float64(s.Raw.P(99))),
+			ratio(float64(s.HTTPStream.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTPStream.P(99)), float64(s.Raw.P(99))))
+	}
+	b.WriteString(t.markdown() + "\n")
 	fmt.Fprintf(&b, "From a job's end (its workflow's close time) to the answer of a long-poll waiting on it (`GET` with `Prefer: wait`) and to an open event stream's final event, for `sleep %d` jobs, against the time from a plain workflow's close (one activity of the same length) to the return of its `Get`; the given number of jobs at once, in turns.\n\n", int(endJobDuration/time.Second))
 	t = newTable("concurrency", "long-poll p50", "p99", "event stream p50", "p99", "raw Get p50", "p99", "long-poll / raw p50", "p99", "stream / raw p50", "p99")
 	for _, s := range r.Sync {
@@ -421,6 +489,15 @@ func (r *results) syncMarkdown() string {
 			ms(s.RawEnd.P(50))+errNote(s.RawEnd), ms(s.RawEnd.P(99)),
 			ratio(float64(s.LongPoll.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.LongPoll.P(99)), float64(s.RawEnd.P(99))),
 			ratio(float64(s.Stream.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.Stream.P(99)), float64(s.RawEnd.P(99))))
+	}
+	b.WriteString(t.markdown() + "\n")
+	b.WriteString("When a worker knows of the close: from the same raw workflows' close to the return of their worker's call that closed them (`RespondWorkflowTaskCompleted`, seen by an interceptor on the bench's worker client), and to the return of a read of the close event issued at that moment (`GetWorkflowExecutionHistory` of the close event, no long-poll), against the return of their `Get`. A waiter in the worker's process could learn of a job's end at the first moment without a long-poll, but its `completedAt` (the close time Temporal gives the event) only at the second.\n\n")
+	t = newTable("concurrency", "worker's closing call p50", "p99", "read after it p50", "p99", "raw Get p50", "p99", "worker / Get p50", "read / Get p50", "p99")
+	for _, s := range r.Sync {
+		t.add(fmt.Sprint(s.Conc), ms(s.RawWorkerEnd.P(50))+errNote(s.RawWorkerEnd), ms(s.RawWorkerEnd.P(99)),
+			ms(s.RawWorkerRead.P(50))+errNote(s.RawWorkerRead), ms(s.RawWorkerRead.P(99)), ms(s.RawEnd.P(50)), ms(s.RawEnd.P(99)),
+			ratio(float64(s.RawWorkerEnd.P(50)), float64(s.RawEnd.P(50))),
+			ratio(float64(s.RawWorkerRead.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.RawWorkerRead.P(99)), float64(s.RawEnd.P(99))))
 	}
 	b.WriteString(t.markdown() + "\n")
 	fmt.Fprintf(&b, "The same close delivered by Temporal to an SDK client: from a `sleep %d` job's end to the return of the plain SDK's `Get` of the job's own workflow (a history long-poll filtered to the close event, in the bench's process), in the same rounds, against the long-poll and stream figures above.\n\n", int(endJobDuration/time.Second))
