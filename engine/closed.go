@@ -14,13 +14,40 @@ import (
 )
 
 // waitClosed blocks until the workflow of job id closes and returns its
-// close event (closeevent.Wait: Temporal's own long-polls on the
+// close event (closeevent.Follow: Temporal's own long-polls on the
 // workflow's history, which do not miss the close as a long-poll filtered
 // to the close event can); it returns ctx's error when ctx ends first, or
 // the failure of a long-poll. It is how the end of a job reaches
-// long-polls, event streams and waiting submissions without polling.
-func (s *Service) waitClosed(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
-	return closeevent.Wait(ctx, s.c.WorkflowService(), s.cfg.Namespace, id)
+// long-polls, event streams and waiting submissions without polling. It
+// calls changed each time events that change a job's status arrive before
+// the close (statusEvent), so those who watch every change see it without
+// waiting for the next look-up.
+func (s *Service) waitClosed(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
+	return closeevent.Follow(ctx, s.c.WorkflowService(), s.cfg.Namespace, id, func(events []*historypb.HistoryEvent) {
+		for _, ev := range events {
+			if statusEvent(ev.GetEventType()) {
+				changed()
+				return
+			}
+		}
+	})
+}
+
+// statusEvent reports whether a history event of a running job's workflow
+// changes what its status shows: the memo (a workflow kind's progress,
+// steps and waitingFor, an external kind's progress), the JobState search
+// attribute (running, canceling) and a cancellation request. The rest of
+// a running job's status comes from its pending activity, which no event
+// records while it runs; an activity's completion and the workflow tasks
+// after it come just before the close, which the close waiter answers.
+func statusEvent(t enumspb.EventType) bool {
+	switch t {
+	case enumspb.EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED,
+		enumspb.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+		enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
+		return true
+	}
+	return false
 }
 
 // closedJob builds a finished job's status from last, its status as last

@@ -61,7 +61,9 @@ type Config struct {
 	// doubles from WatchInterval with each look-up that finds no change,
 	// up to this, and a change resets it (default 4s; at least
 	// WatchInterval). A job's end does not wait for it: the workflow's
-	// close reaches watchers at once.
+	// close reaches watchers at once, and so does a change its history
+	// records before the close (the look-up then takes its turn under
+	// WatchRate).
 	WatchMaxInterval time.Duration
 	// WatchRate bounds the look-ups of watched jobs per second, across all
 	// of them however many jobs and watchers there are (0: no bound).

@@ -16,11 +16,15 @@ import (
 // it, so a thousand long-polls of one job cost one Temporal call per
 // interval, not a thousand. Those who wait only for the job's end (a
 // waiting submission) need no look-ups at all: the job's close reaches
-// them through the loop's one long-poll on the workflow's close. A job's
-// interval backs off while its look-ups find no change, and a
-// process-wide bound (limit) spaces the look-ups of all watched jobs, so
-// the rate of look-ups stays bounded however many jobs are watched, by
-// however many watchers.
+// them through the loop's one long-poll on the workflow's close, which
+// follows the workflow's history: every batch of events recorded before
+// the close cuts the interval short, so what the history records (a
+// step's end, the memo written) reaches those who watch every change at
+// once, and the interval is for what it does not (an activity's heartbeat
+// progress). A job's interval backs off while its look-ups find no
+// change, and a process-wide bound (limit) spaces the look-ups of all
+// watched jobs, so the rate of look-ups stays bounded however many jobs
+// are watched, by however many watchers.
 type watchHub struct {
 	load func(ctx context.Context, tenant, id string) (*job.Job, error)
 	// interval is a job's look-up interval after a change; it doubles
@@ -35,8 +39,10 @@ type watchHub struct {
 	// closed, when set, blocks until the job's workflow closes (or ctx
 	// ends) and returns its close event; the loop then publishes the
 	// job's end at once instead of at its next interval, so a job's end
-	// reaches its watchers without polling.
-	closed func(ctx context.Context, id string) (*historypb.HistoryEvent, error)
+	// reaches its watchers without polling. It calls changed whenever
+	// the workflow's history grows before the close: the loop then looks
+	// the job up at once (in its turn) for those who watch every change.
+	closed func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error)
 	// final, when set, builds the finished status from the job's latest
 	// status and its close event, with no call to Temporal; when it
 	// cannot (ok false), the loop looks the job up.
@@ -140,11 +146,19 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	// watch it. Without it, those who wait for the end are polled for too.
 	polling := h.closed == nil
 	closed := make(chan closeResult, 1)
+	// changed holds one signal that the workflow's history grew; signals
+	// that arrive while one waits are the same signal.
+	changed := make(chan struct{}, 1)
 	if h.closed != nil {
 		cctx, stop := context.WithCancel(context.Background())
 		defer stop()
 		go func() {
-			ev, err := h.closed(cctx, id)
+			ev, err := h.closed(cctx, id, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
 			closed <- closeResult{ev, err}
 		}()
 	}
@@ -179,6 +193,12 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 			case <-h.after(delay):
 				h.mu.Lock()
 				lookUp = polling || w.refs > 0
+				h.mu.Unlock()
+			case <-changed:
+				// Only those who watch every change need the look-up;
+				// those who await the end get it from the close.
+				h.mu.Lock()
+				lookUp = w.refs > 0
 				h.mu.Unlock()
 			case c := <-closed:
 				if onClose(c) {

@@ -153,7 +153,7 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	s := newTestService(f, time.Hour)
 	closedNow := make(chan struct{})
 	var waiters atomic.Int32
-	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
+	s.watches.closed = func(ctx context.Context, id string, _ func()) (*historypb.HistoryEvent, error) {
 		waiters.Add(1)
 		select {
 		case <-closedNow:
@@ -202,6 +202,72 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	require.LessOrEqual(t, f.loads.Load(), int64(3), "look-ups are shared")
 }
 
+// A change recorded in the workflow's history before its close (a step's
+// end, a memo write) reaches those who watch every change at once, not at
+// the next look-up interval: the close waiter signals each batch of events
+// it follows, and the loop looks the job up then. Those who await only
+// the end cost no look-up for it.
+func TestWatchLooksUpWhenTheHistoryGrows(t *testing.T) {
+	t.Parallel()
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
+	s := newTestService(f, time.Hour)
+	grew := make(chan struct{})
+	s.watches.closed = func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
+		for {
+			select {
+			case <-grew:
+				changed()
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	// Awaiting the end only: a change in the history costs no look-up.
+	actx, stopAwait := context.WithCancel(context.Background())
+	awaited := make(chan struct{})
+	go func() {
+		defer close(awaited)
+		_, _ = s.Await(actx, "t", &job.Job{ID: "a", State: job.StateRunning})
+	}()
+	require.Eventually(t, func() bool {
+		s.watches.mu.Lock()
+		defer s.watches.mu.Unlock()
+		w := s.watches.watches["t\x00a"]
+		return w != nil && w.awaiting == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	grew <- struct{}{}
+	grew <- struct{}{} // the loop has had the first signal
+	time.Sleep(50 * time.Millisecond)
+	require.Zero(t, f.loads.Load(), "a change looked up for a waiter of the end only")
+
+	// Watching every change (joining the seeded loop, which makes no
+	// look-up for it): the change is looked up when the history grows,
+	// within moments rather than the hour's interval.
+	version := f.j.Version()
+	got := make(chan *job.Job, 1)
+	go func() {
+		j, _ := s.Watch(context.Background(), "t", "a", version)
+		got <- j
+	}()
+	require.Eventually(t, func() bool {
+		s.watches.mu.Lock()
+		defer s.watches.mu.Unlock()
+		return s.watches.watches["t\x00a"].refs == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	f.set(func(j *job.Job) { j.Progress = &job.Progress{Current: 1, Total: 2} }, nil)
+	grew <- struct{}{}
+	select {
+	case j := <-got:
+		require.NotNil(t, j)
+		require.EqualValues(t, 1, j.Progress.Current)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a change in the history did not reach the watcher before the next interval")
+	}
+	require.EqualValues(t, 1, f.loads.Load())
+	stopAwait()
+	<-awaited
+}
+
 // A waiting submission's wait makes no look-up of its own: seeded with
 // the job it just started, it costs only the watch's close waiter, however
 // long the job runs and however short the look-up interval, and the end
@@ -211,7 +277,7 @@ func TestAwaitMakesNoLookUps(t *testing.T) {
 	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
 	s := newTestService(f, 5*time.Millisecond)
 	closedNow := make(chan struct{})
-	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
+	s.watches.closed = func(ctx context.Context, id string, _ func()) (*historypb.HistoryEvent, error) {
 		select {
 		case <-closedNow:
 			return &historypb.HistoryEvent{EventId: 7}, nil
@@ -429,7 +495,7 @@ func TestWatchCloseSkipsTheQueue(t *testing.T) {
 	s := newTestService(f, time.Millisecond)
 	s.watches.limit(0.05) // after the first look-up, the next turn is 20s away
 	closedNow := make(chan struct{})
-	s.watches.closed = func(ctx context.Context, id string) (*historypb.HistoryEvent, error) {
+	s.watches.closed = func(ctx context.Context, id string, _ func()) (*historypb.HistoryEvent, error) {
 		select {
 		case <-closedNow:
 			return &historypb.HistoryEvent{}, nil

@@ -55,6 +55,16 @@ const (
 // error when ctx ends first, and Temporal's error (NotFound for a
 // workflow that does not exist) when a request fails otherwise.
 func Wait(ctx context.Context, ws workflowservice.WorkflowServiceClient, namespace, workflowID string) (*historypb.HistoryEvent, error) {
+	return Follow(ctx, ws, namespace, workflowID, nil)
+}
+
+// Follow is Wait, and calls onEvents (when not nil) with each batch of the
+// workflow's events that reaches it before the close, in order: from the
+// position Follow took at its start, every change to the workflow's
+// history (a step's end, a memo or search attribute written, an input
+// taken) as the server records it. onEvents runs on Follow's goroutine;
+// Follow waits for it.
+func Follow(ctx context.Context, ws workflowservice.WorkflowServiceClient, namespace, workflowID string, onEvents func([]*historypb.HistoryEvent)) (*historypb.HistoryEvent, error) {
 	req := &workflowservice.GetWorkflowExecutionHistoryRequest{
 		Namespace:              namespace,
 		Execution:              &commonpb.WorkflowExecution{WorkflowId: workflowID},
@@ -100,6 +110,9 @@ func Wait(ctx context.Context, ws workflowservice.WorkflowServiceClient, namespa
 		}
 		if ev := closeIn(events); ev != nil {
 			return ev, nil
+		}
+		if onEvents != nil && len(events) > 0 {
+			onEvents(events)
 		}
 		if len(resp.GetNextPageToken()) == 0 {
 			return nil, fmt.Errorf("workflow %s: its history ended without a close event", workflowID)
