@@ -31,9 +31,28 @@ func newAPI(base string, conns int) *api {
 
 // status is the part of a job's status body the bench reads.
 type status struct {
-	ID      string `json:"id"`
-	State   string `json:"state"`
-	Attempt int    `json:"attempt"`
+	ID          string       `json:"id"`
+	State       string       `json:"state"`
+	Attempt     int          `json:"attempt"`
+	CompletedAt time.Time    `json:"completedAt"`
+	Steps       []stepStatus `json:"steps"`
+}
+
+// stepStatus is the part of a workflow kind's step the bench reads.
+type stepStatus struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	JobID string `json:"jobId"`
+}
+
+// step is the step named name.
+func (s status) step(name string) (stepStatus, bool) {
+	for _, st := range s.Steps {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return stepStatus{}, false
 }
 
 func (s status) terminal() bool {

@@ -25,6 +25,9 @@ type results struct {
 	DBBytes    int64
 	Stores     []storeRow
 	Sync       []syncRow
+	// StepEnd is from a pipeline step's end to a long-poll's answer that
+	// shows it (sync phase).
+	StepEnd stats
 	Cluster    []clusterRow
 	Chaos      []chaosResult
 	Watchers   []watchersRow

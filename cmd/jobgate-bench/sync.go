@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -208,7 +209,83 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 		}
 		res.Sync = append(res.Sync, row)
 	}
+	trials := stepEndTrials
+	if o.quick {
+		trials = 3
+	}
+	logf("sync: a pipeline step's end to a waiting long-poll, %d pipelines one after the other", trials)
+	var lat []time.Duration
+	fails := 0
+	var first error
+	for range trials {
+		d, err := stepEnd(ctx, a)
+		if err != nil {
+			fails++
+			first = cmp.Or(first, err)
+			continue
+		}
+		lat = append(lat, d)
+	}
+	res.StepEnd = newStats(lat, fails, 0, first)
+	if err := failed("sync pipeline step end to a long-poll", res.StepEnd); err != nil {
+		logf("%v", err)
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// stepEndTrials is how many pipelines the step-end measurement runs.
+const stepEndTrials = 12
+
+// stepEnd submits a pipeline whose first step sleeps two seconds and
+// whose second waits for it (two: a step's end is written to the memo at
+// once when the last write is a second old, flow.PublishInterval, and
+// after the rest of that second otherwise); once the first step runs it long-polls the
+// pipeline (GET with Prefer: wait and the last ETag) until an answer
+// shows that step succeeded, and returns the time from the step's end
+// (its job's completedAt) to that answer. It cancels the pipeline.
+func stepEnd(ctx context.Context, a *api) (time.Duration, error) {
+	id, err := a.submit(ctx, `{"kind":"pipeline","input":{"steps":[{"id":"a","kind":"sleep","input":{"seconds":2}},{"id":"b","kind":"sleep","input":{"seconds":60},"after":["a"]}]}}`, "")
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = a.cancel(context.WithoutCancel(ctx), id) }()
+	var etag string
+	for {
+		s, h, err := a.do(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", nil, http.StatusOK)
+		if err != nil {
+			return 0, err
+		}
+		if st, _ := s.step("a"); st.State == "running" {
+			etag = h.Get("ETag")
+			break
+		}
+		if s.terminal() {
+			return 0, fmt.Errorf("pipeline %s ended %s before its first step ran", id, s.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		s, h, err := a.do(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", map[string]string{"Prefer": "wait=30", "If-None-Match": etag}, http.StatusOK, http.StatusNotModified)
+		got := time.Now()
+		if err != nil {
+			return 0, err
+		}
+		if h.Get("ETag") != "" {
+			etag = h.Get("ETag")
+		}
+		st, ok := s.step("a")
+		switch {
+		case ok && st.State == "succeeded":
+			child, err := a.get(ctx, st.JobID)
+			if err != nil {
+				return 0, err
+			}
+			return got.Sub(child.CompletedAt), nil
+		case s.terminal():
+			return 0, fmt.Errorf("pipeline %s ended %s", id, s.State)
+		}
+	}
 }
 
 // startTarget serves a small JSON answer on loopback, the http.request
@@ -500,6 +577,12 @@ func (r *results) syncMarkdown() string {
 			ratio(float64(s.RawWorkerRead.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.RawWorkerRead.P(99)), float64(s.RawEnd.P(99))))
 	}
 	b.WriteString(t.markdown() + "\n")
+	if r.StepEnd.N+r.StepEnd.Errors > 0 {
+		b.WriteString("A change before a job's end: from a pipeline's first step's end (its job's `completedAt`; a `sleep 2`, the second step waiting for it; two seconds, so that the memo write of the step's end is not held by the one-second throttle of a workflow kind's memo writes) to the answer of a long-poll waiting on the pipeline that shows the step succeeded, pipelines one after the other. The close waiter follows the workflow's history, so the memo write that records the step's end cuts the watcher's look-up interval short. No raw figure: a plain workflow has no status to long-poll.\n\n")
+		t = newTable("pipelines", "step end to long-poll p50", "p90", "max")
+		t.add(fmt.Sprint(r.StepEnd.N)+errNote(r.StepEnd), ms(r.StepEnd.P(50)), ms(r.StepEnd.P(90)), ms(r.StepEnd.P(100)))
+		b.WriteString(t.markdown() + "\n")
+	}
 	fmt.Fprintf(&b, "The same close delivered by Temporal to an SDK client: from a `sleep %d` job's end to the return of the plain SDK's `Get` of the job's own workflow (a history long-poll filtered to the close event, in the bench's process), in the same rounds, against the long-poll and stream figures above.\n\n", int(endJobDuration/time.Second))
 	t = newTable("concurrency", "SDK Get of the job p50", "p99", "max", "long-poll / SDK Get p50", "p99", "stream / SDK Get p50", "p99", "long-poll max", "stream max")
 	for _, s := range r.Sync {
