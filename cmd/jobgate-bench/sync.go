@@ -535,6 +535,16 @@ func endRounds(ctx context.Context, conc, rounds int, trials ...func(context.Con
 	return out
 }
 
+// twoAgainstRaw is a table row of two jobgate measurements, a and b,
+// beside raw's: the p50 and p99 of each, then a's and b's p50 and p99 as
+// ratios to raw's.
+func twoAgainstRaw(conc int, a, b, raw stats) []string {
+	return []string{fmt.Sprint(conc), ms(a.P(50)) + errNote(a), ms(a.P(99)), ms(b.P(50)) + errNote(b), ms(b.P(99)),
+		ms(raw.P(50)) + errNote(raw), ms(raw.P(99)),
+		ratio(float64(a.P(50)), float64(raw.P(50))), ratio(float64(a.P(99)), float64(raw.P(99))),
+		ratio(float64(b.P(50)), float64(raw.P(50))), ratio(float64(b.P(99)), float64(raw.P(99)))}
+}
+
 // syncMarkdown is the sync phase's section of the report.
 func (r *results) syncMarkdown() string {
 	if len(r.Sync) == 0 {
@@ -544,28 +554,19 @@ func (r *results) syncMarkdown() string {
 	b.WriteString("**Completion path.** A short job's round trip through the synchronous shortcut (`POST /v1/jobs` with `Prefer: wait`, answered `303`): a `sleep 0` job and an `http.request` to a server of the bench's on loopback, against the plain SDK's `ExecuteWorkflow` + `Get` of a workflow with one no-op activity, eager start on both sides, on one all-in-one jobgate, closed loop, in turns.\n\n")
 	t := newTable("concurrency", "POST wait sleep 0 p50", "p99", "POST wait http.request p50", "p99", "raw Execute + Get p50", "p99", "sleep / raw p50", "p99", "http / raw p50", "p99")
 	for _, s := range r.Sync {
-		t.add(fmt.Sprint(s.Conc), ms(s.Sleep.P(50))+errNote(s.Sleep), ms(s.Sleep.P(99)), ms(s.HTTP.P(50))+errNote(s.HTTP), ms(s.HTTP.P(99)),
-			ms(s.Raw.P(50))+errNote(s.Raw), ms(s.Raw.P(99)),
-			ratio(float64(s.Sleep.P(50)), float64(s.Raw.P(50))), ratio(float64(s.Sleep.P(99)), float64(s.Raw.P(99))),
-			ratio(float64(s.HTTP.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTP.P(99)), float64(s.Raw.P(99))))
+		t.add(twoAgainstRaw(s.Conc, s.Sleep, s.HTTP, s.Raw)...)
 	}
 	b.WriteString(t.markdown() + "\n")
 	b.WriteString("The same `http.request` job's round trip for a client that does not wait on the POST: the POST answered `202`, then the job followed to its end by a long-poll (`GET` with `Prefer: wait`, the answer with the finished status) or by its event stream (the final event), in the same turns as the table above, against the same raw `ExecuteWorkflow` + `Get`.\n\n")
 	t = newTable("concurrency", "POST + long-poll p50", "p99", "POST + stream p50", "p99", "raw Execute + Get p50", "p99", "long-poll / raw p50", "p99", "stream / raw p50", "p99")
 	for _, s := range r.Sync {
-		t.add(fmt.Sprint(s.Conc), ms(s.HTTPPoll.P(50))+errNote(s.HTTPPoll), ms(s.HTTPPoll.P(99)), ms(s.HTTPStream.P(50))+errNote(s.HTTPStream), ms(s.HTTPStream.P(99)),
-			ms(s.Raw.P(50))+errNote(s.Raw), ms(s.Raw.P(99)),
-			ratio(float64(s.HTTPPoll.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTPPoll.P(99)), float64(s.Raw.P(99))),
-			ratio(float64(s.HTTPStream.P(50)), float64(s.Raw.P(50))), ratio(float64(s.HTTPStream.P(99)), float64(s.Raw.P(99))))
+		t.add(twoAgainstRaw(s.Conc, s.HTTPPoll, s.HTTPStream, s.Raw)...)
 	}
 	b.WriteString(t.markdown() + "\n")
 	fmt.Fprintf(&b, "From a job's end (its workflow's close time) to the answer of a long-poll waiting on it (`GET` with `Prefer: wait`) and to an open event stream's final event, for `sleep %d` jobs, against the time from a plain workflow's close (one activity of the same length) to the return of its `Get`; the given number of jobs at once, in turns.\n\n", int(endJobDuration/time.Second))
 	t = newTable("concurrency", "long-poll p50", "p99", "event stream p50", "p99", "raw Get p50", "p99", "long-poll / raw p50", "p99", "stream / raw p50", "p99")
 	for _, s := range r.Sync {
-		t.add(fmt.Sprint(s.Conc), ms(s.LongPoll.P(50))+errNote(s.LongPoll), ms(s.LongPoll.P(99)), ms(s.Stream.P(50))+errNote(s.Stream), ms(s.Stream.P(99)),
-			ms(s.RawEnd.P(50))+errNote(s.RawEnd), ms(s.RawEnd.P(99)),
-			ratio(float64(s.LongPoll.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.LongPoll.P(99)), float64(s.RawEnd.P(99))),
-			ratio(float64(s.Stream.P(50)), float64(s.RawEnd.P(50))), ratio(float64(s.Stream.P(99)), float64(s.RawEnd.P(99))))
+		t.add(twoAgainstRaw(s.Conc, s.LongPoll, s.Stream, s.RawEnd)...)
 	}
 	b.WriteString(t.markdown() + "\n")
 	b.WriteString("When a worker knows of the close: from the same raw workflows' close to the return of their worker's call that closed them (`RespondWorkflowTaskCompleted`, seen by an interceptor on the bench's worker client), and to the return of a read of the close event issued at that moment (`GetWorkflowExecutionHistory` of the close event, no long-poll), against the return of their `Get`. A waiter in the worker's process could learn of a job's end at the first moment without a long-poll, but its `completedAt` (the close time Temporal gives the event) only at the second.\n\n")
