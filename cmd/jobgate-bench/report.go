@@ -27,10 +27,10 @@ type results struct {
 	Sync       []syncRow
 	// StepEnd is from a pipeline step's end to a long-poll's answer that
 	// shows it (sync phase).
-	StepEnd stats
-	Cluster    []clusterRow
-	Chaos      []chaosResult
-	Watchers   []watchersRow
+	StepEnd  stats
+	Cluster  []clusterRow
+	Chaos    []chaosResult
+	Watchers []watchersRow
 }
 
 type acceptRow struct {
