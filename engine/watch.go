@@ -17,11 +17,12 @@ import (
 // interval, not a thousand. Those who wait only for the job's end (a
 // waiting submission) need no look-ups at all: the job's close reaches
 // them through the loop's one long-poll on the workflow's close, which
-// follows the workflow's history: every batch of events recorded before
-// the close cuts the interval short, so what the history records (a
-// step's end, the memo written) reaches those who watch every change at
-// once, and the interval is for what it does not (an activity's heartbeat
-// progress). A job's interval backs off while its look-ups find no
+// follows the workflow's history: a batch of events before the close that
+// holds a status event (statusEvent: the memo or JobState written, a
+// cancellation requested) cuts the interval short, so those changes reach
+// those who watch every change at once, and the interval is for what the
+// history does not record while the work runs (an activity kind's start
+// and retries, heartbeat progress). A job's interval backs off while its look-ups find no
 // change, and a process-wide bound (limit) spaces the look-ups of all
 // watched jobs, so the rate of look-ups stays bounded however many jobs
 // are watched, by however many watchers.
@@ -39,10 +40,14 @@ type watchHub struct {
 	// closed, when set, blocks until the job's workflow closes (or ctx
 	// ends) and returns its close event; the loop then publishes the
 	// job's end at once instead of at its next interval, so a job's end
-	// reaches its watchers without polling. It calls changed whenever
-	// the workflow's history grows before the close: the loop then looks
-	// the job up at once (in its turn) for those who watch every change.
+	// reaches its watchers without polling. It calls changed when events
+	// that change the job's status reach the history before the close:
+	// the loop then looks the job up at once (in its turn) for those who
+	// watch every change.
 	closed func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error)
+	// tookSignal, when set, is called each time a loop takes a change
+	// signal (tests).
+	tookSignal func()
 	// final, when set, builds the finished status from the job's latest
 	// status and its close event, with no call to Temporal; when it
 	// cannot (ok false), the loop looks the job up.
@@ -146,8 +151,8 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	// watch it. Without it, those who wait for the end are polled for too.
 	polling := h.closed == nil
 	closed := make(chan closeResult, 1)
-	// changed holds one signal that the workflow's history grew; signals
-	// that arrive while one waits are the same signal.
+	// changed holds one signal that a status event reached the history;
+	// signals that arrive while one waits are the same signal.
 	changed := make(chan struct{}, 1)
 	if h.closed != nil {
 		cctx, stop := context.WithCancel(context.Background())
@@ -165,8 +170,12 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	var (
 		lookUp  = !seeded
 		byClose bool // the next look-up is the close's: it takes no turn
-		delay   = h.interval
-		last    string // the version the last look-up found
+		// bySignal: the next look-up is a history change's; one that
+		// finds no change leaves the interval and its timer as they were.
+		bySignal bool
+		delay    = h.interval
+		tick     <-chan time.Time // the interval's timer; nil: start one
+		last     string           // the version the last look-up found
 	)
 	if seeded {
 		last = w.latest().Version()
@@ -189,17 +198,25 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	}
 	for first := true; ; first = false {
 		if !first {
+			if tick == nil {
+				tick = h.after(delay)
+			}
 			select {
-			case <-h.after(delay):
+			case <-tick:
+				tick, bySignal = nil, false
 				h.mu.Lock()
 				lookUp = polling || w.refs > 0
 				h.mu.Unlock()
 			case <-changed:
 				// Only those who watch every change need the look-up;
 				// those who await the end get it from the close.
+				bySignal = true
 				h.mu.Lock()
 				lookUp = w.refs > 0
 				h.mu.Unlock()
+				if h.tookSignal != nil {
+					h.tookSignal()
+				}
 			case c := <-closed:
 				if onClose(c) {
 					return
@@ -230,6 +247,12 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 			continue
 		}
 		byClose = false
+		// A change signalled while this look-up waited for its turn is
+		// this look-up's to see; one signalled from now on may not be.
+		select {
+		case <-changed:
+		default:
+		}
 		began := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 		j, err := h.load(ctx, tenant, id)
@@ -238,9 +261,11 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 			h.drop(key, w)
 			return
 		}
-		if found := j.Version(); found != last {
-			delay, last = h.interval, found
-		} else {
+		switch found := j.Version(); {
+		case found != last:
+			// The interval starts again from the change.
+			delay, last, tick = h.interval, found, nil
+		case !bySignal:
 			delay = min(2*delay, h.maxInterval)
 		}
 	}

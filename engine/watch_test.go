@@ -204,13 +204,15 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 
 // A change recorded in the workflow's history before its close (a step's
 // end, a memo write) reaches those who watch every change at once, not at
-// the next look-up interval: the close waiter signals each batch of events
-// it follows, and the loop looks the job up then. Those who await only
-// the end cost no look-up for it.
+// the next look-up interval: the close waiter signals each batch holding
+// a status event, and the loop looks the job up then. Those who await
+// only the end cost no look-up for it.
 func TestWatchLooksUpWhenTheHistoryGrows(t *testing.T) {
 	t.Parallel()
 	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning}}
 	s := newTestService(f, time.Hour)
+	taken := make(chan struct{}, 4)
+	s.watches.tookSignal = func() { taken <- struct{}{} }
 	grew := make(chan struct{})
 	s.watches.closed = func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
 		for {
@@ -236,9 +238,11 @@ func TestWatchLooksUpWhenTheHistoryGrows(t *testing.T) {
 		return w != nil && w.awaiting == 1
 	}, 5*time.Second, 5*time.Millisecond)
 	grew <- struct{}{}
-	grew <- struct{}{} // the loop has had the first signal
-	time.Sleep(50 * time.Millisecond)
-	require.Zero(t, f.loads.Load(), "a change looked up for a waiter of the end only")
+	select {
+	case <-taken:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop did not take the change signal")
+	}
 
 	// Watching every change (joining the seeded loop, which makes no
 	// look-up for it): the change is looked up when the history grows,
@@ -263,6 +267,9 @@ func TestWatchLooksUpWhenTheHistoryGrows(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a change in the history did not reach the watcher before the next interval")
 	}
+	<-taken
+	// One look-up, the second signal's: the first, with only a waiter of
+	// the end, made none.
 	require.EqualValues(t, 1, f.loads.Load())
 	stopAwait()
 	<-awaited
@@ -607,4 +614,42 @@ func TestWatchNeverPublishesAnOlderStatus(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, job.StateSucceeded, j.State)
 	require.EqualValues(t, 10, j.Progress.Current)
+}
+
+// A look-up for a change signal that finds nothing new (the JobState
+// upsert of an activity kind's first workflow task, whose running state
+// comes from its pending activity) leaves the interval and its timer as
+// they were: the timed look-up still comes at its time, and the interval
+// doubles only for the timed look-ups that found nothing.
+func TestWatchSignalThatChangesNothingKeepsTheInterval(t *testing.T) {
+	t.Parallel()
+	const ms = time.Millisecond
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
+	s := newTestService(f, 10*ms)
+	s.watches.backOff(80 * ms)
+	timers := newFakeTimers()
+	s.watches.after = timers.after
+	grew := make(chan struct{})
+	s.watches.closed = func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
+		for {
+			select {
+			case <-grew:
+				changed()
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	w := s.watches.acquire("t", "a", false, nil)
+	defer s.watches.release(w, false)
+	first := timers.next(t)
+	require.Equal(t, 10*ms, first.d)
+	require.EqualValues(t, 1, f.loads.Load())
+
+	grew <- struct{}{}
+	require.Eventually(t, func() bool { return f.loads.Load() == 2 }, 5*time.Second, time.Millisecond)
+	first.fire <- time.Now() // the first wait, still the loop's timer
+	next := timers.next(t)
+	require.EqualValues(t, 3, f.loads.Load(), "the timed look-up came at its time")
+	require.Equal(t, 20*ms, next.d, "doubled once, by the timed look-up")
 }
