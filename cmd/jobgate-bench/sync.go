@@ -240,10 +240,10 @@ const stepEndTrials = 12
 // stepEnd submits a pipeline whose first step sleeps two seconds and
 // whose second waits for it (two: a step's end is written to the memo at
 // once when the last write is a second old, flow.PublishInterval, and
-// after the rest of that second otherwise); once the first step runs it long-polls the
-// pipeline (GET with Prefer: wait and the last ETag) until an answer
-// shows that step succeeded, and returns the time from the step's end
-// (its job's completedAt) to that answer. It cancels the pipeline.
+// after the rest of that second otherwise); once the first step runs, it
+// long-polls the pipeline until an answer shows that step succeeded, and
+// returns the time from the step's end (its job's completedAt) to that
+// answer. It cancels the pipeline.
 func stepEnd(ctx context.Context, a *api) (time.Duration, error) {
 	id, err := a.submit(ctx, `{"kind":"pipeline","input":{"steps":[{"id":"a","kind":"sleep","input":{"seconds":2}},{"id":"b","kind":"sleep","input":{"seconds":60},"after":["a"]}]}}`, "")
 	if err != nil {
@@ -265,27 +265,22 @@ func stepEnd(ctx context.Context, a *api) (time.Duration, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for {
-		s, h, err := a.do(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", map[string]string{"Prefer": "wait=30", "If-None-Match": etag}, http.StatusOK, http.StatusNotModified)
-		got := time.Now()
-		if err != nil {
-			return 0, err
-		}
-		if h.Get("ETag") != "" {
-			etag = h.Get("ETag")
-		}
-		st, ok := s.step("a")
-		switch {
-		case ok && st.State == "succeeded":
-			child, err := a.get(ctx, st.JobID)
-			if err != nil {
-				return 0, err
-			}
-			return got.Sub(child.CompletedAt), nil
-		case s.terminal():
-			return 0, fmt.Errorf("pipeline %s ended %s", id, s.State)
-		}
+	s, got, err := longPollUntil(ctx, a, id, etag, func(s status) bool {
+		st, _ := s.step("a")
+		return st.State == "succeeded"
+	})
+	if err != nil {
+		return 0, err
 	}
+	st, ok := s.step("a")
+	if !ok || st.State != "succeeded" {
+		return 0, fmt.Errorf("pipeline %s ended %s", id, s.State)
+	}
+	child, err := a.get(ctx, st.JobID)
+	if err != nil {
+		return 0, err
+	}
+	return got.Sub(child.CompletedAt), nil
 }
 
 // startTarget serves a small JSON answer on loopback, the http.request
@@ -376,15 +371,6 @@ func rawJobEnd(ctx context.Context, a *api, c client.Client) (time.Duration, err
 	return got.Sub(d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()), nil
 }
 
-// endStatus is the part of a status body the end-to-waiter trials read.
-type endStatus struct {
-	ID          string    `json:"id"`
-	State       string    `json:"state"`
-	CompletedAt time.Time `json:"completedAt"`
-}
-
-func (s endStatus) terminal() bool { return status{State: s.State}.terminal() }
-
 // longPollEnd submits a job of endJobDuration and long-polls it (GET with
 // Prefer: wait and the last ETag) to its end; it returns the time from
 // the job's end (completedAt, its workflow's close) to the answer.
@@ -400,31 +386,42 @@ func longPollEnd(ctx context.Context, a *api) (time.Duration, error) {
 // longPollToEnd long-polls job id (GET with Prefer: wait and the last
 // ETag) until it has ended; it returns the final status and when its
 // answer was read.
-func longPollToEnd(ctx context.Context, a *api, id string) (endStatus, time.Time, error) {
+func longPollToEnd(ctx context.Context, a *api, id string) (status, time.Time, error) {
+	return longPollUntil(ctx, a, id, "", status.terminal)
+}
+
+// longPollUntil long-polls job id (GET with Prefer: wait, If-None-Match
+// etag at first, then each answer's ETag) until an answer satisfies done
+// or says the job ended; it returns that status and when the answer was
+// read.
+func longPollUntil(ctx context.Context, a *api, id, etag string, done func(status) bool) (status, time.Time, error) {
 	header := map[string]string{"Prefer": "wait=30"}
+	if etag != "" {
+		header["If-None-Match"] = etag
+	}
 	for {
 		resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"?redirect=false", "", header)
 		if err != nil {
-			return endStatus{}, time.Time{}, err
+			return status{}, time.Time{}, err
 		}
 		b, err := io.ReadAll(resp.Body)
 		got := time.Now()
 		resp.Body.Close()
 		if err != nil {
-			return endStatus{}, time.Time{}, err
+			return status{}, time.Time{}, err
 		}
 		switch resp.StatusCode {
 		case http.StatusNotModified:
 			continue
 		case http.StatusOK:
 		default:
-			return endStatus{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+			return status{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 		}
-		var s endStatus
+		var s status
 		if err := json.Unmarshal(b, &s); err != nil {
-			return endStatus{}, time.Time{}, fmt.Errorf("decode a long-poll's answer: %w", err)
+			return status{}, time.Time{}, fmt.Errorf("decode a long-poll's answer: %w", err)
 		}
-		if s.terminal() {
+		if done(s) || s.terminal() {
 			return s, got, nil
 		}
 		header["If-None-Match"] = resp.Header.Get("ETag")
@@ -444,15 +441,15 @@ func streamEnd(ctx context.Context, a *api) (time.Duration, error) {
 
 // streamToEnd reads job id's event stream until an event says it has
 // ended; it returns that status and when the event was read.
-func streamToEnd(ctx context.Context, a *api, id string) (endStatus, time.Time, error) {
+func streamToEnd(ctx context.Context, a *api, id string) (status, time.Time, error) {
 	resp, err := a.send(ctx, http.MethodGet, "/v1/jobs/"+id+"/events", "", nil)
 	if err != nil {
-		return endStatus{}, time.Time{}, err
+		return status{}, time.Time{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return endStatus{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		return status{}, time.Time{}, &httpError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -462,25 +459,25 @@ func streamToEnd(ctx context.Context, a *api, id string) (endStatus, time.Time, 
 			continue
 		}
 		got := time.Now()
-		var s endStatus
+		var s status
 		if err := json.Unmarshal([]byte(data), &s); err != nil {
-			return endStatus{}, time.Time{}, fmt.Errorf("decode an event: %w", err)
+			return status{}, time.Time{}, fmt.Errorf("decode an event: %w", err)
 		}
 		if s.terminal() {
 			return s, got, nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return endStatus{}, time.Time{}, err
+		return status{}, time.Time{}, err
 	}
-	return endStatus{}, time.Time{}, fmt.Errorf("job %s: its event stream ended before the job", id)
+	return status{}, time.Time{}, fmt.Errorf("job %s: its event stream ended before the job", id)
 }
 
 // submitAndFollow submits body without waiting (202) and follows the job
 // to its end with follow (a long-poll or the event stream), requiring it
 // to succeed: a client's round trip when it does not use Prefer: wait on
 // the POST.
-func submitAndFollow(a *api, body string, follow func(context.Context, *api, string) (endStatus, time.Time, error)) op {
+func submitAndFollow(a *api, body string, follow func(context.Context, *api, string) (status, time.Time, error)) op {
 	return func(ctx context.Context, _ int) error {
 		id, err := a.submit(ctx, body, "")
 		if err != nil {
