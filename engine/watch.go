@@ -22,10 +22,10 @@ import (
 // cancellation requested) cuts the interval short, so those changes reach
 // those who watch every change at once, and the interval is for what the
 // history does not record while the work runs (an activity kind's start
-// and retries, heartbeat progress). A job's interval backs off while its look-ups find no
-// change, and a process-wide bound (limit) spaces the look-ups of all
-// watched jobs, so the rate of look-ups stays bounded however many jobs
-// are watched, by however many watchers.
+// and retries, heartbeat progress). A job's interval backs off while its
+// look-ups find no change, and a process-wide bound (limit) spaces the
+// look-ups of all watched jobs, so the rate of look-ups stays bounded
+// however many jobs are watched, by however many watchers.
 type watchHub struct {
 	load func(ctx context.Context, tenant, id string) (*job.Job, error)
 	// interval is a job's look-up interval after a change; it doubles

@@ -202,6 +202,21 @@ func TestWatchWakesOnCloseWithoutPolling(t *testing.T) {
 	require.LessOrEqual(t, f.loads.Load(), int64(3), "look-ups are shared")
 }
 
+// signalsOn is a close waiter whose workflow never closes and whose
+// history gains a status event each time grew is sent to.
+func signalsOn(grew <-chan struct{}) func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
+	return func(ctx context.Context, _ string, changed func()) (*historypb.HistoryEvent, error) {
+		for {
+			select {
+			case <-grew:
+				changed()
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+}
+
 // A change recorded in the workflow's history before its close (a step's
 // end, a memo write) reaches those who watch every change at once, not at
 // the next look-up interval: the close waiter signals each batch holding
@@ -214,16 +229,7 @@ func TestWatchLooksUpWhenTheHistoryGrows(t *testing.T) {
 	taken := make(chan struct{}, 4)
 	s.watches.tookSignal = func() { taken <- struct{}{} }
 	grew := make(chan struct{})
-	s.watches.closed = func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
-		for {
-			select {
-			case <-grew:
-				changed()
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-	}
+	s.watches.closed = signalsOn(grew)
 	// Awaiting the end only: a change in the history costs no look-up.
 	actx, stopAwait := context.WithCancel(context.Background())
 	awaited := make(chan struct{})
@@ -630,16 +636,7 @@ func TestWatchSignalThatChangesNothingKeepsTheInterval(t *testing.T) {
 	timers := newFakeTimers()
 	s.watches.after = timers.after
 	grew := make(chan struct{})
-	s.watches.closed = func(ctx context.Context, id string, changed func()) (*historypb.HistoryEvent, error) {
-		for {
-			select {
-			case <-grew:
-				changed()
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			}
-		}
-	}
+	s.watches.closed = signalsOn(grew)
 	w := s.watches.acquire("t", "a", false, nil)
 	defer s.watches.release(w, false)
 	first := timers.next(t)
