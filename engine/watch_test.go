@@ -390,16 +390,23 @@ func (c *fakeTimers) next(tb testing.TB) fakeTimer {
 	}
 }
 
+// newTimedTestService is a service watching a running job whose look-up
+// interval is 10 ms backing off to 80 ms, on fake timers.
+func newTimedTestService() (*fakeJobs, *Service, *fakeTimers) {
+	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
+	s := newTestService(f, 10*time.Millisecond)
+	s.watches.backOff(80 * time.Millisecond)
+	timers := newFakeTimers()
+	s.watches.after = timers.after
+	return f, s, timers
+}
+
 // While look-ups find no change a job's interval doubles up to its cap,
 // and a change resets it.
 func TestWatchIntervalBacksOffWhileNothingChanges(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
-	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
-	s := newTestService(f, 10*ms)
-	s.watches.backOff(80 * ms)
-	timers := newFakeTimers()
-	s.watches.after = timers.after
+	f, s, timers := newTimedTestService()
 	w := s.watches.acquire("t", "a", false, nil)
 
 	var waits []time.Duration
@@ -630,11 +637,7 @@ func TestWatchNeverPublishesAnOlderStatus(t *testing.T) {
 func TestWatchSignalThatChangesNothingKeepsTheInterval(t *testing.T) {
 	t.Parallel()
 	const ms = time.Millisecond
-	f := &fakeJobs{j: job.Job{ID: "a", State: job.StateRunning, Attempt: 1}}
-	s := newTestService(f, 10*ms)
-	s.watches.backOff(80 * ms)
-	timers := newFakeTimers()
-	s.watches.after = timers.after
+	f, s, timers := newTimedTestService()
 	grew := make(chan struct{})
 	s.watches.closed = signalsOn(grew)
 	w := s.watches.acquire("t", "a", false, nil)
