@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,6 +31,7 @@ import (
 
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/devserver/pgtest"
+	"github.com/jobgate/jobgate/internal/freeport"
 	"github.com/jobgate/jobgate/webhook"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -86,13 +86,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return freeport.Loopback(t) }
 
 var (
 	buildOnce sync.Once

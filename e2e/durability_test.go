@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -22,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/jobgate/jobgate/engine"
+	"github.com/jobgate/jobgate/internal/freeport"
 	"github.com/jobgate/jobgate/job"
 )
 
@@ -88,13 +88,9 @@ type process struct {
 
 type processPorts struct{ http, temporal int }
 
-func freeLoopbackPort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freeLoopbackPort is a port below the ephemeral range (freeport): the
+// process it is for binds it only after the binary is built.
+func freeLoopbackPort(tb testing.TB) int { return freeport.Loopback(tb) }
 
 // startProcess runs the binary on dataDir and waits until it is ready.
 func startProcess(tb testing.TB, dataDir string, ports processPorts, env ...string) *process {
