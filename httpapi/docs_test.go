@@ -281,3 +281,145 @@ func TestDocNamedPathsAndTestsExist(t *testing.T) {
 	}
 	require.Greater(t, checked, 20, "the docs name repository paths and tests")
 }
+
+// Every Go and TypeScript fragment of the README and docs/ is code the
+// repository has: its lines, in order, are lines of one .go or .ts file
+// ("…" alone on a line elides whole lines, within a line any text). A Go
+// fragment that is a whole file (it starts with package) is built by the
+// test that names it (TestDocsOwnModule, TestDocsExternalGoWorker). So a
+// fragment cannot show an API that changed: the Go files compile, the
+// TypeScript worker runs in TestExternalKindTypeScript.
+func TestDocCodeFragmentsAreInTheRepository(t *testing.T) {
+	t.Parallel()
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	exts := map[string]string{"go": ".go", "ts": ".ts"}
+	files := map[string]map[string][]string{".go": {}, ".ts": {}}
+	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+			return filepath.SkipDir
+		}
+		if of, ok := files[filepath.Ext(path)]; ok && !d.IsDir() {
+			of[path] = codeLines(mustRead(t, path))
+		}
+		return nil
+	}))
+	pages, err := filepath.Glob("../docs/*.md")
+	require.NoError(t, err)
+	pages = append(pages, "../README.md")
+	checked := map[string]int{}
+	for _, page := range pages {
+		for _, m := range regexp.MustCompile("(?s)\n```(go|ts)\n(.*?)\n```").FindAllStringSubmatch(mustRead(t, page), -1) {
+			fragment := codeLines(m[2])
+			if m[1] == "go" && len(fragment) > 0 && strings.HasPrefix(fragment[0], "package ") {
+				continue
+			}
+			found := false
+			for _, lines := range files[exts[m[1]]] {
+				if found = containsInOrder(lines, fragment); found {
+					break
+				}
+			}
+			if !found {
+				t.Errorf("%s: this %s fragment is not in any %s file of the repository (as its lines in order):\n%s", page, m[1], exts[m[1]], m[2])
+			}
+			checked[m[1]]++
+		}
+	}
+	require.Greater(t, checked["go"], 5, "the docs have Go fragments")
+	require.Positive(t, checked["ts"], "the docs have TypeScript fragments")
+}
+
+// codeLines are src's lines without comments, trimmed, without blank
+// ones: a fragment's comments explain it to the reader, the file's its
+// code to its maintainers.
+func codeLines(src string) []string {
+	var out []string
+	for _, l := range strings.Split(src, "\n") {
+		if l = strings.TrimSpace(withoutComment(l)); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// withoutComment is line without a // comment outside string literals.
+func withoutComment(line string) string {
+	var quote rune
+	prev := rune(0)
+	for i, r := range line {
+		switch {
+		case quote != 0:
+			if r == quote && (prev != '\\' || quote == '`') {
+				quote = 0
+			}
+		case r == '"' || r == '`' || r == '\'':
+			quote = r
+		case r == '/' && prev == '/':
+			return line[:i-1]
+		}
+		if prev == '\\' && r == '\\' {
+			r = 0 // an escaped backslash escapes nothing after it
+		}
+		prev = r
+	}
+	return line
+}
+
+// containsInOrder reports whether the fragment's lines are lines of the
+// file's, in order: consecutive ones, except across an elision ("…" alone
+// on a line, any number of lines; "…" within a line, any text).
+func containsInOrder(file, fragment []string) bool {
+	// Runs of the fragment between elided lines, each found consecutively
+	// after the previous one.
+	var runs [][]string
+	var run []string
+	for _, l := range fragment {
+		if l == "…" {
+			runs, run = append(runs, run), nil
+			continue
+		}
+		run = append(run, l)
+	}
+	runs = append(runs, run)
+	at := 0
+	for _, r := range runs {
+		if len(r) == 0 {
+			continue
+		}
+		next := -1
+		for i := at; i+len(r) <= len(file); i++ {
+			if linesMatch(file[i:i+len(r)], r) {
+				next = i + len(r)
+				break
+			}
+		}
+		if next < 0 {
+			return false
+		}
+		at = next
+	}
+	return true
+}
+
+func linesMatch(file, fragment []string) bool {
+	for i, l := range fragment {
+		if !strings.Contains(l, "…") {
+			if file[i] != l {
+				return false
+			}
+			continue
+		}
+		parts := strings.Split(l, "…")
+		for j := range parts {
+			parts[j] = regexp.QuoteMeta(parts[j])
+		}
+		if !regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(file[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,6 +1,7 @@
 package saga_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/jobgate/jobgate/examples/saga"
+	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
 	"github.com/jobgate/jobgate/workflows"
 )
@@ -23,9 +26,7 @@ import (
 // of 10 books and alice's 100.00.
 func newOrderEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *saga.Inventory, *saga.Payments) {
 	t.Helper()
-	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	env := s.NewTestWorkflowEnvironment()
+	env := newQuietEnv()
 	inv := saga.NewInventory(map[string]int{"book": 10})
 	pay := saga.NewPayments(map[string]int64{"alice": 100_00})
 	acts := &saga.Activities{Inventory: inv, Payments: pay}
@@ -35,6 +36,13 @@ func newOrderEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *saga.Invent
 	env.RegisterActivity(acts)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "order-1"})
 	return env, inv, pay
+}
+
+// newQuietEnv is a test workflow environment that logs nothing.
+func newQuietEnv() *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	return s.NewTestWorkflowEnvironment()
 }
 
 func orderInput(order string) workflows.Input {
@@ -86,4 +94,48 @@ func TestOrderApprovalByUpdate(t *testing.T) {
 	require.True(t, inv.Shipped("order-1"))
 	require.Equal(t, 7, inv.Stock("book"))
 	require.EqualValues(t, 85_00, pay.Balance("alice"))
+}
+
+// fraudChecks is the activity of the versioning example in docs/kinds.md
+// ("Determinism"): a fraud check added to a kind's code.
+type fraudChecks struct{ checked []string }
+
+func (f *fraudChecks) CheckFraud(_ context.Context, d saga.Details) error {
+	f.checked = append(f.checked, d.ID)
+	return nil
+}
+
+// fraudCheckedWorkflow is that example's fragment as a kind's whole
+// workflow.
+func fraudCheckedWorkflow(ctx workflow.Context, o saga.Order) (any, error) {
+	var a *fraudChecks
+	stepOptions := flow.StepOptions{}
+	d := saga.Details{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Order: o}
+	if workflow.GetVersion(ctx, "fraud-check", workflow.DefaultVersion, 1) >= 1 {
+		if err := flow.Run(ctx, "fraud-check", stepOptions, a.CheckFraud, d).Get(ctx, nil); err != nil {
+			return nil, err
+		}
+	}
+	return "checked", nil
+}
+
+// The fraud check docs/kinds.md adds behind workflow.GetVersion runs, as
+// a step, in a job started on the code that has it.
+func TestVersionedStepRunsInNewJobs(t *testing.T) {
+	t.Parallel()
+	env := newQuietEnv()
+	checks := &fraudChecks{}
+	kinds, err := job.NewRegistry(flow.Define(flow.Spec[saga.Order]{Name: "checked-order", Workflow: fraudCheckedWorkflow, Activities: []any{checks}}))
+	require.NoError(t, err)
+	workflows.Register(env, kinds)
+	env.RegisterActivity(checks)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "order-2"})
+	env.ExecuteWorkflow(workflows.JobWorkflowName, workflows.Input{Tenant: "t", Kind: "checked-order",
+		Input: json.RawMessage(`{"customer":"alice","items":[{"sku":"book","quantity":1}],"amount":100}`), Timeout: time.Hour, Flow: true})
+
+	require.NoError(t, env.GetWorkflowError())
+	require.Equal(t, []string{"order-2"}, checks.checked)
+	var out workflows.Output
+	require.NoError(t, env.GetWorkflowResult(&out))
+	require.JSONEq(t, `"checked"`, string(out.Result))
 }
