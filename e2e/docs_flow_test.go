@@ -56,7 +56,9 @@ func fetchAllWorkflow(ctx workflow.Context, in fetchAll) (any, error) {
 	}
 	var statuses []int
 	for _, j := range jobs {
-		var res struct{ Status int `json:"status"` }
+		var res struct {
+			Status int `json:"status"`
+		}
 		if err := j.Get(ctx, &res); err != nil { // a failed, canceled or unstartable child
 			return nil, err
 		}
