@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jobgate/jobgate/internal/freeport"
 )
 
 // proc is one jobgate subprocess. Its output goes to a log file in the run
@@ -47,15 +48,10 @@ type procSpec struct {
 	Env []string
 }
 
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free loopback port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a free loopback port below the ephemeral range
+// (internal/freeport), which no connection takes before the process
+// binds it.
+func freePort() (int, error) { return freeport.Pick() }
 
 // newProc prepares a process on fresh loopback ports.
 func newProc(spec procSpec) (*proc, error) {

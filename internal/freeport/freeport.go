@@ -1,5 +1,5 @@
-// Package freeport hands tests loopback TCP ports that stay free until the
-// process the test starts listens on them.
+// Package freeport hands tests and the bench loopback TCP ports that stay
+// free until the process they start listens on them.
 //
 // A port the kernel picks for a listener on port 0 comes from the
 // ephemeral range, the same range every outgoing connection's local port
@@ -31,15 +31,19 @@ var (
 )
 
 // Loopback returns a TCP port free on 127.0.0.1 that no earlier call in
-// this process returned.
+// this process returned, or fails the test.
 func Loopback(tb testing.TB) int {
 	tb.Helper()
-	p, err := pick(lowest, ephemeralLow())
+	p, err := Pick()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return p
 }
+
+// Pick returns a TCP port free on 127.0.0.1 that no earlier call in this
+// process returned.
+func Pick() (int, error) { return pick(lowest, ephemeralLow()) }
 
 // pick probes random ports of [from, below) not given yet, and falls back
 // to the kernel's choice when the range is empty or every probe failed.
