@@ -120,7 +120,10 @@ func TestReportSections(t *testing.T) {
 	require.Contains(t, md, "`go run ./cmd/jobgate-bench`")
 	require.Contains(t, md, "| 16          | 2.00/s")
 	require.Contains(t, md, "0.50×")
+	require.Contains(t, md, "| –  ", "no turns, no spread")
 	require.NotContains(t, md, "Content cost", "no engine figures, no content cost")
+	r.Accept[0].Slices = []float64{0.9, 0.7, 0.8, 1.0}
+	require.Contains(t, r.markdown(), "| 0.85× (0.70–1.00×)")
 
 	r.Accept = append(r.Accept, acceptRow{Conc: 1, Raw: newStats([]time.Duration{2 * time.Millisecond}, 0, time.Second, nil),
 		Engine: newStats([]time.Duration{2500 * time.Microsecond}, 0, time.Second, nil)})
@@ -219,6 +222,25 @@ func TestAlternateOrder(t *testing.T) {
 	require.Equal(t, "abccbaabc", string(order))
 	require.Len(t, s, 3)
 	require.Equal(t, 9, s[2].N)
+}
+
+// Each turn's ratio is of the two measurements of that turn; a turn
+// whose divisor measured nothing has none.
+func TestSliceRatiosAndSpread(t *testing.T) {
+	t.Parallel()
+	per := func(n int) stats { return stats{N: n, Elapsed: time.Second} }
+	got := sliceRatios([]stats{per(8), per(9), per(5)}, []stats{per(10), {}, per(4)})
+	require.InDeltaSlice(t, []float64{0.8, 1.25}, got, 1e-9)
+	require.Equal(t, "1.02× (0.80–1.25×)", spread(got))
+	require.Equal(t, "0.50× (0.50–0.50×)", spread([]float64{0.5}))
+	require.Equal(t, "0.90× (0.80–1.00×)", spread([]float64{1.0, 0.8, 0.9}))
+	require.Equal(t, "–", spread(nil))
+
+	_, _, runs := alternateSlices(context.Background(), loadSpec{Concurrency: 1, Duration: time.Minute, MaxOps: 2}, 3, nil,
+		func(context.Context, int) error { return nil }, func(context.Context, int) error { return nil })
+	require.Len(t, runs, 2)
+	require.Len(t, runs[0], 3, "one measurement per turn")
+	require.Equal(t, 2, runs[1][2].N)
 }
 
 func TestHitChecksTheAnswer(t *testing.T) {

@@ -164,13 +164,21 @@ func alternate(ctx context.Context, spec loadSpec, slices int, a, b op, meter fu
 // alternateN is alternate for any number of operations: in each slice they
 // run in order, then in reverse order in the next (a b c c b a a b c …).
 func alternateN(ctx context.Context, spec loadSpec, slices int, meter func() cpuUse, ops ...op) ([]stats, []cpuUse) {
+	pooled, cpu, _ := alternateSlices(ctx, spec, slices, meter, ops...)
+	return pooled, cpu
+}
+
+// alternateSlices is alternateN that also returns each operation's
+// measurement of every slice (runs[op][slice]), whose spread says how much
+// the figures move within one run.
+func alternateSlices(ctx context.Context, spec loadSpec, slices int, meter func() cpuUse, ops ...op) (pooled []stats, cpu []cpuUse, runs [][]stats) {
 	slices = max(slices, 1)
 	spec.Duration /= time.Duration(slices)
 	if meter == nil {
 		meter = func() cpuUse { return cpuUse{} }
 	}
-	runs := make([][]stats, len(ops))
-	cpu := make([]cpuUse, len(ops))
+	runs = make([][]stats, len(ops))
+	cpu = make([]cpuUse, len(ops))
 	for i := range slices {
 		for k := range ops {
 			if i%2 == 1 {
@@ -181,11 +189,22 @@ func alternateN(ctx context.Context, spec loadSpec, slices int, meter func() cpu
 			cpu[k] = cpu[k].add(meter().sub(t0))
 		}
 	}
-	pooled := make([]stats, len(ops))
+	pooled = make([]stats, len(ops))
 	for k := range ops {
 		pooled[k] = merge(runs[k]...)
 	}
-	return pooled, cpu
+	return pooled, cpu, runs
+}
+
+// sliceRatios are a's throughput over b's in each slice both measured.
+func sliceRatios(a, b []stats) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if tb := b[i].Throughput(); tb > 0 {
+			out = append(out, a[i].Throughput()/tb)
+		}
+	}
+	return out
 }
 
 // cpuUse is CPU time (user and system) of the processes of a measurement:

@@ -380,16 +380,20 @@ func runMain(ctx context.Context, o options, bin, dir string, res *results, grow
 		res.Growth = append(res.Growth, row)
 	}
 
+	// The accept windows are cut in acceptSlices turns of each, whose
+	// jobgate / raw ratios the report gives the spread of.
+	const acceptSlices = 8
 	for _, conc := range o.conc {
 		spec := loadSpec{Concurrency: conc, Duration: o.duration}
 		logf("accept path at concurrency %d: raw StartWorkflow, POST /v1/jobs and the engine without HTTP, in turns", conc)
-		s, cpu := alternateN(ctx, spec, 4, r.cpu, r.rawStartOp, r.acceptOp, r.engineOp)
+		s, cpu, turns := alternateSlices(ctx, spec, acceptSlices, r.cpu, r.rawStartOp, r.acceptOp, r.engineOp)
 		raw, jg, eng := s[0], s[1], s[2]
 		keep(failed(fmt.Sprintf("raw starts at concurrency %d", conc), raw))
 		keep(failed(fmt.Sprintf("accepts at concurrency %d", conc), jg))
 		keep(failed(fmt.Sprintf("engine submissions at concurrency %d", conc), eng))
 		res.Accept = append(res.Accept, acceptRow{Conc: conc, Jobgate: jg, Raw: raw, Engine: eng,
-			CPURaw: cpu[0].perOp(raw.N), CPUJobgate: cpu[1].perOp(jg.N), CPUEngine: cpu[2].perOp(eng.N)})
+			CPURaw: cpu[0].perOp(raw.N), CPUJobgate: cpu[1].perOp(jg.N), CPUEngine: cpu[2].perOp(eng.N),
+			Slices: sliceRatios(turns[1], turns[0])})
 	}
 	if o.acceptOnly {
 		return errors.Join(errs...)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -41,6 +42,8 @@ type acceptRow struct {
 	Engine stats
 	// CPU time per operation in each process.
 	CPUJobgate, CPURaw, CPUEngine cpuUse
+	// Slices are jobgate / raw in each of the window's slices.
+	Slices []float64
 }
 
 type statusRow struct {
@@ -155,6 +158,20 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2f×", a/b)
 }
 
+// spread formats ratios as their median and range: "0.86× (0.78–0.93×)".
+func spread(ratios []float64) string {
+	if len(ratios) == 0 {
+		return "–"
+	}
+	sorted := slices.Sorted(slices.Values(ratios))
+	n := len(sorted)
+	median := sorted[n/2]
+	if n%2 == 0 {
+		median = (sorted[n/2-1] + sorted[n/2]) / 2
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f×)", median, sorted[0], sorted[n-1])
+}
+
 // mib formats bytes in MiB.
 func mib(n int64) string { return fmt.Sprintf("%.0f MiB", float64(n)/(1<<20)) }
 
@@ -199,13 +216,14 @@ func (r *results) markdown() string {
 
 	if len(r.Accept) > 0 {
 		b.WriteString("**1. Accept path.** `POST /v1/jobs` (a `sleep` job) against plain SDK `StartWorkflow` on the same server, closed loop; all start workflows on task queues nobody polls, so execution does not compete with the starts. The third measurement is jobgate's engine, the code behind the POST (kind and input checks, the job's memo, search attributes and summary), called in the bench's own process on its SDK client: the same job's start without the HTTP layer. So jobgate / engine is what the HTTP layer costs, and engine / raw what a job carries beyond a bare start: a ceiling on jobgate / raw, since a POST does all the engine does. The bench's HTTP client checks each answer's status code and Location and reads its body without decoding it, as load generators do; the SDK client decodes its answers as part of the call.\n\n")
-		t := newTable("concurrency", "jobgate accepts", "p50", "p99", "raw SDK starts", "p50", "p99", "jobgate / raw", "engine, no HTTP", "jobgate / engine", "engine / raw")
+		t := newTable("concurrency", "jobgate accepts", "p50", "p99", "raw SDK starts", "p50", "p99", "jobgate / raw", "by turn: median, range", "engine, no HTTP", "jobgate / engine", "engine / raw")
 		for _, a := range r.Accept {
 			t.add(fmt.Sprint(a.Conc), rate(a.Jobgate.Throughput())+errNote(a.Jobgate), ms(a.Jobgate.P(50)), ms(a.Jobgate.P(99)),
-				rate(a.Raw.Throughput())+errNote(a.Raw), ms(a.Raw.P(50)), ms(a.Raw.P(99)), ratio(a.Jobgate.Throughput(), a.Raw.Throughput()),
+				rate(a.Raw.Throughput())+errNote(a.Raw), ms(a.Raw.P(50)), ms(a.Raw.P(99)), ratio(a.Jobgate.Throughput(), a.Raw.Throughput()), spread(a.Slices),
 				rate(a.Engine.Throughput())+errNote(a.Engine), ratio(a.Jobgate.Throughput(), a.Engine.Throughput()), ratio(a.Engine.Throughput(), a.Raw.Throughput()))
 		}
 		b.WriteString(t.markdown() + "\n")
+		b.WriteString("By turn: the window is measured in turns (raw, jobgate, engine, then the reverse order, and so on); the median and range of jobgate / raw over the turns say how far the figure moves within the run.\n\n")
 		b.WriteString(contentCost(r.Accept))
 		b.WriteString("CPU time per operation in each process (/proc and getrusage): the server is the all-in-one jobgate with the embedded Temporal server, the API the api-role jobgate the POSTs go to (idle otherwise), the bench the load tool with its HTTP client (jobgate) or its SDK client (raw, engine). The two cores are shared by all three, so throughput follows the total.\n\n")
 		t = newTable("concurrency", "jobgate: server / API / bench", "total", "raw: server / API / bench", "total", "engine: server / API / bench", "total")
