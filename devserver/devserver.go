@@ -40,6 +40,8 @@ import (
 	"go.temporal.io/server/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/jobgate/jobgate/internal/freeport"
 )
 
 // Options configures an embedded server. Zero values take the defaults
@@ -565,15 +567,12 @@ func httpAddress(ip string, port int) string {
 	return net.JoinHostPort(ip, strconv.Itoa(port))
 }
 
-// freePort asks the kernel for a free TCP port on ip.
-func freePort(ip string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a TCP port free on ip, below the kernel's ephemeral range
+// (internal/freeport): the services bind theirs only once the server
+// starts, and a port the kernel picked could meanwhile become any
+// outgoing connection's, which would stop the server (Temporal exits when
+// a listener fails).
+func freePort(ip string) (int, error) { return freeport.On(ip) }
 
 // portFree reports an error if ip:port cannot be listened on.
 func portFree(ip string, port int) error {

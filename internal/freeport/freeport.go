@@ -1,5 +1,6 @@
-// Package freeport hands tests and the bench loopback TCP ports that stay
-// free until the process they start listens on them.
+// Package freeport hands out TCP ports that stay free between the probe
+// and the bind of whoever asked: the tests' and the bench's processes, and
+// the embedded Temporal server's internal services.
 //
 // A port the kernel picks for a listener on port 0 comes from the
 // ephemeral range, the same range every outgoing connection's local port
@@ -18,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // lowest is the bottom of the range Loopback picks from: above the
@@ -30,9 +30,16 @@ var (
 	given = map[int]bool{}
 )
 
+// TB is the part of testing.TB Loopback uses (so that the embedded server,
+// which uses On, does not link package testing).
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // Loopback returns a TCP port free on 127.0.0.1 that no earlier call in
 // this process returned, or fails the test.
-func Loopback(tb testing.TB) int {
+func Loopback(tb TB) int {
 	tb.Helper()
 	p, err := Pick()
 	if err != nil {
@@ -43,17 +50,21 @@ func Loopback(tb testing.TB) int {
 
 // Pick returns a TCP port free on 127.0.0.1 that no earlier call in this
 // process returned.
-func Pick() (int, error) { return pick(lowest, ephemeralLow()) }
+func Pick() (int, error) { return On("127.0.0.1") }
+
+// On returns a TCP port free on ip that no earlier call in this process
+// returned.
+func On(ip string) (int, error) { return pick(ip, lowest, ephemeralLow()) }
 
 // pick probes random ports of [from, below) not given yet, and falls back
 // to the kernel's choice when the range is empty or every probe failed.
-func pick(from, below int) (int, error) {
+func pick(ip string, from, below int) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if below > from {
 		for range 200 {
 			p := from + rand.IntN(below-from)
-			if !given[p] && free(p) {
+			if !given[p] && free(ip, p) {
 				given[p] = true
 				return p, nil
 			}
@@ -61,9 +72,9 @@ func pick(from, below int) (int, error) {
 	}
 	// No room below the ephemeral range, or none free: the kernel's choice.
 	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
-			return 0, fmt.Errorf("find a free port: %w", err)
+			return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -72,17 +83,22 @@ func pick(from, below int) (int, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("find a free port: every one tried was taken")
+	return 0, fmt.Errorf("find a free port on %s: every one tried was taken", ip)
 }
 
-func free(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+func free(ip string, p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
 	if err != nil {
 		return false
 	}
 	l.Close()
 	return true
 }
+
+// Below reports whether p is below the kernel's ephemeral port range,
+// where it never hands one out by itself (true where the range is
+// unknown).
+func Below(p int) bool { return p < ephemeralLow() || ephemeralLow() <= lowest }
 
 // ephemeralLow is the bottom of the kernel's ephemeral port range, or
 // lowest (nothing to pick from) where it cannot be read.
