@@ -40,8 +40,6 @@ import (
 	"go.temporal.io/server/temporal"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/jobgate/jobgate/internal/freeport"
 )
 
 // Options configures an embedded server. Zero values take the defaults
@@ -567,12 +565,48 @@ func httpAddress(ip string, port int) string {
 	return net.JoinHostPort(ip, strconv.Itoa(port))
 }
 
-// freePort is a TCP port free on ip, below the kernel's ephemeral range
-// (internal/freeport): the services bind theirs only once the server
-// starts, and a port the kernel picked could meanwhile become any
-// outgoing connection's, which would stop the server (Temporal exits when
-// a listener fails).
-func freePort(ip string) (int, error) { return freeport.On(ip) }
+// freePort is a TCP port free on ip that the kernel hands to nobody else
+// for a minute: the services bind theirs only once the server starts, and
+// a port that was merely free could meanwhile become another socket's
+// (Temporal exits when a listener fails). The port is reserved by a
+// connection to it that this side closes first, whose end then waits in
+// TIME_WAIT on the port (60 s on Linux): no bind to port 0 and no
+// outgoing connection gets a port in that state, while a listener that
+// sets SO_REUSEADDR, as Go's and so Temporal's do, still binds it. The
+// reservation is best effort: where it cannot be made, the port is only
+// free.
+func freePort(ip string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
+	}
+	defer l.Close()
+	addr := l.Addr().(*net.TCPAddr)
+	dial := addr.IP
+	if dial.IsUnspecified() {
+		dial = net.IPv4(127, 0, 0, 1)
+		if addr.IP.To4() == nil {
+			dial = net.IPv6loopback
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	c, err := net.DialTimeout("tcp", net.JoinHostPort(dial.String(), strconv.Itoa(addr.Port)), time.Second)
+	if err != nil {
+		return addr.Port, nil
+	}
+	defer c.Close()
+	_ = l.(*net.TCPListener).SetDeadline(deadline)
+	accepted, err := l.Accept()
+	if err != nil {
+		return addr.Port, nil
+	}
+	// This side closes first, so its end of the connection is the one in
+	// TIME_WAIT; the other side's read sees the close before it closes.
+	_ = accepted.Close()
+	_ = c.SetReadDeadline(deadline)
+	_, _ = c.Read(make([]byte, 1))
+	return addr.Port, nil
+}
 
 // portFree reports an error if ip:port cannot be listened on.
 func portFree(ip string, port int) error {

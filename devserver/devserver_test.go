@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +21,6 @@ import (
 
 	"github.com/jobgate/jobgate/devserver"
 	"github.com/jobgate/jobgate/devserver/pgtest"
-	"github.com/jobgate/jobgate/internal/freeport"
 )
 
 // The production stack's dynamic config (docker-compose.yml mounts it into
@@ -33,26 +31,6 @@ func TestDeployDynamicConfigLoads(t *testing.T) {
 	srv, err := devserver.Start(devserver.Options{LogLevel: "none", DynamicConfigFile: filepath.Join("..", "deploy", "temporal", "dynamicconfig.yaml")})
 	require.NoError(t, err)
 	require.NoError(t, srv.Stop())
-}
-
-// The ports the server picks itself (the frontend's when none is given,
-// every other service's always) are below the kernel's ephemeral range:
-// between the pick and the services' bind, no outgoing connection can take
-// one (Temporal exits when a listener fails).
-func TestPickedPortsAreBelowTheEphemeralRange(t *testing.T) {
-	t.Parallel()
-	srv, err := devserver.Start(devserver.Options{LogLevel: "none"})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = srv.Stop() })
-	listeners := srv.Listeners()
-	require.Len(t, listeners, 4, "frontend, history, matching, worker")
-	for _, addr := range listeners {
-		_, port, err := net.SplitHostPort(addr)
-		require.NoError(t, err)
-		p, err := strconv.Atoi(port)
-		require.NoError(t, err)
-		require.True(t, freeport.Below(p), "%s is in the ephemeral range", addr)
-	}
 }
 
 func TestDynamicConfigUnknownKeyFailsStart(t *testing.T) {

@@ -1,14 +1,15 @@
-// Package freeport hands out TCP ports that stay free between the probe
-// and the bind of whoever asked: the tests' and the bench's processes, and
-// the embedded Temporal server's internal services.
+// Package freeport hands tests and the bench loopback TCP ports that stay
+// free until the process they start listens on them.
 //
 // A port the kernel picks for a listener on port 0 comes from the
-// ephemeral range, the same range every outgoing connection's local port
-// comes from: once the test closes its probe listener, any connection the
-// machine makes may take the port before the jobgate the test starts
-// (after building it, perhaps for minutes) binds it. So on Linux the ports
-// come from below that range, where the kernel never hands one out by
-// itself, and each is probed and handed out once per process.
+// ephemeral range, the one every other listener on port 0 and every
+// outgoing connection take theirs from: once the test closes its probe
+// listener, any of them may take the port before the jobgate the test
+// starts (after building it, perhaps for minutes) binds it. So on Linux
+// the ports come from below that range, where the kernel never hands one
+// out by itself, and each is probed and handed out once per process. (The
+// embedded server reserves its own ports differently, through TIME_WAIT,
+// which lasts a minute: enough for its own start, not for a build.)
 package freeport
 
 import (
@@ -21,7 +22,7 @@ import (
 	"sync"
 )
 
-// lowest is the bottom of the range Loopback picks from: above the
+// lowest is the bottom of the range Pick picks from: above the
 // well-known ports and the registered ones services usually take.
 const lowest = 20000
 
@@ -30,8 +31,8 @@ var (
 	given = map[int]bool{}
 )
 
-// TB is the part of testing.TB Loopback uses (so that the embedded server,
-// which uses On, does not link package testing).
+// TB is the part of testing.TB Loopback uses (the bench, a command, has
+// no testing.TB).
 type TB interface {
 	Helper()
 	Fatal(args ...any)
@@ -50,11 +51,7 @@ func Loopback(tb TB) int {
 
 // Pick returns a TCP port free on 127.0.0.1 that no earlier call in this
 // process returned.
-func Pick() (int, error) { return On("127.0.0.1") }
-
-// On returns a TCP port free on ip that no earlier call in this process
-// returned.
-func On(ip string) (int, error) { return pick(ip, lowest, ephemeralLow()) }
+func Pick() (int, error) { return pick("127.0.0.1", lowest, ephemeralLow()) }
 
 // pick probes random ports of [from, below) not given yet, and falls back
 // to the kernel's choice when the range is empty or every probe failed.
@@ -94,11 +91,6 @@ func free(ip string, p int) bool {
 	l.Close()
 	return true
 }
-
-// Below reports whether p is below the kernel's ephemeral port range,
-// where it never hands one out by itself (true where the range is
-// unknown).
-func Below(p int) bool { return p < ephemeralLow() || ephemeralLow() <= lowest }
 
 // ephemeralLow is the bottom of the kernel's ephemeral port range, or
 // lowest (nothing to pick from) where it cannot be read.
