@@ -293,17 +293,21 @@ func TestDocCodeFragmentsAreInTheRepository(t *testing.T) {
 	t.Parallel()
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
-	exts := map[string]string{"go": ".go", "ts": ".ts"}
+	exts := map[string]string{"go": ".go", "ts": ".ts", "typescript": ".ts"}
 	files := map[string]map[string][]string{".go": {}, ".ts": {}}
 	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "testdata") {
 			return filepath.SkipDir
 		}
 		if of, ok := files[filepath.Ext(path)]; ok && !d.IsDir() {
-			of[path] = codeLines(mustRead(t, path))
+			src := mustRead(t, path)
+			if strings.HasSuffix(path, ".go") && regexp.MustCompile(`(?m)^//go:build ignore$`).MatchString(src) {
+				return nil // not compiled
+			}
+			of[path] = codeLines(src)
 		}
 		return nil
 	}))
@@ -312,8 +316,12 @@ func TestDocCodeFragmentsAreInTheRepository(t *testing.T) {
 	pages = append(pages, "../README.md")
 	checked := map[string]int{}
 	for _, page := range pages {
-		for _, m := range regexp.MustCompile("(?s)\n```(go|ts)\n(.*?)\n```").FindAllStringSubmatch(mustRead(t, page), -1) {
+		for _, m := range regexp.MustCompile("(?ms)^[ \t]*```(go|ts|typescript)[ \t]*\r?\n(.*?)\r?\n[ \t]*```").FindAllStringSubmatch(mustRead(t, page), -1) {
 			fragment := codeLines(m[2])
+			if !slices.ContainsFunc(fragment, func(l string) bool { return l != "…" }) {
+				t.Errorf("%s: a %s fragment with no code in it:\n%s", page, m[1], m[2])
+				continue
+			}
 			if m[1] == "go" && len(fragment) > 0 && strings.HasPrefix(fragment[0], "package ") {
 				continue
 			}
