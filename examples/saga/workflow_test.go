@@ -3,21 +3,27 @@ package saga_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/examples/saga"
 	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
+	jobworker "github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -96,8 +102,9 @@ func TestOrderApprovalByUpdate(t *testing.T) {
 	require.EqualValues(t, 85_00, pay.Balance("alice"))
 }
 
-// fraudChecks is the activity of the versioning example in docs/kinds.md
-// ("Determinism"): a fraud check added to a kind's code.
+// fraudChecks are the activities of the versioning example in
+// docs/kinds.md ("Determinism"): a fraud check added to a kind's code, in
+// front of a step the kind had before.
 type fraudChecks struct{ checked []string }
 
 func (f *fraudChecks) CheckFraud(_ context.Context, d saga.Details) error {
@@ -105,37 +112,115 @@ func (f *fraudChecks) CheckFraud(_ context.Context, d saga.Details) error {
 	return nil
 }
 
-// fraudCheckedWorkflow is that example's fragment as a kind's whole
-// workflow.
+func (f *fraudChecks) Confirm(_ context.Context, d saga.Details) (string, error) {
+	return "confirmed " + d.ID, nil
+}
+
+// orderSteps is what the three versions of the kind below share: their
+// activities, step options and the order's details.
+func orderSteps(ctx workflow.Context, o saga.Order) (*fraudChecks, flow.StepOptions, saga.Details) {
+	return nil, flow.StepOptions{}, saga.Details{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Order: o}
+}
+
+func confirm(ctx workflow.Context, a *fraudChecks, d saga.Details) (any, error) {
+	var r string
+	err := flow.Run(ctx, "confirm", flow.StepOptions{}, a.Confirm, d).Get(ctx, &r)
+	return r, err
+}
+
+// uncheckedWorkflow is the kind before the change.
+func uncheckedWorkflow(ctx workflow.Context, o saga.Order) (any, error) {
+	a, _, d := orderSteps(ctx, o)
+	return confirm(ctx, a, d)
+}
+
+// fraudCheckedWorkflow is the change as the docs make it: the check
+// behind workflow.GetVersion.
 func fraudCheckedWorkflow(ctx workflow.Context, o saga.Order) (any, error) {
-	var a *fraudChecks
-	stepOptions := flow.StepOptions{}
-	d := saga.Details{ID: workflow.GetInfo(ctx).WorkflowExecution.ID, Order: o}
+	a, stepOptions, d := orderSteps(ctx, o)
 	if workflow.GetVersion(ctx, "fraud-check", workflow.DefaultVersion, 1) >= 1 {
 		if err := flow.Run(ctx, "fraud-check", stepOptions, a.CheckFraud, d).Get(ctx, nil); err != nil {
 			return nil, err
 		}
 	}
-	return "checked", nil
+	return confirm(ctx, a, d)
 }
 
+// unversionedWorkflow is the same change without the version.
+func unversionedWorkflow(ctx workflow.Context, o saga.Order) (any, error) {
+	a, stepOptions, d := orderSteps(ctx, o)
+	if err := flow.Run(ctx, "fraud-check", stepOptions, a.CheckFraud, d).Get(ctx, nil); err != nil {
+		return nil, err
+	}
+	return confirm(ctx, a, d)
+}
+
+func checkedOrderKinds(t *testing.T, wf func(workflow.Context, saga.Order) (any, error), acts *fraudChecks) *job.Registry {
+	t.Helper()
+	kinds, err := job.NewRegistry(flow.Define(flow.Spec[saga.Order]{Name: "checked-order", Workflow: wf, Activities: []any{acts}}))
+	require.NoError(t, err)
+	return kinds
+}
+
+const checkedOrderInput = `{"customer":"alice","items":[{"sku":"book","quantity":1}],"amount":100}`
+
 // The fraud check docs/kinds.md adds behind workflow.GetVersion runs, as
-// a step, in a job started on the code that has it.
+// a step before the confirmation, in a job started on the code that has
+// it.
 func TestVersionedStepRunsInNewJobs(t *testing.T) {
 	t.Parallel()
 	env := newQuietEnv()
 	checks := &fraudChecks{}
-	kinds, err := job.NewRegistry(flow.Define(flow.Spec[saga.Order]{Name: "checked-order", Workflow: fraudCheckedWorkflow, Activities: []any{checks}}))
-	require.NoError(t, err)
-	workflows.Register(env, kinds)
+	workflows.Register(env, checkedOrderKinds(t, fraudCheckedWorkflow, checks))
 	env.RegisterActivity(checks)
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: "order-2"})
 	env.ExecuteWorkflow(workflows.JobWorkflowName, workflows.Input{Tenant: "t", Kind: "checked-order",
-		Input: json.RawMessage(`{"customer":"alice","items":[{"sku":"book","quantity":1}],"amount":100}`), Timeout: time.Hour, Flow: true})
+		Input: json.RawMessage(checkedOrderInput), Timeout: time.Hour, Flow: true})
 
 	require.NoError(t, env.GetWorkflowError())
 	require.Equal(t, []string{"order-2"}, checks.checked)
 	var out workflows.Output
 	require.NoError(t, env.GetWorkflowResult(&out))
-	require.JSONEq(t, `"checked"`, string(out.Result))
+	require.JSONEq(t, `"confirmed order-2"`, string(out.Result))
+}
+
+// A job run to its end on the code before the change, on a real Temporal
+// server, replays on the code with the versioned check (it takes the old
+// path) and fails to replay on the same check without the version: what
+// docs/kinds.md says GetVersion is for.
+func TestVersionedChangeReplaysJobsFromBefore(t *testing.T) {
+	t.Parallel()
+	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
+	old := checkedOrderKinds(t, uncheckedWorkflow, &fraudChecks{})
+	queue := fmt.Sprintf("checked-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
+	w := jobworker.New(c, queue, old, jobworker.Options{})
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+	jobs := engine.New(c, old, engine.Config{TaskQueue: queue, Namespace: temporalServer.Namespace()})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	j, _, err := jobs.Submit(ctx, job.SubmitRequest{Tenant: queue, Kind: "checked-order", Input: json.RawMessage(checkedOrderInput)})
+	require.NoError(t, err)
+	var out workflows.Output
+	require.NoError(t, c.GetWorkflow(ctx, j.ID, "").Get(ctx, &out))
+	require.JSONEq(t, `"confirmed `+j.ID+`"`, string(out.Result))
+	history := &historypb.History{}
+	it := c.GetWorkflowHistory(ctx, j.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		history.Events = append(history.Events, ev)
+	}
+
+	replay := func(wf func(workflow.Context, saga.Order) (any, error)) error {
+		replayer := worker.NewWorkflowReplayer()
+		workflows.Register(replayer, checkedOrderKinds(t, wf, &fraudChecks{}))
+		return replayer.ReplayWorkflowHistoryWithOptions(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
+			worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: j.ID}})
+	}
+	require.NoError(t, replay(uncheckedWorkflow), "the history replays on its own code")
+	require.NoError(t, replay(fraudCheckedWorkflow), "the versioned change replays a job from before it")
+	require.ErrorContains(t, replay(unversionedWorkflow), "nondeterministic", "the unversioned change breaks it")
 }
