@@ -7,7 +7,10 @@
 // listener, any of them may take the port before the jobgate the test
 // starts (after building it, perhaps for minutes) binds it. So on Linux
 // the ports come from below that range, where the kernel never hands one
-// out by itself, and each is probed and handed out once per process. (The
+// out by itself, and each is probed and handed out once: per process, and
+// across the processes of one machine through a lock file per port that
+// the process holds until it exits (the test binaries of go test ./...
+// run side by side). (The
 // embedded server reserves its own ports differently, through TIME_WAIT,
 // which lasts a minute: enough for its own start, not for a build.)
 package freeport
@@ -61,7 +64,7 @@ func pick(ip string, from, below int) (int, error) {
 	if below > from {
 		for range 200 {
 			p := from + rand.IntN(below-from)
-			if !given[p] && free(ip, p) {
+			if !given[p] && claim(p) && free(ip, p) {
 				given[p] = true
 				return p, nil
 			}
