@@ -10,9 +10,9 @@
 // out by itself, and each is probed and handed out once: per process, and
 // across the processes of one machine through a lock file per port that
 // the process holds until it exits (the test binaries of go test ./...
-// run side by side). (The
-// embedded server reserves its own ports differently, through TIME_WAIT,
-// which lasts a minute: enough for its own start, not for a build.)
+// run side by side). (The embedded server reserves its own ports
+// differently, through TIME_WAIT, which lasts a minute: enough for its own
+// start, not for a build.)
 package freeport
 
 import (
@@ -34,8 +34,8 @@ var (
 	given = map[int]bool{}
 )
 
-// TB is the part of testing.TB Loopback uses (the bench, a command, has
-// no testing.TB).
+// TB is the part of testing.TB Loopback uses, so that the bench, a
+// command that calls Pick, does not link package testing.
 type TB interface {
 	Helper()
 	Fatal(args ...any)
@@ -54,17 +54,19 @@ func Loopback(tb TB) int {
 
 // Pick returns a TCP port free on 127.0.0.1 that no earlier call in this
 // process returned.
-func Pick() (int, error) { return pick("127.0.0.1", lowest, ephemeralLow()) }
+func Pick() (int, error) { return pick(lowest, ephemeralLow()) }
 
-// pick probes random ports of [from, below) not given yet, and falls back
-// to the kernel's choice when the range is empty or every probe failed.
-func pick(ip string, from, below int) (int, error) {
+// pick probes random ports of [from, below) not given yet, and takes the
+// first free one no other process claimed; it falls back to the kernel's
+// choice when the range is empty or every probe failed. A port is probed
+// before it is claimed, so that no lock is held for one in use.
+func pick(from, below int) (int, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if below > from {
 		for range 200 {
 			p := from + rand.IntN(below-from)
-			if !given[p] && claim(p) && free(ip, p) {
+			if !given[p] && free(p) && claim(p) {
 				given[p] = true
 				return p, nil
 			}
@@ -72,9 +74,9 @@ func pick(ip string, from, below int) (int, error) {
 	}
 	// No room below the ephemeral range, or none free: the kernel's choice.
 	for range 100 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, fmt.Errorf("find a free port on %s: %w", ip, err)
+			return 0, fmt.Errorf("find a free loopback port: %w", err)
 		}
 		p := l.Addr().(*net.TCPAddr).Port
 		l.Close()
@@ -83,11 +85,11 @@ func pick(ip string, from, below int) (int, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("find a free port on %s: every one tried was taken", ip)
+	return 0, fmt.Errorf("find a free loopback port: every one tried was taken")
 }
 
-func free(ip string, p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+func free(p int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	if err != nil {
 		return false
 	}
@@ -96,8 +98,8 @@ func free(ip string, p int) bool {
 }
 
 // ephemeralLow is the bottom of the kernel's ephemeral port range, or
-// lowest (nothing to pick from) where it cannot be read.
-func ephemeralLow() int {
+// lowest (nothing to pick from) where it cannot be read; read once.
+var ephemeralLow = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return lowest
@@ -111,4 +113,4 @@ func ephemeralLow() int {
 		return lowest
 	}
 	return low
-}
+})
