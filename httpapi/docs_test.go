@@ -23,6 +23,33 @@ import (
 // the page's problem table.
 
 // mustRead reads a file of the repository, relative to httpapi/.
+// docPages are the README and the pages of docs/.
+func docPages(tb testing.TB) []string {
+	tb.Helper()
+	pages, err := filepath.Glob("../docs/*.md")
+	require.NoError(tb, err)
+	return append(pages, "../README.md")
+}
+
+// repoFiles are the paths of the repository's files under root, outside
+// .git, node_modules and any directory named in skip.
+func repoFiles(tb testing.TB, root string, skip ...string) []string {
+	tb.Helper()
+	var files []string
+	require.NoError(tb, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || slices.Contains(skip, d.Name())):
+			return filepath.SkipDir
+		case !d.IsDir():
+			files = append(files, path)
+		}
+		return nil
+	}))
+	return files
+}
+
 func mustRead(tb testing.TB, path string) string {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.FromSlash(path))
@@ -178,9 +205,7 @@ func TestAPIDocListsEveryProblemType(t *testing.T) {
 // docs never lands outside the repository or nowhere.
 func TestDocLinksResolve(t *testing.T) {
 	t.Parallel()
-	pages, err := filepath.Glob("../docs/*.md")
-	require.NoError(t, err)
-	pages = append(pages, "../README.md")
+	pages := docPages(t)
 	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -244,25 +269,16 @@ func TestDocNamedPathsAndTestsExist(t *testing.T) {
 
 	declared := map[string]bool{}
 	funcRe := regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz|Example)\w*)\(`)
-	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(path, "_test.go") {
+	for _, path := range repoFiles(t, root) {
+		if strings.HasSuffix(path, "_test.go") {
 			for _, m := range funcRe.FindAllStringSubmatch(mustRead(t, path), -1) {
 				declared[m[1]] = true
 			}
 		}
-		return nil
-	}))
+	}
 	require.NotEmpty(t, declared)
 
-	pages, err := filepath.Glob("../docs/*.md")
-	require.NoError(t, err)
-	pages = append(pages, "../README.md")
+	pages := docPages(t)
 	checked := 0
 	for _, page := range pages {
 		for _, code := range codeRe.FindAllString(mustRead(t, page), -1) {
@@ -295,25 +311,17 @@ func TestDocCodeFragmentsAreInTheRepository(t *testing.T) {
 	require.NoError(t, err)
 	exts := map[string]string{"go": ".go", "ts": ".ts", "typescript": ".ts"}
 	files := map[string]map[string][]string{".go": {}, ".ts": {}}
-	require.NoError(t, filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules" || d.Name() == "testdata") {
-			return filepath.SkipDir
-		}
-		if of, ok := files[filepath.Ext(path)]; ok && !d.IsDir() {
+	ignored := regexp.MustCompile(`(?m)^//go:build ignore$`)
+	for _, path := range repoFiles(t, root, "testdata") {
+		if of, ok := files[filepath.Ext(path)]; ok {
 			src := mustRead(t, path)
-			if strings.HasSuffix(path, ".go") && regexp.MustCompile(`(?m)^//go:build ignore$`).MatchString(src) {
-				return nil // not compiled
+			if filepath.Ext(path) == ".go" && ignored.MatchString(src) {
+				continue // not compiled
 			}
 			of[path] = codeLines(src)
 		}
-		return nil
-	}))
-	pages, err := filepath.Glob("../docs/*.md")
-	require.NoError(t, err)
-	pages = append(pages, "../README.md")
+	}
+	pages := docPages(t)
 	checked := map[string]int{}
 	for _, page := range pages {
 		for _, m := range regexp.MustCompile("(?ms)^[ \t]*```(go|ts|typescript)[ \t]*\r?\n(.*?)\r?\n[ \t]*```").FindAllStringSubmatch(mustRead(t, page), -1) {
@@ -325,9 +333,10 @@ func TestDocCodeFragmentsAreInTheRepository(t *testing.T) {
 			if m[1] == "go" && len(fragment) > 0 && strings.HasPrefix(fragment[0], "package ") {
 				continue
 			}
+			in := fragmentMatcher(fragment)
 			found := false
 			for _, lines := range files[exts[m[1]]] {
-				if found = containsInOrder(lines, fragment); found {
+				if found = in(lines); found {
 					break
 				}
 			}
@@ -377,55 +386,53 @@ func withoutComment(line string) string {
 	return line
 }
 
-// containsInOrder reports whether the fragment's lines are lines of the
-// file's, in order: consecutive ones, except across an elision ("…" alone
-// on a line, any number of lines; "…" within a line, any text).
-func containsInOrder(file, fragment []string) bool {
+// fragmentMatcher reports whether a file's lines hold the fragment's, in
+// order: consecutive ones, except across an elision ("…" alone on a line,
+// any number of lines; "…" within a line, any text).
+func fragmentMatcher(fragment []string) func(file []string) bool {
 	// Runs of the fragment between elided lines, each found consecutively
-	// after the previous one.
-	var runs [][]string
-	var run []string
+	// after the previous one; a line with "…" in it is a pattern.
+	var runs [][]func(string) bool
+	var run []func(string) bool
 	for _, l := range fragment {
-		if l == "…" {
+		switch {
+		case l == "…":
 			runs, run = append(runs, run), nil
-			continue
+		case strings.Contains(l, "…"):
+			parts := strings.Split(l, "…")
+			for j := range parts {
+				parts[j] = regexp.QuoteMeta(parts[j])
+			}
+			run = append(run, regexp.MustCompile("^"+strings.Join(parts, ".*")+"$").MatchString)
+		default:
+			run = append(run, func(fl string) bool { return fl == l })
 		}
-		run = append(run, l)
 	}
 	runs = append(runs, run)
-	at := 0
-	for _, r := range runs {
-		if len(r) == 0 {
-			continue
-		}
-		next := -1
-		for i := at; i+len(r) <= len(file); i++ {
-			if linesMatch(file[i:i+len(r)], r) {
-				next = i + len(r)
-				break
+	return func(file []string) bool {
+		at := 0
+		for _, r := range runs {
+			if len(r) == 0 {
+				continue
 			}
-		}
-		if next < 0 {
-			return false
-		}
-		at = next
-	}
-	return true
-}
-
-func linesMatch(file, fragment []string) bool {
-	for i, l := range fragment {
-		if !strings.Contains(l, "…") {
-			if file[i] != l {
+			next := -1
+			for i := at; i+len(r) <= len(file) && next < 0; i++ {
+				if linesMatch(file[i:i+len(r)], r) {
+					next = i + len(r)
+				}
+			}
+			if next < 0 {
 				return false
 			}
-			continue
+			at = next
 		}
-		parts := strings.Split(l, "…")
-		for j := range parts {
-			parts[j] = regexp.QuoteMeta(parts[j])
-		}
-		if !regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(file[i]) {
+		return true
+	}
+}
+
+func linesMatch(file []string, run []func(string) bool) bool {
+	for i, match := range run {
+		if !match(file[i]) {
 			return false
 		}
 	}
