@@ -19,7 +19,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -83,27 +82,40 @@ func mustOpenShop(t *testing.T, opts shopOptions) *shop {
 	if opts.stock == nil {
 		opts.stock = map[string]int{"book": 10, "lamp": 5}
 	}
-	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
 	s := &shop{
 		t:         t,
-		temporal:  c,
 		inventory: saga.NewInventory(opts.stock),
 		payments:  saga.NewPayments(map[string]int64{"alice": 100_00, "bob": 5_00}),
 	}
 	kinds, err := job.NewRegistry(saga.Kind(&saga.Activities{Inventory: s.inventory, Payments: s.payments, PackTime: opts.packTime}))
 	require.NoError(t, err)
+	jobs := startJobs(t, kinds)
+	s.temporal = jobs.temporal
+	api := httptest.NewServer(httpapi.New(jobs.engine, kinds, httpapi.Config{Tenant: jobs.queue}, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	t.Cleanup(api.Close)
+	s.url = api.URL
+	return s
+}
 
+// jobRunner is a worker and an engine for some kinds on the shared
+// Temporal server, on a task queue of their own, which is also the tenant
+// their jobs are submitted for.
+type jobRunner struct {
+	temporal client.Client
+	engine   *engine.Service
+	queue    string
+}
+
+func startJobs(t *testing.T, kinds *job.Registry) jobRunner {
+	t.Helper()
+	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
+	require.NoError(t, err)
+	t.Cleanup(c.Close)
 	queue := fmt.Sprintf("saga-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
 	w := jobworker.New(c, queue, kinds, jobworker.Options{})
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
-	jobs := engine.New(c, kinds, engine.Config{TaskQueue: queue, Namespace: temporalServer.Namespace(), EagerStart: true})
-	api := httptest.NewServer(httpapi.New(jobs, kinds, httpapi.Config{Tenant: queue}, slog.New(slog.NewTextHandler(io.Discard, nil))))
-	t.Cleanup(api.Close)
-	s.url = api.URL
-	return s
+	return jobRunner{temporal: c, engine: engine.New(c, kinds, engine.Config{TaskQueue: queue, Namespace: temporalServer.Namespace(), EagerStart: true}), queue: queue}
 }
 
 // do sends a request with a JSON body (none when empty) and returns the
@@ -171,16 +183,30 @@ func (s *shop) waitApproval(id string) map[string]any {
 // history returns the order's workflow history.
 func (s *shop) history(id string) *historypb.History {
 	s.t.Helper()
+	return historyOf(s.t, s.temporal, id)
+}
+
+// historyOf is workflow id's history.
+func historyOf(t *testing.T, c client.Client, id string) *historypb.History {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	h := &historypb.History{}
-	it := s.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
-		require.NoError(s.t, err)
+		require.NoError(t, err)
 		h.Events = append(h.Events, ev)
 	}
 	return h
+}
+
+// replayOn replays workflow id's history on the Job workflow with kinds.
+func replayOn(kinds *job.Registry, history *historypb.History, id string) error {
+	replayer := worker.NewWorkflowReplayer()
+	workflows.Register(replayer, kinds)
+	return replayer.ReplayWorkflowHistoryWithOptions(quietLogger{}, history,
+		worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}})
 }
 
 // activities returns the activity types the order's workflow scheduled,
@@ -405,10 +431,7 @@ func TestReplayHistories(t *testing.T) {
 			history, err := client.HistoryFromJSON(data, client.HistoryJSONOptions{})
 			require.NoError(t, err)
 			id := strings.TrimSuffix(strings.SplitN(filepath.Base(f), "--", 2)[1], ".json")
-			replayer := worker.NewWorkflowReplayer()
-			workflows.Register(replayer, kinds)
-			require.NoError(t, replayer.ReplayWorkflowHistoryWithOptions(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
-				worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: id}}))
+			require.NoError(t, replayOn(kinds, history, id))
 		})
 	}
 }

@@ -3,27 +3,18 @@ package saga_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/jobgate/jobgate/engine"
 	"github.com/jobgate/jobgate/examples/saga"
 	"github.com/jobgate/jobgate/flow"
 	"github.com/jobgate/jobgate/job"
-	jobworker "github.com/jobgate/jobgate/worker"
 	"github.com/jobgate/jobgate/workflows"
 )
 
@@ -47,7 +38,7 @@ func newOrderEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *saga.Invent
 // newQuietEnv is a test workflow environment that logs nothing.
 func newQuietEnv() *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
-	s.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	s.SetLogger(quietLogger{})
 	return s.NewTestWorkflowEnvironment()
 }
 
@@ -190,35 +181,18 @@ func TestVersionedStepRunsInNewJobs(t *testing.T) {
 // docs/kinds.md says GetVersion is for.
 func TestVersionedChangeReplaysJobsFromBefore(t *testing.T) {
 	t.Parallel()
-	c, err := client.Dial(client.Options{HostPort: temporalServer.FrontendAddress(), Namespace: temporalServer.Namespace(), Logger: quietLogger{}})
-	require.NoError(t, err)
-	t.Cleanup(c.Close)
-	old := checkedOrderKinds(t, uncheckedWorkflow, &fraudChecks{})
-	queue := fmt.Sprintf("checked-%d-%d", time.Now().UnixNano(), queueSeq.Add(1))
-	w := jobworker.New(c, queue, old, jobworker.Options{})
-	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
-	jobs := engine.New(c, old, engine.Config{TaskQueue: queue, Namespace: temporalServer.Namespace()})
+	jobs := startJobs(t, checkedOrderKinds(t, uncheckedWorkflow, &fraudChecks{}))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	j, _, err := jobs.Submit(ctx, job.SubmitRequest{Tenant: queue, Kind: "checked-order", Input: json.RawMessage(checkedOrderInput)})
+	j, _, err := jobs.engine.Submit(ctx, job.SubmitRequest{Tenant: jobs.queue, Kind: "checked-order", Input: json.RawMessage(checkedOrderInput)})
 	require.NoError(t, err)
 	var out workflows.Output
-	require.NoError(t, c.GetWorkflow(ctx, j.ID, "").Get(ctx, &out))
+	require.NoError(t, jobs.temporal.GetWorkflow(ctx, j.ID, "").Get(ctx, &out))
 	require.JSONEq(t, `"confirmed `+j.ID+`"`, string(out.Result))
-	history := &historypb.History{}
-	it := c.GetWorkflowHistory(ctx, j.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		require.NoError(t, err)
-		history.Events = append(history.Events, ev)
-	}
+	history := historyOf(t, jobs.temporal, j.ID)
 
 	replay := func(wf func(workflow.Context, saga.Order) (any, error)) error {
-		replayer := worker.NewWorkflowReplayer()
-		workflows.Register(replayer, checkedOrderKinds(t, wf, &fraudChecks{}))
-		return replayer.ReplayWorkflowHistoryWithOptions(log.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), history,
-			worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: j.ID}})
+		return replayOn(checkedOrderKinds(t, wf, &fraudChecks{}), history, j.ID)
 	}
 	require.NoError(t, replay(uncheckedWorkflow), "the history replays on its own code")
 	require.NoError(t, replay(fraudCheckedWorkflow), "the versioned change replays a job from before it")
