@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/workflow"
@@ -92,9 +91,5 @@ func TestDocsChildJobsFanOut(t *testing.T) {
 		require.Equal(t, "succeeded", child["state"])
 		require.Equal(t, id, child["parentId"])
 	}
-	eventually(t, 15*time.Second, "the children listed under the parent", func() bool {
-		var page struct{ Jobs []map[string]any }
-		require.NoError(t, json.Unmarshal(e.do(http.MethodGet, "/v1/jobs?parentId="+id, "").Body, &page))
-		return len(page.Jobs) == len(urls)
-	})
+	e.waitChildrenListed(id, len(urls))
 }

@@ -398,10 +398,17 @@ func TestPipelineFanOutFanIn(t *testing.T) {
 		require.Equal(t, "succeeded", s.State)
 		require.Equal(t, "/v1/jobs/"+s.JobID+"/result", s.ResultURL)
 	}
-	eventually(t, 15*time.Second, "the children listed under the parent", func() bool {
+	e.waitChildrenListed(id, 3)
+}
+
+// waitChildrenListed waits until the listing of the job's children
+// (?parentId=) holds n jobs.
+func (e *env) waitChildrenListed(parent string, n int) {
+	e.t.Helper()
+	eventually(e.t, 15*time.Second, "the children listed under the parent", func() bool {
 		var page struct{ Jobs []map[string]any }
-		require.NoError(t, json.Unmarshal(e.do(http.MethodGet, "/v1/jobs?parentId="+id, "").Body, &page))
-		return len(page.Jobs) == 3
+		require.NoError(e.t, json.Unmarshal(e.do(http.MethodGet, "/v1/jobs?parentId="+parent, "").Body, &page))
+		return len(page.Jobs) == n
 	})
 }
 
