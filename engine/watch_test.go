@@ -333,6 +333,77 @@ func TestAwaitMakesNoLookUps(t *testing.T) {
 	require.Zero(t, f.loads.Load(), "no look-ups while only the end is awaited")
 }
 
+// The close waiter publishes a job's end itself: a long-poll gets it while
+// the loop's look-up is still on its way, and that look-up, which began
+// before the close, cannot replace the finished status when it returns.
+func TestCloseIsPublishedPastALookUpInFlight(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	running := job.Job{ID: "a", State: job.StateRunning, UpdatedAt: base, StartedAt: base, Progress: &job.Progress{Current: 1, Total: 10}}
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	var loads atomic.Int64
+	s := &Service{cfg: Config{CallTimeout: time.Second}}
+	s.watches = newWatchHub(func(ctx context.Context, tenant, id string) (*job.Job, error) {
+		j := running
+		if loads.Add(1) == 2 {
+			close(inFlight)
+			<-release
+			// Newer than the first look-up and nothing less: only its
+			// being older than the close gives it away.
+			j.UpdatedAt, j.Progress = base.Add(time.Minute), &job.Progress{Current: 2, Total: 10}
+		}
+		return &j, nil
+	}, 10*time.Millisecond, time.Second)
+	closedNow := make(chan struct{})
+	s.watches.closed = func(ctx context.Context, id string, _ func()) (*historypb.HistoryEvent, error) {
+		select {
+		case <-closedNow:
+			return &historypb.HistoryEvent{EventId: 7}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.watches.final = func(last *job.Job, ev *historypb.HistoryEvent) (*job.Job, bool) {
+		done := running
+		done.State, done.UpdatedAt = job.StateSucceeded, base.Add(time.Second)
+		return &done, true
+	}
+	w := s.watches.acquire("t", "a", false, nil)
+	defer s.watches.release(w, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, err := s.Watch(ctx, "t", "a", "")
+	require.NoError(t, err)
+	require.Equal(t, job.StateRunning, first.State)
+	polled := make(chan *job.Job, 1)
+	go func() {
+		j, _ := s.Watch(ctx, "t", "a", first.Version())
+		polled <- j
+	}()
+	select {
+	case <-inFlight:
+	case <-ctx.Done():
+		t.Fatal("the loop made no second look-up")
+	}
+	close(closedNow)
+	select {
+	case j := <-polled:
+		require.NotNil(t, j)
+		require.Equal(t, job.StateSucceeded, j.State, "the long-poll gets the end while the look-up is on its way")
+	case <-ctx.Done():
+		t.Fatal("the close did not reach the long-poll while a look-up was on its way")
+	}
+	close(release)
+	// The loop stops after the look-up returns; the watch then holds
+	// what it will answer anyone still on it.
+	require.Eventually(t, func() bool {
+		s.watches.mu.Lock()
+		defer s.watches.mu.Unlock()
+		return s.watches.watches["t\x00a"] != w
+	}, 10*time.Second, time.Millisecond)
+	require.Equal(t, job.StateSucceeded, w.latest().State, "a look-up older than the close replaced the finished status")
+}
+
 // A watcher of changes that joins an awaited job's watch gets look-ups
 // again, at the interval.
 func TestAwaitAndWatchShareALoop(t *testing.T) {
