@@ -136,15 +136,11 @@ func (h *watchHub) release(w *watch, endOnly bool) {
 type closeResult struct {
 	ev  *historypb.HistoryEvent
 	err error
-	// published says the close waiter has published the job's end itself
-	// (final built it): the loop only has to stop.
-	published bool
 }
 
 // run looks the job up while anyone watches its changes (and at once
-// unless seeded), publishing each change; on the workflow's close its
-// close waiter publishes the job's end (built from the close event, or
-// else looked up). It stops when the last watcher leaves, the job
+// unless seeded), publishing each change; on the workflow's close it
+// publishes the job's end. It stops when the last watcher leaves, the job
 // finishes or a look-up fails. Between look-ups it waits the job's
 // interval (doubling while nothing changes, reset by a change) and then
 // its turn under the process-wide bound; the job's close cuts either wait
@@ -168,19 +164,7 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 				default:
 				}
 			})
-			// The end is published from here, not from the loop: one
-			// goroutine hand-off fewer between the close and its watchers,
-			// whose hub shares the process with the server and the worker
-			// busy with the close's own work. A look-up of the loop in
-			// flight cannot replace it (publish keeps a terminal status).
-			if err == nil && h.final != nil {
-				if j, ok := h.final(w.latest(), ev); ok {
-					w.publish(j, nil, time.Now())
-					closed <- closeResult{ev: ev, published: true}
-					return
-				}
-			}
-			closed <- closeResult{ev: ev, err: err}
+			closed <- closeResult{ev, err}
 		}()
 	}
 	var (
@@ -200,9 +184,12 @@ func (h *watchHub) run(key, tenant, id string, w *watch, seeded bool) {
 	// loop is done.
 	onClose := func(c closeResult) bool {
 		closed = nil
-		if c.published {
-			h.drop(key, w)
-			return true
+		if c.err == nil && h.final != nil {
+			if j, ok := h.final(w.latest(), c.ev); ok {
+				w.publish(j, nil, time.Now())
+				h.drop(key, w)
+				return true
+			}
 		}
 		// Look the closed job up; or, with the close waiter gone, learn
 		// why, and poll for everyone from now on.
@@ -317,16 +304,9 @@ func (h *watchHub) drop(key string, w *watch) {
 // gone. A look-up that shows less than the one published before
 // (job.Regresses: an earlier update, a lost start or progress) is not
 // published: the watchers keep the newer status, as of this look-up.
-// Nothing replaces a finished status, which the close waiter may publish
-// while a look-up that began before the close is on its way.
 func (w *watch) publish(j *job.Job, err error, began time.Time) (done bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err == nil && w.cur != nil && w.cur.State.Terminal() {
-		// The close waiter published the end while a look-up was on its
-		// way: a finished job's status is final.
-		return true
-	}
 	if err == nil && w.err == nil && j.Regresses(w.cur) {
 		j = w.cur
 	}
