@@ -107,8 +107,9 @@ const (
 	endJobDuration = time.Second
 	// endMinTrials is the fewest end-to-waiter trials of each kind per
 	// concurrency: at concurrency 1, -sync-rounds alone would make a p50
-	// of six numbers.
-	endMinTrials = 30
+	// of six numbers, and with 30 the p50 ratios moved by up to 0.3
+	// between runs of the same binary.
+	endMinTrials = 60
 )
 
 func rawSleepWorkflow(ctx workflow.Context, d time.Duration) error {
@@ -193,8 +194,8 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 		}
 		e := endRounds(ctx, conc, rounds,
 			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c, cs) },
-			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a) },
-			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a) },
+			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a, c) },
+			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a, c) },
 			func(ctx context.Context) (time.Duration, error) { return rawJobEnd(ctx, a, c) })
 		row.RawEnd, row.LongPoll, row.Stream, row.RawJobEnd = e[0], e[1], e[2], e[3]
 		row.RawWorkerEnd, row.RawWorkerRead = cs.drain()
@@ -218,7 +219,7 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 	fails := 0
 	var first error
 	for range trials {
-		d, err := stepEnd(ctx, a)
+		d, err := stepEnd(ctx, a, c)
 		if err != nil {
 			fails++
 			first = cmp.Or(first, err)
@@ -242,9 +243,9 @@ const stepEndTrials = 12
 // once when the last write is a second old, flow.PublishInterval, and
 // after the rest of that second otherwise); once the first step runs, it
 // long-polls the pipeline until an answer shows that step succeeded, and
-// returns the time from the step's end (its job's completedAt) to that
-// answer. It cancels the pipeline.
-func stepEnd(ctx context.Context, a *api) (time.Duration, error) {
+// returns the time from the step's end (its job's workflow's close,
+// closeTime) to that answer. It cancels the pipeline.
+func stepEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
 	id, err := a.submit(ctx, `{"kind":"pipeline","input":{"steps":[{"id":"a","kind":"sleep","input":{"seconds":2}},{"id":"b","kind":"sleep","input":{"seconds":60},"after":["a"]}]}}`, "")
 	if err != nil {
 		return 0, err
@@ -276,11 +277,11 @@ func stepEnd(ctx context.Context, a *api) (time.Duration, error) {
 	if !ok || st.State != "succeeded" {
 		return 0, fmt.Errorf("pipeline %s ended %s", id, s.State)
 	}
-	child, err := a.get(ctx, st.JobID)
+	closed, err := closeTime(ctx, c, st.JobID)
 	if err != nil {
 		return 0, err
 	}
-	return got.Sub(child.CompletedAt), nil
+	return got.Sub(closed), nil
 }
 
 // startTarget serves a small JSON answer on loopback, the http.request
@@ -343,13 +344,28 @@ func rawEnd(ctx context.Context, c client.Client, cs *completions) (time.Duratio
 		return 0, err
 	}
 	got := time.Now()
-	d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
+	closed, err := closeTime(ctx, c, run.GetID())
 	if err != nil {
 		return 0, err
 	}
-	closed := d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()
 	cs.note(run.GetID(), closed)
 	return got.Sub(closed), nil
+}
+
+// closeTime is when workflow id closed, as Temporal recorded it, to the
+// nanosecond. Every end-to-waiter figure is taken from it: a job's
+// completedAt is the same time to the millisecond (engine's recordTime),
+// which would add half a millisecond on average to jobgate's side alone.
+func closeTime(ctx context.Context, c client.Client, id string) (time.Time, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return time.Time{}, err
+	}
+	t := d.GetWorkflowExecutionInfo().GetCloseTime()
+	if t == nil {
+		return time.Time{}, fmt.Errorf("workflow %s has not closed", id)
+	}
+	return t.AsTime(), nil
 }
 
 // rawJobEnd submits a job of endJobDuration and waits for its workflow's
@@ -364,23 +380,30 @@ func rawJobEnd(ctx context.Context, a *api, c client.Client) (time.Duration, err
 		return 0, err
 	}
 	got := time.Now()
-	d, err := c.DescribeWorkflowExecution(ctx, id, "")
+	closed, err := closeTime(ctx, c, id)
 	if err != nil {
 		return 0, err
 	}
-	return got.Sub(d.GetWorkflowExecutionInfo().GetCloseTime().AsTime()), nil
+	return got.Sub(closed), nil
 }
 
 // longPollEnd submits a job of endJobDuration and long-polls it (GET with
 // Prefer: wait and the last ETag) to its end; it returns the time from
-// the job's end (completedAt, its workflow's close) to the answer.
-func longPollEnd(ctx context.Context, a *api) (time.Duration, error) {
+// the job's end (its workflow's close, closeTime) to the answer.
+func longPollEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
 	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
 	if err != nil {
 		return 0, err
 	}
-	s, got, err := longPollToEnd(ctx, a, id)
-	return got.Sub(s.CompletedAt), err
+	_, got, err := longPollToEnd(ctx, a, id)
+	if err != nil {
+		return 0, err
+	}
+	closed, err := closeTime(ctx, c, id)
+	if err != nil {
+		return 0, err
+	}
+	return got.Sub(closed), nil
 }
 
 // longPollToEnd long-polls job id (GET with Prefer: wait and the last
@@ -429,14 +452,22 @@ func longPollUntil(ctx context.Context, a *api, id, etag string, done func(statu
 }
 
 // streamEnd submits a job of endJobDuration and reads its event stream to
-// the end; it returns the time from the job's end to its final event.
-func streamEnd(ctx context.Context, a *api) (time.Duration, error) {
+// the end; it returns the time from the job's end (closeTime) to its
+// final event.
+func streamEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
 	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
 	if err != nil {
 		return 0, err
 	}
-	s, got, err := streamToEnd(ctx, a, id)
-	return got.Sub(s.CompletedAt), err
+	_, got, err := streamToEnd(ctx, a, id)
+	if err != nil {
+		return 0, err
+	}
+	closed, err := closeTime(ctx, c, id)
+	if err != nil {
+		return 0, err
+	}
+	return got.Sub(closed), nil
 }
 
 // streamToEnd reads job id's event stream until an event says it has
@@ -576,7 +607,7 @@ func (r *results) syncMarkdown() string {
 	}
 	b.WriteString(t.markdown() + "\n")
 	if r.StepEnd.N+r.StepEnd.Errors > 0 {
-		b.WriteString("A change before a job's end: from a pipeline's first step's end (its job's `completedAt`; a `sleep 2`, the second step waiting for it; two seconds, so that the memo write of the step's end is not held by the one-second throttle of a workflow kind's memo writes) to the answer of a long-poll waiting on the pipeline that shows the step succeeded, pipelines one after the other. The close waiter follows the workflow's history, so the memo write that records the step's end cuts the watcher's look-up interval short. No raw figure: a plain workflow has no status to long-poll.\n\n")
+		b.WriteString("A change before a job's end: from a pipeline's first step's end (its job's workflow's close time, to the nanosecond; a `sleep 2`, the second step waiting for it; two seconds, so that the memo write of the step's end is not held by the one-second throttle of a workflow kind's memo writes) to the answer of a long-poll waiting on the pipeline that shows the step succeeded, pipelines one after the other. The close waiter follows the workflow's history, so the memo write that records the step's end cuts the watcher's look-up interval short. No raw figure: a plain workflow has no status to long-poll.\n\n")
 		t = newTable("pipelines", "step end to long-poll p50", "p90", "max")
 		t.add(fmt.Sprint(r.StepEnd.N)+errNote(r.StepEnd), ms(r.StepEnd.P(50)), ms(r.StepEnd.P(90)), ms(r.StepEnd.P(100)))
 		b.WriteString(t.markdown() + "\n")
