@@ -194,9 +194,9 @@ func runSync(ctx context.Context, o options, bin, dir string, res *results) erro
 		}
 		e := endRounds(ctx, conc, rounds,
 			func(ctx context.Context) (time.Duration, error) { return rawEnd(ctx, c, cs) },
-			func(ctx context.Context) (time.Duration, error) { return longPollEnd(ctx, a, c) },
-			func(ctx context.Context) (time.Duration, error) { return streamEnd(ctx, a, c) },
-			func(ctx context.Context) (time.Duration, error) { return rawJobEnd(ctx, a, c) })
+			func(ctx context.Context) (time.Duration, error) { return followEnd(ctx, a, c, longPollToEnd) },
+			func(ctx context.Context) (time.Duration, error) { return followEnd(ctx, a, c, streamToEnd) },
+			func(ctx context.Context) (time.Duration, error) { return followEnd(ctx, a, c, sdkGetToEnd(c)) })
 		row.RawEnd, row.LongPoll, row.Stream, row.RawJobEnd = e[0], e[1], e[2], e[3]
 		row.RawWorkerEnd, row.RawWorkerRead = cs.drain()
 		for name, st := range map[string]stats{"raw ExecuteWorkflow + Get": row.Raw, "waiting POST sleep 0": row.Sleep, "waiting POST http.request": row.HTTP,
@@ -368,34 +368,26 @@ func closeTime(ctx context.Context, c client.Client, id string) (time.Time, erro
 	return t.AsTime(), nil
 }
 
-// rawJobEnd submits a job of endJobDuration and waits for its workflow's
-// close with the plain SDK's Get (a history long-poll filtered to the
-// close event); it returns the time from the close to the Get's return.
-func rawJobEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
-	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
-	if err != nil {
-		return 0, err
+// sdkGetToEnd waits for job id's workflow to close with the plain SDK's
+// Get (a history long-poll filtered to the close event); it returns when
+// the Get returned.
+func sdkGetToEnd(c client.Client) func(context.Context, *api, string) (status, time.Time, error) {
+	return func(ctx context.Context, _ *api, id string) (status, time.Time, error) {
+		err := c.GetWorkflow(ctx, id, "").Get(ctx, nil)
+		return status{}, time.Now(), err
 	}
-	if err := c.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
-		return 0, err
-	}
-	got := time.Now()
-	closed, err := closeTime(ctx, c, id)
-	if err != nil {
-		return 0, err
-	}
-	return got.Sub(closed), nil
 }
 
-// longPollEnd submits a job of endJobDuration and long-polls it (GET with
-// Prefer: wait and the last ETag) to its end; it returns the time from
-// the job's end (its workflow's close, closeTime) to the answer.
-func longPollEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
+// followEnd submits a job of endJobDuration and follows it to its end
+// with follow (a long-poll, the event stream, the SDK's Get); it returns
+// the time from the job's end (its workflow's close, closeTime) to the
+// moment follow saw it.
+func followEnd(ctx context.Context, a *api, c client.Client, follow func(context.Context, *api, string) (status, time.Time, error)) (time.Duration, error) {
 	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
 	if err != nil {
 		return 0, err
 	}
-	_, got, err := longPollToEnd(ctx, a, id)
+	_, got, err := follow(ctx, a, id)
 	if err != nil {
 		return 0, err
 	}
@@ -449,25 +441,6 @@ func longPollUntil(ctx context.Context, a *api, id, etag string, done func(statu
 		}
 		header["If-None-Match"] = resp.Header.Get("ETag")
 	}
-}
-
-// streamEnd submits a job of endJobDuration and reads its event stream to
-// the end; it returns the time from the job's end (closeTime) to its
-// final event.
-func streamEnd(ctx context.Context, a *api, c client.Client) (time.Duration, error) {
-	id, err := a.submit(ctx, sleepBody(int(endJobDuration/time.Second)), "")
-	if err != nil {
-		return 0, err
-	}
-	_, got, err := streamToEnd(ctx, a, id)
-	if err != nil {
-		return 0, err
-	}
-	closed, err := closeTime(ctx, c, id)
-	if err != nil {
-		return 0, err
-	}
-	return got.Sub(closed), nil
 }
 
 // streamToEnd reads job id's event stream until an event says it has
