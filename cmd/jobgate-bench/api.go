@@ -31,11 +31,10 @@ func newAPI(base string, conns int) *api {
 
 // status is the part of a job's status body the bench reads.
 type status struct {
-	ID          string       `json:"id"`
-	State       string       `json:"state"`
-	Attempt     int          `json:"attempt"`
-	CompletedAt time.Time    `json:"completedAt"`
-	Steps       []stepStatus `json:"steps"`
+	ID      string       `json:"id"`
+	State   string       `json:"state"`
+	Attempt int          `json:"attempt"`
+	Steps   []stepStatus `json:"steps"`
 }
 
 // stepStatus is the part of a workflow kind's step the bench reads.
