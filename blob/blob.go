@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ var ErrNotFound = errors.New("blob not found")
 type Store struct {
 	bucket *gblob.Bucket
 	url    string
+	file   bool // a file:// bucket, whose writes in progress are listed
 	usage  usage
 }
 
@@ -56,7 +58,7 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 		_ = b.Close()
 		return nil, fmt.Errorf("blob storage %s is not accessible: %v", redact(u), err)
 	}
-	return &Store{bucket: b, url: redact(u)}, nil
+	return &Store{bucket: b, url: redact(u), file: u.Scheme == fileblob.Scheme}, nil
 }
 
 // String names the store for logs, without credentials.
@@ -245,7 +247,35 @@ type Object struct {
 
 // Objects returns the blobs under prefix with their sizes, in lexical
 // order of their keys.
+//
+// On a file bucket a blob deleted while it is listed can fail the listing
+// with NotFound (the directory is read, then each file's size): the
+// listing is read again after a short pause, up to listAttempts times in
+// all, so that a burst of deletes (results expiring together) passes.
+// Files of writes in progress are not blobs yet and are left out.
 func (s *Store) Objects(ctx context.Context, prefix string) ([]Object, error) {
+	pause := 5 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		objs, err := s.objects(ctx, prefix)
+		if err == nil || gcerrors.Code(err) != gcerrors.NotFound || attempt == listAttempts {
+			return objs, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
+}
+
+const listAttempts = 10
+
+// tempFile matches the name fileblob gives a write in progress when its
+// temporary files are kept beside the blobs: <key>.<hex nanoseconds>.tmp.
+var tempFile = regexp.MustCompile(`\.[0-9a-f]+\.tmp$`)
+
+func (s *Store) objects(ctx context.Context, prefix string) ([]Object, error) {
 	var objs []Object
 	it := s.bucket.List(&gblob.ListOptions{Prefix: prefix})
 	for {
@@ -256,7 +286,7 @@ func (s *Store) Objects(ctx context.Context, prefix string) ([]Object, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list blobs under %s: %w", prefix, err)
 		}
-		if !obj.IsDir {
+		if !obj.IsDir && !(s.file && tempFile.MatchString(obj.Key)) {
 			objs = append(objs, Object{Key: obj.Key, Size: obj.Size})
 		}
 	}
