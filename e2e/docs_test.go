@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -374,4 +375,48 @@ func TestDocsExternalGoWorker(t *testing.T) {
 	code, status := getJSON(t, fmt.Sprintf("http://127.0.0.1:%d/v1/jobs/%s?redirect=false", s.port("8080"), m[1]))
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "succeeded", status["state"])
+}
+
+// README, "The two commands": what jobgate prints on standard output when
+// it is up, line for line, as the binary prints it with the defaults
+// (ports and the data directory's absolute path put back as documented).
+func TestDocsStartupLines(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	require.NoError(t, err)
+	m := regexp.MustCompile("(?s)When it is up, jobgate prints[^`]*```\n(.*?)\n```").FindSubmatch(b)
+	require.NotNil(t, m, "README.md shows what jobgate prints when it is up")
+	want := strings.Split(string(m[1]), "\n")
+
+	dir := t.TempDir()
+	documented := map[int]string{}
+	port := func(format, doc string) string {
+		p := freeLoopbackPort(t)
+		documented[p] = doc
+		return fmt.Sprintf(format, p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, mustBuildBinary(t))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
+		port("JOBGATE_HTTP_ADDR=127.0.0.1:%d", "8080"),
+		port("JOBGATE_EMBEDDED_TEMPORAL_PORT=%d", "7233"),
+		port("JOBGATE_EMBEDDED_UI_PORT=%d", "8233"),
+		port("JOBGATE_METRICS_ADDR=127.0.0.1:%d", "9080"),
+	)
+	stdout := &lockedWriter{buf: &bytes.Buffer{}}
+	cmd.Stdout = stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eventually(t, 90*time.Second, "jobgate says where its API is", func() bool {
+		return regexp.MustCompile("jobgate: API at [^\n]*\n").MatchString(stdout.String())
+	})
+
+	got := stdout.String()
+	got = strings.ReplaceAll(got, "file://"+dir, "file:///…")
+	for p, doc := range documented {
+		got = strings.ReplaceAll(got, ":"+strconv.Itoa(p), ":"+doc)
+	}
+	require.Equal(t, want, strings.Split(strings.TrimSuffix(got, "\n"), "\n"))
 }
