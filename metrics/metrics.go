@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -64,11 +65,22 @@ func New() *Metrics {
 	scope, closer := tally.NewRootScope(tally.ScopeOptions{
 		CachedReporter:  reporter,
 		Separator:       promreporter.DefaultSeparator,
-		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
+		SanitizeOptions: &sanitize,
 	}, time.Second)
 	m.temporal = sdktally.NewMetricsHandler(scope)
 	m.scope = closer
 	return m
+}
+
+// sanitize is Prometheus's rule for the SDK's metrics: names and label
+// names of letters, digits and underscores, but label values as they are
+// (Prometheus takes any UTF-8), so that kind="http.request" reads the
+// same in jobgate_jobs_finished as in jobgate_jobs_accepted_total.
+var sanitize = tally.SanitizeOptions{
+	NameCharacters:       sdktally.PrometheusSanitizeOptions.NameCharacters,
+	KeyCharacters:        sdktally.PrometheusSanitizeOptions.KeyCharacters,
+	ValueCharacters:      tally.ValidCharacters{Ranges: []tally.SanitizeRange{{0, unicode.MaxRune}}},
+	ReplacementCharacter: sdktally.PrometheusSanitizeOptions.ReplacementCharacter,
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -22,7 +22,7 @@ import (
 const JobWorkflowName = "Job"
 
 // FinishedMetric counts jobs reaching a terminal state, tagged with kind
-// and state (jobgate_jobs_finished_total in Prometheus).
+// and state (jobgate_jobs_finished in Prometheus, through the SDK).
 const FinishedMetric = "jobgate_jobs_finished"
 
 // HeartbeatTimeout is how long a running activity may go without a
