@@ -9,7 +9,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 )
 
 // decodeJSON reads r's body into dst: JSON with a JSON Content-Type only
@@ -50,7 +52,7 @@ func (s *Server) decodeJSON(w http.ResponseWriter, r *http.Request, dst any) err
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return badRequest("malformed-json", "Malformed JSON", describeJSONError(err))
+		return badRequest("malformed-json", "Malformed JSON", describeJSONError(err, dst))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return badRequest("malformed-json", "Malformed JSON", "The body holds data after its JSON object; send exactly one object.")
@@ -86,7 +88,9 @@ func jsonDepth(data []byte) int {
 	return deepest
 }
 
-func describeJSONError(err error) string {
+// describeJSONError says what is wrong with a body that did not decode
+// into dst.
+func describeJSONError(err error, dst any) string {
 	var (
 		syntax   *json.SyntaxError
 		typeErr  *json.UnmarshalTypeError
@@ -103,7 +107,7 @@ func describeJSONError(err error) string {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "The body ends in the middle of a JSON value."
 	case len(err.Error()) > len(fieldErr) && err.Error()[:len(fieldErr)] == fieldErr:
-		return fmt.Sprintf("Unknown field %s; the body accepts kind, input and callbackUrl.", err.Error()[len(fieldErr):])
+		return fmt.Sprintf("Unknown field %s; the body accepts %s.", err.Error()[len(fieldErr):], fieldList(dst))
 	}
 	return "The body is not valid JSON."
 }
@@ -153,4 +157,35 @@ func withRequestID(ctx context.Context, id string) context.Context {
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
+}
+
+// fieldList names the JSON members of the struct dst points to, in their
+// order: "kind, input and callbackUrl".
+func fieldList(dst any) string {
+	t := reflect.TypeOf(dst)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return "no other members"
+	}
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names = append(names, name)
+	}
+	switch len(names) {
+	case 0:
+		return "no members"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }

@@ -206,6 +206,17 @@ func TestRequestsRefusedBeforeTheService(t *testing.T) {
 	require.Empty(t, srv.Jobs.IDs(), "no refused request became a job")
 }
 
+// An unknown member of a body is named, with the members that body
+// accepts.
+func TestUnknownMemberNamesTheAcceptedOnes(t *testing.T) {
+	t.Parallel()
+	srv := httpapitest.NewServer(t, httpapi.Config{})
+	a := call(t, srv, http.MethodPost, "/v1/jobs", `{"kind":"sleep","input":{},"delay":5}`)
+	p := requireProblem(t, a, http.StatusBadRequest, "malformed-json")
+	require.Equal(t, `Unknown field "delay"; the body accepts kind, input, callbackUrl, runAt, delaySeconds and priority.`, p["detail"])
+	require.Empty(t, srv.Jobs.IDs())
+}
+
 // POST answers 202 with the monitors and Retry-After; a replayed key the
 // same job, marked; the key with another request 422.
 func TestSubmitAndReplay(t *testing.T) {

@@ -302,7 +302,7 @@ func (s *Server) handlePatchSchedule(w http.ResponseWriter, r *http.Request) {
 		dec := json.NewDecoder(bytes.NewReader(merged))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&next); err != nil {
-			return badRequest("malformed-json", "Malformed JSON", "The patched schedule is not a schedule: "+describeJSONError(err))
+			return badRequest("malformed-json", "Malformed JSON", "The patched schedule is not a schedule: "+describeJSONError(err, &next))
 		}
 		next.ID = ""
 		sc, err := s.scheduleOf(next, tenant)
