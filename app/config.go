@@ -18,64 +18,64 @@ import (
 // environment variables. docs/configuration.md lists every variable.
 type Config struct {
 	// Role is all (API and worker in one process), api or worker.
-	Role string `envconfig:"ROLE" default:"all"`
+	Role string `envconfig:"JOBGATE_ROLE" default:"all"`
 	// HTTPAddr is where the API listens (roles all and api). Without API
 	// keys and unless set, the API listens on 127.0.0.1 only.
-	HTTPAddr string `envconfig:"HTTP_ADDR" default:":8080"`
+	HTTPAddr string `envconfig:"JOBGATE_HTTP_ADDR" default:":8080"`
 	// TemporalAddress is the Temporal frontend host:port. Empty with role
 	// all starts the embedded server.
-	TemporalAddress string `envconfig:"TEMPORAL_ADDRESS"`
+	TemporalAddress string `envconfig:"JOBGATE_TEMPORAL_ADDRESS"`
 	// TemporalNamespace is the namespace jobs live in.
-	TemporalNamespace string `envconfig:"TEMPORAL_NAMESPACE" default:"default"`
+	TemporalNamespace string `envconfig:"JOBGATE_TEMPORAL_NAMESPACE" default:"default"`
 	// TaskQueue is the Temporal task queue API and workers share.
-	TaskQueue string `envconfig:"TASK_QUEUE" default:"jobgate"`
+	TaskQueue string `envconfig:"JOBGATE_TASK_QUEUE" default:"jobgate"`
 	// KindsFile is a JSON file declaring external kinds, served by Temporal
 	// workers in any language (docs/kinds.md, "External kinds"); empty
 	// declares none. Every role loads it; a bad file stops start-up.
-	KindsFile string `envconfig:"KINDS_FILE"`
+	KindsFile string `envconfig:"JOBGATE_KINDS_FILE"`
 	// TemporalCompression is the gRPC compression of requests to Temporal:
 	// gzip, none, or auto (none to a loopback address such as the embedded
 	// server, where there is no bandwidth to save and compressing every
 	// small request costs CPU; gzip, the SDK's default, to anything else).
-	TemporalCompression string `envconfig:"TEMPORAL_COMPRESSION" default:"auto"`
+	TemporalCompression string `envconfig:"JOBGATE_TEMPORAL_COMPRESSION" default:"auto"`
 	// TemporalCallTimeout bounds every call the API makes to Temporal; a
 	// slower answer is a 503.
-	TemporalCallTimeout time.Duration `envconfig:"TEMPORAL_CALL_TIMEOUT" default:"5s"`
+	TemporalCallTimeout time.Duration `envconfig:"JOBGATE_TEMPORAL_CALL_TIMEOUT" default:"5s"`
 	// TemporalTLSCA is a PEM file of the CA certificates that sign the
 	// Temporal frontend's certificate (empty: the system's CAs). Any of the
 	// TLS variables, or an API key, makes the connection TLS.
-	TemporalTLSCA string `envconfig:"TEMPORAL_TLS_CA"`
+	TemporalTLSCA string `envconfig:"JOBGATE_TEMPORAL_TLS_CA"`
 	// TemporalTLSCert and TemporalTLSKey are PEM files of the client
 	// certificate and key presented to a Temporal that wants mutual TLS.
-	TemporalTLSCert string `envconfig:"TEMPORAL_TLS_CERT"`
-	TemporalTLSKey  string `envconfig:"TEMPORAL_TLS_KEY"`
+	TemporalTLSCert string `envconfig:"JOBGATE_TEMPORAL_TLS_CERT"`
+	TemporalTLSKey  string `envconfig:"JOBGATE_TEMPORAL_TLS_KEY"`
 	// TemporalTLSServerName is the name checked in the frontend's
 	// certificate (empty: the host of TemporalAddress).
-	TemporalTLSServerName string `envconfig:"TEMPORAL_TLS_SERVER_NAME"`
+	TemporalTLSServerName string `envconfig:"JOBGATE_TEMPORAL_TLS_SERVER_NAME"`
 	// TemporalAPIKey is sent as a bearer token on every call to Temporal
 	// (Temporal Cloud's API keys, or a cluster's own authorizer); it
 	// implies TLS and is never logged.
-	TemporalAPIKey string `envconfig:"TEMPORAL_API_KEY"`
+	TemporalAPIKey string `envconfig:"JOBGATE_TEMPORAL_API_KEY"`
 	// DataDir holds the embedded server's SQLite file.
-	DataDir string `envconfig:"DATA_DIR" default:"./jobgate-data"`
+	DataDir string `envconfig:"JOBGATE_DATA_DIR" default:"./jobgate-data"`
 	// EmbeddedTemporalPort is the embedded server's gRPC port.
-	EmbeddedTemporalPort int `envconfig:"EMBEDDED_TEMPORAL_PORT" default:"7233"`
+	EmbeddedTemporalPort int `envconfig:"JOBGATE_EMBEDDED_TEMPORAL_PORT" default:"7233"`
 	// EmbeddedUIPort is the embedded Web UI's port; 0 disables the UI.
-	EmbeddedUIPort int `envconfig:"EMBEDDED_UI_PORT" default:"8233"`
+	EmbeddedUIPort int `envconfig:"JOBGATE_EMBEDDED_UI_PORT" default:"8233"`
 	// EmbeddedHTTPPort is the embedded frontend's HTTP API port; 0 (the
 	// default) runs no HTTP API. It answers anyone who reaches it, with
 	// no authentication, for every tenant.
-	EmbeddedHTTPPort int `envconfig:"EMBEDDED_HTTP_PORT" default:"0"`
+	EmbeddedHTTPPort int `envconfig:"JOBGATE_EMBEDDED_HTTP_PORT" default:"0"`
 	// EmbeddedStore is where the embedded server keeps its state: file (a
 	// SQLite file in DataDir that survives restarts and kill -9) or memory
 	// (lost when the process exits; for benchmarks and throwaway runs), or
 	// a postgres://user:password@host:port/database URL (state in that
 	// PostgreSQL database, visibility in database_visibility; both created
 	// if missing, their schemas set up or migrated at every start).
-	EmbeddedStore string `envconfig:"EMBEDDED_STORE" default:"file"`
+	EmbeddedStore string `envconfig:"JOBGATE_EMBEDDED_STORE" default:"file"`
 	// EmbeddedLogLevel is the embedded server's own log level (debug, info,
 	// warn, error, none).
-	EmbeddedLogLevel string `envconfig:"EMBEDDED_LOG_LEVEL" default:"error"`
+	EmbeddedLogLevel string `envconfig:"JOBGATE_EMBEDDED_LOG_LEVEL" default:"error"`
 	// EmbeddedHistoryCache is how many workflows' mutable state the
 	// embedded server keeps in memory (history.hostLevelCacheMaxSize):
 	// sized for one node, where Temporal's default (128,000) is for a
@@ -83,93 +83,93 @@ type Config struct {
 	// (tens of KiB for a job with its memo and search attributes); a
 	// workflow that is not cached is read from the store when it next
 	// moves. 0 takes the default, 1024.
-	EmbeddedHistoryCache int `envconfig:"EMBEDDED_HISTORY_CACHE" default:"1024"`
+	EmbeddedHistoryCache int `envconfig:"JOBGATE_EMBEDDED_HISTORY_CACHE" default:"1024"`
 	// EmbeddedSQLiteCache is the embedded server's SQLite page cache in
 	// MiB (file store only); its resident cost once full is about twice
 	// this. 0 takes the default, 16.
-	EmbeddedSQLiteCache int `envconfig:"EMBEDDED_SQLITE_CACHE_MIB" default:"16"`
+	EmbeddedSQLiteCache int `envconfig:"JOBGATE_EMBEDDED_SQLITE_CACHE_MIB" default:"16"`
 	// EmbeddedDynamicConfig is a Temporal dynamic config YAML file (the
 	// format of deploy/temporal/dynamicconfig.yaml) whose settings
 	// override the embedded server's: its caches, its task queues, eager
 	// dispatch. A key the server does not know fails the start.
-	EmbeddedDynamicConfig string `envconfig:"EMBEDDED_DYNAMIC_CONFIG"`
+	EmbeddedDynamicConfig string `envconfig:"JOBGATE_EMBEDDED_DYNAMIC_CONFIG"`
 	// PublicURL is the base of absolute URLs in Location headers and links;
 	// empty gives absolute paths.
-	PublicURL string `envconfig:"PUBLIC_URL"`
+	PublicURL string `envconfig:"JOBGATE_PUBLIC_URL"`
 	// TrustedProxies are comma-separated CIDRs whose X-Forwarded-Proto and
 	// X-Forwarded-Host build absolute URLs when PublicURL is empty.
-	TrustedProxies []string `envconfig:"TRUSTED_PROXIES"`
+	TrustedProxies []string `envconfig:"JOBGATE_TRUSTED_PROXIES"`
 	// MaxWait caps Prefer: wait=N on submissions and long-polls.
-	MaxWait time.Duration `envconfig:"MAX_WAIT" default:"60s"`
+	MaxWait time.Duration `envconfig:"JOBGATE_MAX_WAIT" default:"60s"`
 	// MaxDelay caps how far ahead runAt or delaySeconds may start a job
 	// (422 beyond).
-	MaxDelay time.Duration `envconfig:"MAX_DELAY" default:"720h"`
+	MaxDelay time.Duration `envconfig:"JOBGATE_MAX_DELAY" default:"720h"`
 	// MaxSchedules caps each tenant's schedules (429 beyond; 0: no cap).
-	MaxSchedules int `envconfig:"MAX_SCHEDULES" default:"100"`
+	MaxSchedules int `envconfig:"JOBGATE_MAX_SCHEDULES" default:"100"`
 	// APIKeys are comma-separated tenant:sha256-hex-of-key entries; empty
 	// is single-tenant local mode (tenant "default").
-	APIKeys []string `envconfig:"API_KEYS"`
+	APIKeys []string `envconfig:"JOBGATE_API_KEYS"`
 	// RateLimit is each tenant's average requests per second to /v1/ (0:
 	// unlimited).
-	RateLimit float64 `envconfig:"RATE_LIMIT" default:"100"`
+	RateLimit float64 `envconfig:"JOBGATE_RATE_LIMIT" default:"100"`
 	// RateBurst is each tenant's burst of requests (0: twice RateLimit).
-	RateBurst int `envconfig:"RATE_BURST" default:"0"`
+	RateBurst int `envconfig:"JOBGATE_RATE_BURST" default:"0"`
 	// MaxActiveJobs caps each tenant's queued and running jobs (0: no cap).
-	MaxActiveJobs int `envconfig:"MAX_ACTIVE_JOBS" default:"10000"`
+	MaxActiveJobs int `envconfig:"JOBGATE_MAX_ACTIVE_JOBS" default:"10000"`
 	// MaxStreams caps each tenant's requests held open at once: event
 	// streams and long-polls (429 beyond) and waiting submissions (202 at
 	// once beyond); 0: no cap.
-	MaxStreams int `envconfig:"MAX_STREAMS" default:"100"`
+	MaxStreams int `envconfig:"JOBGATE_MAX_STREAMS" default:"100"`
 	// TenantBlobQuota is each tenant's blob storage quota in bytes:
 	// results, exports and batch checkpoints together (429 on submission
 	// while it is used up; a write past it fails the job; 0: no quota).
-	TenantBlobQuota int64 `envconfig:"TENANT_BLOB_QUOTA" default:"10737418240"`
+	TenantBlobQuota int64 `envconfig:"JOBGATE_TENANT_BLOB_QUOTA" default:"10737418240"`
 	// TenantLimits are per-tenant overrides, comma-separated
 	// tenant:rate=R:burst=B:active=N:weight=W:streams=S:blobs=BYTES entries.
-	TenantLimits []string `envconfig:"TENANT_LIMITS"`
+	TenantLimits []string `envconfig:"JOBGATE_TENANT_LIMITS"`
 	// WatchRate bounds the Temporal look-ups per second of all watched
 	// jobs together (jobs with open streams, long-polls or waiting
 	// submissions), however many there are; 0: no bound.
-	WatchRate float64 `envconfig:"WATCH_RATE" default:"100"`
+	WatchRate float64 `envconfig:"JOBGATE_WATCH_RATE" default:"100"`
 	// WatchMaxInterval is how far a watched job's look-up interval backs
 	// off while nothing changes (from 250ms, doubling).
-	WatchMaxInterval time.Duration `envconfig:"WATCH_MAX_INTERVAL" default:"4s"`
+	WatchMaxInterval time.Duration `envconfig:"JOBGATE_WATCH_MAX_INTERVAL" default:"4s"`
 	// MaxBacklog is the task queue backlog over which submissions get 503
 	// (0: no check).
-	MaxBacklog int64 `envconfig:"MAX_BACKLOG" default:"10000"`
+	MaxBacklog int64 `envconfig:"JOBGATE_MAX_BACKLOG" default:"10000"`
 	// ResultTTL is how long finished jobs stay readable before 410 Gone.
-	ResultTTL time.Duration `envconfig:"RESULT_TTL" default:"24h"`
+	ResultTTL time.Duration `envconfig:"JOBGATE_RESULT_TTL" default:"24h"`
 	// MaxBodyBytes caps a request body (413 beyond).
-	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	MaxBodyBytes int64 `envconfig:"JOBGATE_MAX_BODY_BYTES" default:"1048576"`
 	// RequireIdempotencyKey makes the Idempotency-Key header mandatory.
-	RequireIdempotencyKey bool `envconfig:"REQUIRE_IDEMPOTENCY_KEY" default:"false"`
+	RequireIdempotencyKey bool `envconfig:"JOBGATE_REQUIRE_IDEMPOTENCY_KEY" default:"false"`
 	// AllowPrivateTargets lets outbound requests reach private, loopback
 	// and link-local addresses; never jobgate's own listeners nor the
 	// embedded Temporal server's.
-	AllowPrivateTargets bool `envconfig:"ALLOW_PRIVATE_TARGETS" default:"false"`
+	AllowPrivateTargets bool `envconfig:"JOBGATE_ALLOW_PRIVATE_TARGETS" default:"false"`
 	// MaxResponseBytes caps the response an http.request job, and each
 	// request of a batch.http job, reads: headers (names and values) and
 	// body together.
-	MaxResponseBytes int64 `envconfig:"MAX_RESPONSE_BYTES" default:"1048576"`
+	MaxResponseBytes int64 `envconfig:"JOBGATE_MAX_RESPONSE_BYTES" default:"1048576"`
 	// MaxBatchResultBytes caps a batch.http job's result, all its items'
 	// results together (and so its checkpoints): a response that would
 	// pass it keeps only its status and a batch-result-too-large error.
-	MaxBatchResultBytes int64 `envconfig:"MAX_BATCH_RESULT_BYTES" default:"33554432"`
+	MaxBatchResultBytes int64 `envconfig:"JOBGATE_MAX_BATCH_RESULT_BYTES" default:"33554432"`
 	// BlobURL is the blob storage of large results, exports and batch
 	// checkpoints (file:///dir, s3://bucket?region=…, gs://bucket). Empty
 	// is file:// under DataDir/blobs, which roles api and worker accept
 	// only when JOBGATE_DATA_DIR is set (a directory they share).
-	BlobURL string `envconfig:"BLOB_URL"`
+	BlobURL string `envconfig:"JOBGATE_BLOB_URL"`
 	// ResultBlobThreshold is the size in bytes over which a JSON result
 	// goes to blob storage instead of the workflow's history (at most
 	// 1 MiB; 0 sends every result there). Unset, it is
 	// activities.DefaultResultBlobThreshold (loadConfig sets it: a tag
 	// default would write the number a second time).
-	ResultBlobThreshold int64 `envconfig:"RESULT_BLOB_THRESHOLD"`
+	ResultBlobThreshold int64 `envconfig:"JOBGATE_RESULT_BLOB_THRESHOLD"`
 	// WebhookSecrets are comma-separated tenant:whsec_… signing secrets.
 	// Empty in local mode (no API keys): one is generated for tenant
 	// default and kept in DataDir/webhook-secret (mode 0600).
-	WebhookSecrets []string `envconfig:"WEBHOOK_SECRETS"`
+	WebhookSecrets []string `envconfig:"JOBGATE_WEBHOOK_SECRETS"`
 	// DeploymentSecret is the deployment's own secret (at least 32
 	// characters), the same on every API instance and never given to
 	// anyone: job ids of Idempotency-Keys are keyed by it and listing
@@ -177,32 +177,32 @@ type Config struct {
 	// with an explicit DataDir that the API instances share: generated
 	// once and kept in DataDir/deployment-secret (mode 0600). Roles api
 	// and all with an external Temporal refuse to start without either.
-	DeploymentSecret string `envconfig:"DEPLOYMENT_SECRET"`
+	DeploymentSecret string `envconfig:"JOBGATE_DEPLOYMENT_SECRET"`
 	// WorkerConcurrency bounds the jobs one worker runs at once.
-	WorkerConcurrency int `envconfig:"WORKER_CONCURRENCY" default:"200"`
+	WorkerConcurrency int `envconfig:"JOBGATE_WORKER_CONCURRENCY" default:"200"`
 	// ReadHeaderTimeout is how long a client may take to send its request
 	// headers (the body gets 20 s more) before the connection is closed.
-	ReadHeaderTimeout time.Duration `envconfig:"READ_HEADER_TIMEOUT" default:"10s"`
+	ReadHeaderTimeout time.Duration `envconfig:"JOBGATE_READ_HEADER_TIMEOUT" default:"10s"`
 	// ShutdownTimeout bounds a graceful shutdown.
-	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"30s"`
+	ShutdownTimeout time.Duration `envconfig:"JOBGATE_SHUTDOWN_TIMEOUT" default:"30s"`
 	// OTLPEndpoint, when set, sends traces over OTLP/gRPC to this
 	// host:port.
-	OTLPEndpoint string `envconfig:"OTLP_ENDPOINT"`
+	OTLPEndpoint string `envconfig:"JOBGATE_OTLP_ENDPOINT"`
 	// OTLPInsecure sends traces without TLS.
-	OTLPInsecure bool `envconfig:"OTLP_INSECURE" default:"false"`
+	OTLPInsecure bool `envconfig:"JOBGATE_OTLP_INSECURE" default:"false"`
 	// LogLevel is jobgate's log level (debug, info, warn, error).
-	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	LogLevel string `envconfig:"JOBGATE_LOG_LEVEL" default:"info"`
 	// PprofAddr, when set, serves Go's profiler (net/http/pprof) on its
 	// own listener at this address, e.g. 127.0.0.1:6060. It reveals the
 	// process's internals: bind it to loopback or a private network.
-	PprofAddr string `envconfig:"PPROF_ADDR"`
+	PprofAddr string `envconfig:"JOBGATE_PPROF_ADDR"`
 	// MetricsAddr is where Prometheus metrics are served (GET /metrics),
 	// on a listener of their own, never the API's. Unset: 127.0.0.1 at the
 	// port of HTTPAddr plus 1000 (127.0.0.1:9080 for :8080), so processes
 	// with their own HTTP ports on one host do not collide; off (or empty)
 	// serves none. The metrics name kinds and counts: keep them off the
 	// public network.
-	MetricsAddr string `envconfig:"METRICS_ADDR"`
+	MetricsAddr string `envconfig:"JOBGATE_METRICS_ADDR"`
 
 	trustedProxies []netip.Prefix
 	apiKeys        []httpapi.APIKey
@@ -216,7 +216,10 @@ type Config struct {
 // loadConfig reads and checks the configuration from the environment.
 func loadConfig() (Config, error) {
 	var cfg Config
-	if err := envconfig.Process("jobgate", &cfg); err != nil {
+	// No prefix: each tag is the variable's whole name, so envconfig's
+	// fallback to the name without its prefix (a stray ROLE or LOG_LEVEL
+	// in a container's environment) never applies.
+	if err := envconfig.Process("", &cfg); err != nil {
 		return cfg, fmt.Errorf("configuration: %w", err)
 	}
 	return checkConfig(cfg, os.LookupEnv)

@@ -23,7 +23,7 @@ func TestConfigurationDocListsEveryVariable(t *testing.T) {
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
 		if tag := typ.Field(i).Tag.Get("envconfig"); tag != "" {
-			read["JOBGATE_"+tag] = true
+			read[tag] = true
 		}
 	}
 	require.NotEmpty(t, read)

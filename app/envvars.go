@@ -12,8 +12,8 @@ import (
 // readEnv sets cfg's fields from the JOBGATE_* variables lookup finds, or
 // their defaults, as envconfig.Process does from the process's
 // environment (which it cannot be given in place of): a variable is read
-// with the prefix, then without it; one that is set, even empty, wins
-// over the default; lists are comma-separated. A value that does not
+// by its whole name (the tag; never without its prefix); one that is set,
+// even empty, wins over the default; lists are comma-separated. A value that does not
 // parse is envconfig's own ParseError.
 func readEnv(lookup func(string) (string, bool), cfg *Config) error {
 	v := reflect.ValueOf(cfg).Elem()
@@ -24,11 +24,8 @@ func readEnv(lookup func(string) (string, bool), cfg *Config) error {
 		if name == "" {
 			continue
 		}
-		key := "JOBGATE_" + strings.ToUpper(name)
+		key := strings.ToUpper(name)
 		value, ok := lookup(key)
-		if !ok {
-			value, ok = lookup(strings.ToUpper(name))
-		}
 		def := f.Tag.Get("default")
 		if !ok {
 			if def == "" {

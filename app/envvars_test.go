@@ -15,7 +15,7 @@ func TestReadEnvIsEnvconfig(t *testing.T) {
 	same := func(t *testing.T) {
 		t.Helper()
 		var want, got Config
-		wantErr := envconfig.Process("jobgate", &want)
+		wantErr := envconfig.Process("", &want)
 		gotErr := readEnv(os.LookupEnv, &got)
 		if wantErr != nil {
 			require.EqualError(t, gotErr, wantErr.Error())
@@ -37,6 +37,16 @@ func TestReadEnvIsEnvconfig(t *testing.T) {
 		t.Setenv("LOG_LEVEL", "debug")
 		t.Setenv("JOBGATE_MAX_SCHEDULES", "7")
 		same(t)
+	})
+	t.Run("names without the prefix", func(t *testing.T) {
+		t.Setenv("ROLE", "bogus")
+		t.Setenv("LOG_LEVEL", "bogus")
+		t.Setenv("HTTP_ADDR", ":1")
+		same(t)
+		cfg, err := loadConfig()
+		require.NoError(t, err, "a variable without JOBGATE_ configures nothing")
+		require.Equal(t, "all", cfg.Role)
+		require.Equal(t, "info", cfg.LogLevel)
 	})
 	t.Run("bad value", func(t *testing.T) {
 		t.Setenv("JOBGATE_MAX_BODY_BYTES", "lots")
