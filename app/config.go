@@ -261,7 +261,7 @@ func checkConfig(cfg Config, lookup func(string) (string, bool)) (Config, error)
 		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_STORE must be file, memory or a postgres:// URL, not %q", cfg.EmbeddedStore)
 	}
 	if cfg.EmbeddedSQLiteCache < 0 {
-		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (the default) or more, not %d", cfg.EmbeddedSQLiteCache)
+		return cfg, fmt.Errorf("configuration: JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (for the default, 16) or more, not %d", cfg.EmbeddedSQLiteCache)
 	}
 	if cfg.ResultTTL <= 0 {
 		return cfg, fmt.Errorf("configuration: JOBGATE_RESULT_TTL must be positive, not %s", cfg.ResultTTL)

@@ -64,7 +64,7 @@ func TestLoadConfigEmbeddedSQLiteCache(t *testing.T) {
 	require.Equal(t, 16, cfg.EmbeddedSQLiteCache, "the default")
 	t.Setenv("JOBGATE_EMBEDDED_SQLITE_CACHE_MIB", "-1")
 	_, err = loadConfig()
-	require.ErrorContains(t, err, "JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (the default) or more")
+	require.ErrorContains(t, err, "JOBGATE_EMBEDDED_SQLITE_CACHE_MIB must be 0 (for the default, 16) or more")
 	t.Setenv("JOBGATE_EMBEDDED_SQLITE_CACHE_MIB", "64")
 	cfg, err = loadConfig()
 	require.NoError(t, err)

@@ -167,7 +167,10 @@ func TestScheduleValidationPatchAndCap(t *testing.T) {
 		"bad id":                `{"id":"no/slash","every":"1m","job":{"kind":"sleep","input":{"seconds":1}}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
-			requireProblem(t, e.do(http.MethodPost, "/v1/schedules", body), http.StatusUnprocessableEntity, "invalid-input")
+			p := requireProblem(t, e.do(http.MethodPost, "/v1/schedules", body), http.StatusUnprocessableEntity, "invalid-input")
+			// The errors are the schedule's: the detail does not blame the
+			// job's kind.
+			require.Equal(t, "The submission is incomplete or invalid; see errors.", p["detail"])
 		})
 	}
 	requireProblem(t, e.do(http.MethodPost, "/v1/schedules", `{"id":"bad","every":"1m","job":{"kind":"nope"}}`), http.StatusUnprocessableEntity, "unknown-kind")

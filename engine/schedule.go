@@ -159,7 +159,8 @@ func (s *Service) checkSchedule(sc *job.Schedule) (job.Kind, error) {
 		add("/job/kind", "is an external kind, which schedules cannot run yet; submit its jobs with POST /v1/jobs")
 	}
 	if len(errs) > 0 {
-		return job.Kind{}, &job.ValidationError{Kind: sc.Job.Kind, Fields: errs}
+		// No Kind: the errors are the schedule's, not only its job input's.
+		return job.Kind{}, &job.ValidationError{Fields: errs}
 	}
 	return kind, nil
 }

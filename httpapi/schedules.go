@@ -180,7 +180,7 @@ func (s *Server) scheduleOf(b scheduleBody, tenant string) (job.Schedule, error)
 		errs = append(errs, job.FieldError{Field: "/jitterSeconds", Message: "must not be negative"})
 	}
 	if len(errs) > 0 {
-		return job.Schedule{}, &job.ValidationError{Kind: b.Job.Kind, Fields: errs}
+		return job.Schedule{}, &job.ValidationError{Fields: errs} // the schedule's errors, not its kind's
 	}
 	return sc, nil
 }
