@@ -428,7 +428,7 @@ func mustJobgateEnv(tb testing.TB, root string) map[string]string {
 			tag, err := strconv.Unquote(field.Tag.Value)
 			require.NoError(tb, err, "%s: tag %s", path, field.Tag.Value)
 			if name := reflect.StructTag(tag).Get("envconfig"); name != "" {
-				vars["JOBGATE_"+name] = reflect.StructTag(tag).Get("default")
+				vars[name] = reflect.StructTag(tag).Get("default")
 			}
 		}
 		return false
