@@ -78,6 +78,10 @@ func (e *ValidationError) Error() string {
 	if e.Input != "" {
 		return fmt.Sprintf("invalid input %q for a job of kind %q: %s", e.Input, e.Kind, strings.Join(msgs, "; "))
 	}
+	if e.Kind == "" {
+		// A request's own errors (a schedule's spec, a backfill's range).
+		return "invalid request: " + strings.Join(msgs, "; ")
+	}
 	return fmt.Sprintf("invalid input for kind %q: %s", e.Kind, strings.Join(msgs, "; "))
 }
 

@@ -146,3 +146,14 @@ func TestRegistryRefusesBadSchemasAndReservedNames(t *testing.T) {
 	_, err := job.NewRegistry(reserved)
 	require.ErrorContains(t, err, "jobgate's own")
 }
+
+// A validation error names the kind whose input failed, and reads as the
+// request's own when no kind is involved (a schedule's spec).
+func TestValidationErrorText(t *testing.T) {
+	t.Parallel()
+	fields := []job.FieldError{{Field: "/every", Message: "must be at least 1s"}, {Field: "/cron", Message: "send cron or every, not both"}}
+	require.Equal(t, `invalid input for kind "sleep": /cron: send cron or every, not both; /every: must be at least 1s`,
+		(&job.ValidationError{Kind: "sleep", Fields: fields}).Error())
+	require.Equal(t, `invalid request: /cron: send cron or every, not both; /every: must be at least 1s`,
+		(&job.ValidationError{Fields: fields}).Error())
+}
